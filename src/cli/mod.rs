@@ -1,0 +1,36 @@
+//! The command line: flags are parsed into plain structs here, then each subcommand module
+//! turns them into a pipeline request and prints the result.
+
+pub mod render;
+
+use clap::{Parser, Subcommand};
+
+/// Render, diff, apply and watch an OpenChoreo build plane.
+#[derive(Debug, Parser)]
+#[command(name = "buildplane", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the build-plane bundle and/or per-build manifests to stdout, offline.
+    Render(render::RenderArgs),
+}
+
+/// How a command ended, for the exit code (decided in `main` alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; nothing to report (exit 0).
+    Success,
+    /// Done, and there were differences or failures to report (exit 1).
+    Differences,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Render(args) => render::run(args),
+    }
+}

@@ -1,0 +1,9 @@
+//! The pure core: no I/O, no clock, no environment. Everything here is a function of its
+//! arguments, which is what makes renders byte-stable and testable without a cluster.
+
+pub mod catalog;
+pub mod manifest;
+pub mod naming;
+pub mod render;
+pub mod spec;
+pub mod values;

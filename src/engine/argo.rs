@@ -1,0 +1,211 @@
+//! The Argo Workflows engine: per-build prerequisites and the `Workflow` that instantiates one
+//! of the chart's ClusterWorkflowTemplates, named and labelled as upstream does.
+
+use super::Engine;
+use crate::core::catalog::{self, RESERVED_PARAMETERS};
+use crate::core::manifest::Manifest;
+use crate::core::naming;
+use crate::core::spec::{Build, Origin, SpecError, field_error};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub const SERVICE_ACCOUNT: &str = "workflow-sa";
+pub const ROLE: &str = "workflow-role";
+pub const ROLE_BINDING: &str = "workflow-role-binding";
+/// Annotation with the hash of the Build spec a Workflow was rendered from.
+pub const SPEC_HASH_ANNOTATION: &str = "buildplane.openchoreo.dev/spec-hash";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "buildplane");
+
+pub struct ArgoEngine;
+
+impl Engine for ArgoEngine {
+    fn name(&self) -> &'static str {
+        "argo"
+    }
+
+    fn validate(&self, origin: &Origin, build: &Build) -> Result<(), SpecError> {
+        let tref = &build.spec.template_ref;
+        let Some(template) = catalog::template(&tref.name) else {
+            return Err(field_error(
+                origin,
+                "spec.templateRef.name",
+                format!(
+                    "unknown template {:?} (known: {})",
+                    tref.name,
+                    catalog::template_names().join(", ")
+                ),
+            ));
+        };
+        for (i, p) in tref.parameters.iter().enumerate() {
+            let path = format!("spec.templateRef.parameters[{i}].name");
+            if RESERVED_PARAMETERS.contains(&p.name.as_str()) {
+                return Err(field_error(
+                    origin,
+                    &path,
+                    format!(
+                        "{:?} is set by buildplane itself and cannot be overridden",
+                        p.name
+                    ),
+                ));
+            }
+            if !template.parameters.contains(&p.name.as_str()) {
+                let expected = if template.parameters.is_empty() {
+                    "it takes none".to_owned()
+                } else {
+                    format!("expected one of {}", template.parameters.join(", "))
+                };
+                return Err(field_error(
+                    origin,
+                    &path,
+                    format!(
+                        "unknown parameter {:?} for template {} ({expected})",
+                        p.name, template.name
+                    ),
+                ));
+            }
+            if tref.parameters[..i].iter().any(|q| q.name == p.name) {
+                return Err(field_error(
+                    origin,
+                    &path,
+                    format!("{:?} is given twice", p.name),
+                ));
+            }
+        }
+        for required in template.parameters {
+            if !tref.parameters.iter().any(|p| p.name == *required) {
+                return Err(field_error(
+                    origin,
+                    "spec.templateRef.parameters",
+                    format!("template {} needs parameter {required:?}", template.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn prerequisites(&self, build: &Build) -> Vec<Manifest> {
+        let ns = naming::namespace_name(build.organization());
+        let labels = json!({
+            "organization-name": naming::label_value(build.organization()),
+            MANAGED_BY.0: MANAGED_BY.1,
+        });
+        let mut ns_labels = labels.clone();
+        // Build pods run privileged podman; say so instead of leaving it to the cluster default.
+        ns_labels["pod-security.kubernetes.io/enforce"] = json!("privileged");
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns, "labels": ns_labels}}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": SERVICE_ACCOUNT, "namespace": ns, "labels": labels}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": ROLE, "namespace": ns, "labels": labels},
+                "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"],
+                    "verbs": ["create", "get", "list", "watch", "update", "patch"]}]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": ROLE_BINDING, "namespace": ns, "labels": labels},
+                "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE}}),
+        ];
+        objects
+            .into_iter()
+            .map(|o| Manifest::new(o).expect("prerequisites carry kind and name"))
+            .collect()
+    }
+
+    fn build_object(&self, build: &Build) -> Manifest {
+        let labels = workflow_labels(build);
+        let (commit, branch) = build.commit_and_branch();
+        let spec = &build.spec;
+        let mut params = vec![
+            param("project-name", &spec.owner.project_name),
+            param("component-name", &spec.owner.component_name),
+            param("git-repo", &spec.repository.url),
+            param("app-path", &spec.repository.app_path),
+            param(
+                "image-name",
+                &naming::image_name(&spec.owner.project_name, &spec.owner.component_name),
+            ),
+            param("image-tag", naming::IMAGE_TAG),
+            param("commit", commit),
+            param("branch", branch),
+        ];
+        params.extend(
+            spec.template_ref
+                .parameters
+                .iter()
+                .map(|p| param(&p.name, &p.value)),
+        );
+        let object = json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {
+                "name": naming::workflow_name(&build.metadata.name),
+                "namespace": naming::namespace_name(build.organization()),
+                "labels": labels,
+                "annotations": {SPEC_HASH_ANNOTATION: spec_hash(build)},
+            },
+            "spec": {
+                "serviceAccountName": SERVICE_ACCOUNT,
+                "podMetadata": {"labels": labels},
+                "workflowTemplateRef": {"name": spec.template_ref.name, "clusterScope": true},
+                "arguments": {"parameters": params},
+            },
+        });
+        Manifest::new(object).expect("a Workflow carries kind and name")
+    }
+}
+
+fn param(name: &str, value: &str) -> Value {
+    json!({"name": name, "value": value})
+}
+
+/// `MakeWorkflowLabels`, with each value made a valid label value where the raw name is not.
+pub fn workflow_labels(build: &Build) -> Value {
+    let o = &build.spec.owner;
+    json!({
+        "organization-name": naming::label_value(build.organization()),
+        "project-name": naming::label_value(&o.project_name),
+        "component-name": naming::label_value(&o.component_name),
+        "build-name": naming::label_value(&build.metadata.name),
+        "uuid": build_uid(build),
+        "target": "build",
+    })
+}
+
+/// The Build's UID when it has one (a Build custom resource); for a Build read from a file, a
+/// UUID-shaped id derived from its namespace and name, so renders stay deterministic.
+pub fn build_uid(build: &Build) -> String {
+    if let Some(uid) = build
+        .metadata
+        .uid
+        .as_deref()
+        .filter(|u| naming::is_label_value(u))
+    {
+        return uid.to_owned();
+    }
+    let d = Sha256::digest(format!("{}/{}", build.organization(), build.metadata.name));
+    let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-5{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// SHA-256 of the Build's identity and spec in canonical JSON: what decides whether the
+/// Workflow in the cluster was made from this very spec.
+pub fn spec_hash(build: &Build) -> String {
+    let canonical = serde_json::to_vec(&json!({
+        "namespace": build.organization(),
+        "name": build.metadata.name,
+        "spec": build.spec,
+    }))
+    .expect("a Build always serializes");
+    Sha256::digest(&canonical)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,8 @@
+//! buildplane: render, diff, apply and watch an OpenChoreo build plane.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod core;
+pub mod engine;
+pub mod pipeline;
+pub mod source;

@@ -1,0 +1,188 @@
+//! The one flow every command shares: read inputs → merge values → render → sort. Everything
+//! is read and validated before anything is produced, so bad input yields an error and no
+//! output (and, for the commands that talk to a cluster, no request).
+
+use crate::core::manifest::{self, Manifest};
+use crate::core::render::{self, Chart, RenderError};
+use crate::core::spec::{self, Build, Origin, SpecError};
+use crate::core::values::{self, SetKind, ValuesError};
+use crate::engine;
+use crate::source::{self, SourceError};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Why a render could not be made. Every variant is bad input (exit code 2) except
+/// `Render`, which may also be a chart bug.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A file could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A values input is malformed or the merged values break the schema.
+    #[error(transparent)]
+    Values(#[from] ValuesError),
+    /// A values file is not valid YAML.
+    #[error("{file}: invalid YAML: {message}")]
+    ValuesYaml { file: String, message: String },
+    /// A Build file is malformed or a Build is invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Two Builds share a namespace and name.
+    #[error("Build {namespace}/{name} is defined twice: in {first} and in {second}")]
+    DuplicateBuild {
+        namespace: String,
+        name: String,
+        first: String,
+        second: String,
+    },
+    /// Two different Builds map to the same Workflow (names that differ only in characters
+    /// the naming rule folds).
+    #[error("{first} and {second} both render Workflow {workflow}")]
+    DuplicateWorkflow {
+        workflow: String,
+        first: String,
+        second: String,
+    },
+    /// Rendering the chart failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// No Build file was found under the paths given.
+    #[error("no Build files (*.yaml, *.yml) found in {0}")]
+    NoBuildFiles(String),
+}
+
+/// What to render.
+#[derive(Debug, Clone, Default)]
+pub struct RenderRequest {
+    /// `-f` files in order.
+    pub values_files: Vec<PathBuf>,
+    /// `--set` / `--set-string` expressions in command-line order.
+    pub sets: Vec<(SetKind, String)>,
+    /// Build files or directories; empty means the chart bundle alone.
+    pub builds: Vec<PathBuf>,
+    /// Put the chart bundle in front of the build manifests.
+    pub install: bool,
+    /// Organization for Builds without `metadata.namespace`.
+    pub default_namespace: Option<String>,
+}
+
+/// A Build with the place it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedBuild {
+    pub origin: Origin,
+    pub build: Build,
+}
+
+/// The merged values: chart defaults, then each `-f` file, then each `--set`, validated.
+pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, PipelineError> {
+    let mut merged = render::defaults(chart)?;
+    for path in &req.values_files {
+        let file = path.display().to_string();
+        let text = source::read_text(path)?;
+        let overlay: Value =
+            serde_saphyr::from_str(&text).map_err(|e| PipelineError::ValuesYaml {
+                file: file.clone(),
+                message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+            })?;
+        match overlay {
+            Value::Null => {}
+            Value::Object(_) => values::coalesce(&mut merged, overlay),
+            _ => return Err(ValuesError::NotAMap { source_name: file }.into()),
+        }
+    }
+    for (kind, expr) in &req.sets {
+        values::apply_set(&mut merged, values::parse_set(expr, *kind)?);
+    }
+    values::validate(&merged, &chart.values_schema()?)?;
+    Ok(merged)
+}
+
+/// Reads and validates every Build under `paths`; fails on the first bad one.
+pub fn load_builds(
+    paths: &[PathBuf],
+    default_namespace: Option<&str>,
+) -> Result<Vec<LoadedBuild>, PipelineError> {
+    let files = source::expand_paths(paths)?;
+    if files.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(PipelineError::NoBuildFiles(shown.join(", ")));
+    }
+    let mut builds = Vec::new();
+    for file in files {
+        let text = source::read_text(&file)?;
+        let name = file.display().to_string();
+        for (origin, doc) in spec::parse_documents(&name, &text)? {
+            let mut build = spec::build_from_value(&origin, doc)?;
+            if build.metadata.namespace.is_none() {
+                build.metadata.namespace = default_namespace.map(str::to_owned);
+            }
+            engine::for_build(&origin, &build)?.validate(&origin, &build)?;
+            builds.push(LoadedBuild { origin, build });
+        }
+    }
+    Ok(builds)
+}
+
+/// The objects for a set of Builds: each organization's prerequisites once, and one build
+/// object per Build. Duplicates are errors, not silent overwrites.
+pub fn render_builds(builds: &[LoadedBuild]) -> Result<Vec<Manifest>, PipelineError> {
+    let mut by_name: BTreeMap<(String, String), &Origin> = BTreeMap::new();
+    let mut by_object: BTreeMap<String, &Origin> = BTreeMap::new();
+    let mut objects: BTreeMap<String, Manifest> = BTreeMap::new();
+    for lb in builds {
+        let b = &lb.build;
+        let key = (b.organization().to_owned(), b.metadata.name.clone());
+        if let Some(first) = by_name.insert(key.clone(), &lb.origin) {
+            return Err(PipelineError::DuplicateBuild {
+                namespace: key.0,
+                name: key.1,
+                first: first.to_string(),
+                second: lb.origin.to_string(),
+            });
+        }
+        let engine = engine::for_build(&lb.origin, b)?;
+        let object = engine.build_object(b);
+        let id = object.id.to_string();
+        if let Some(first) = by_object.insert(id.clone(), &lb.origin) {
+            return Err(PipelineError::DuplicateWorkflow {
+                workflow: id,
+                first: first.to_string(),
+                second: lb.origin.to_string(),
+            });
+        }
+        objects.insert(id, object);
+        for m in engine.prerequisites(b) {
+            objects.entry(m.id.to_string()).or_insert(m);
+        }
+    }
+    Ok(objects.into_values().collect())
+}
+
+/// The whole render: values and Builds are read and validated first, then rendered, then
+/// sorted into the canonical order.
+pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, PipelineError> {
+    // Values are checked even when only builds are rendered: a bad -f or --set is an error.
+    let values = merged_values(chart, req)?;
+    let with_chart = req.install || req.builds.is_empty();
+    let builds = if req.builds.is_empty() {
+        Vec::new()
+    } else {
+        load_builds(&req.builds, req.default_namespace.as_deref())?
+    };
+    let mut out = Vec::new();
+    if with_chart {
+        out.extend(render::render_chart(chart, &values)?);
+    }
+    let build_objects = render_builds(&builds)?;
+    // A build namespace the bundle already prepares (workflowNamespaces) is rendered once.
+    let mut seen: std::collections::BTreeSet<String> =
+        out.iter().map(|m| m.id.to_string()).collect();
+    for m in build_objects {
+        if seen.insert(m.id.to_string()) {
+            out.push(m);
+        }
+    }
+    manifest::sort(&mut out);
+    Ok(out)
+}
