@@ -73,7 +73,7 @@ fn every_upstream_vector_matches() {
             "GenerateK8sNameWithLengthLimit" => {
                 upstream_k8s_name_bytes(limit.parse().unwrap(), &refs).map_err(|e| e.to_string())
             }
-            "MakeWorkflowName" => Ok(upstream_workflow_name(&refs[0])),
+            "MakeWorkflowName" => Ok(upstream_workflow_name(refs[0])),
             "MakeNamespaceName" => {
                 Ok(upstream_namespace_name(refs.first().copied().unwrap_or("")).into_bytes())
             }
