@@ -1,1 +1,103 @@
-fn main() {}
+//! `cargo bench --bench render`: render 10,000 Build specs (from 10,000 generated files) to a
+//! YAML stream, and — in the same run — only serialize the same, already built objects. The
+//! ratio render/serialize says how close rendering is to the floor set by serialization.
+
+use buildplane::core::manifest;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use buildplane::core::render::Chart;
+use buildplane::pipeline::{self, RenderRequest};
+use std::time::{Duration, Instant};
+
+const BUILDS: usize = 10_000;
+const ROUNDS: usize = 5;
+
+fn build_yaml(i: usize) -> String {
+    let (template, params) = match i % 4 {
+        0 => (
+            "docker",
+            "\n    parameters:\n      - {name: docker-context, value: /svc}\n      - {name: dockerfile-path, value: /svc/Dockerfile}",
+        ),
+        1 => (
+            "react",
+            "\n    parameters:\n      - {name: node-version, value: \"20\"}",
+        ),
+        2 => ("ballerina-buildpack", ""),
+        _ => ("google-cloud-buildpacks", ""),
+    };
+    format!(
+        "apiVersion: openchoreo.dev/v1alpha1\nkind: Build\nmetadata:\n  name: component-{i}-build-{i:08x}\n  namespace: org-{org}\nspec:\n  owner:\n    projectName: project-{p}\n    componentName: component-{i}\n  repository:\n    url: https://git.example.com/org-{org}/repo-{i}.git\n    revision:\n      branch: main\n    appPath: /services/component-{i}\n  templateRef:\n    name: {template}{params}\n",
+        org = i % 50,
+        p = i % 200,
+    )
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for i in 0..BUILDS {
+        std::fs::write(dir.path().join(format!("build-{i:05}.yaml")), build_yaml(i)).unwrap();
+    }
+    let chart = Chart::builtin();
+    let req = RenderRequest {
+        builds: vec![dir.path().to_path_buf()],
+        default_namespace: Some("default".into()),
+        ..Default::default()
+    };
+    let mut render_times = Vec::new();
+    let mut serialize_times = Vec::new();
+    let mut parse_times = Vec::new();
+    let files = buildplane::source::expand_paths(&[dir.path().to_path_buf()]).unwrap();
+    let mut bytes = 0;
+    let mut objects = 0;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let manifests = pipeline::render(&chart, &req).expect("render");
+        let yaml = manifest::to_yaml_stream(&manifests).expect("serialize");
+        render_times.push(t.elapsed());
+        bytes = yaml.len();
+        objects = manifests.len();
+
+        let t = Instant::now();
+        let again = manifest::to_yaml_stream(&manifests).expect("serialize");
+        serialize_times.push(t.elapsed());
+        assert_eq!(again.len(), bytes);
+
+        // The input side's floor: read and YAML-parse the same files, as render does.
+        let t = Instant::now();
+        let docs = buildplane::core::par::map(&files, |f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            buildplane::core::spec::parse_documents("bench", &text)
+                .unwrap()
+                .len()
+        });
+        parse_times.push(t.elapsed());
+        assert_eq!(docs.iter().sum::<usize>(), BUILDS);
+    }
+    let r = median(render_times);
+    let s = median(serialize_times);
+    println!(
+        "render: {BUILDS} builds from {BUILDS} files -> {objects} objects, {bytes} bytes of YAML"
+    );
+    println!(
+        "render (read + parse + validate + build + sort + serialize): {:.3} s median of {ROUNDS} = {:.0} builds/s",
+        r.as_secs_f64(),
+        BUILDS as f64 / r.as_secs_f64()
+    );
+    let p = median(parse_times);
+    println!("serialize only (same objects): {:.3} s", s.as_secs_f64());
+    println!(
+        "read + YAML-parse only (same files): {:.3} s",
+        p.as_secs_f64()
+    );
+    println!(
+        "ratio render/serialize: {:.2}",
+        r.as_secs_f64() / s.as_secs_f64()
+    );
+}

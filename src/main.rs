@@ -6,6 +6,10 @@ use buildplane::cli::{self, Cli, Outcome};
 use clap::Parser;
 use std::process::ExitCode;
 
+// Rendering allocates many small maps; mimalloc is measurably faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

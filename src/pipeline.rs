@@ -98,7 +98,8 @@ pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, Pipeli
     Ok(merged)
 }
 
-/// Reads and validates every Build under `paths`; fails on the first bad one.
+/// Reads and validates every Build under `paths`. Files are read and parsed in parallel; the
+/// error reported is the first in file order, so it does not depend on scheduling.
 pub fn load_builds(
     paths: &[PathBuf],
     default_namespace: Option<&str>,
@@ -108,18 +109,28 @@ pub fn load_builds(
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(PipelineError::NoBuildFiles(shown.join(", ")));
     }
+    let per_file = crate::core::par::map(&files, |file| load_file(file, default_namespace));
+    let mut builds = Vec::with_capacity(files.len());
+    for result in per_file {
+        builds.extend(result?);
+    }
+    Ok(builds)
+}
+
+fn load_file(
+    file: &std::path::Path,
+    default_namespace: Option<&str>,
+) -> Result<Vec<LoadedBuild>, PipelineError> {
+    let text = source::read_text(file)?;
+    let name = file.display().to_string();
     let mut builds = Vec::new();
-    for file in files {
-        let text = source::read_text(&file)?;
-        let name = file.display().to_string();
-        for (origin, doc) in spec::parse_documents(&name, &text)? {
-            let mut build = spec::build_from_value(&origin, doc)?;
-            if build.metadata.namespace.is_none() {
-                build.metadata.namespace = default_namespace.map(str::to_owned);
-            }
-            engine::for_build(&origin, &build)?.validate(&origin, &build)?;
-            builds.push(LoadedBuild { origin, build });
+    for (origin, doc) in spec::parse_documents(&name, &text)? {
+        let mut build = spec::build_from_value(&origin, doc)?;
+        if build.metadata.namespace.is_none() {
+            build.metadata.namespace = default_namespace.map(str::to_owned);
         }
+        engine::for_build(&origin, &build)?.validate(&origin, &build)?;
+        builds.push(LoadedBuild { origin, build });
     }
     Ok(builds)
 }
@@ -127,36 +138,44 @@ pub fn load_builds(
 /// The objects for a set of Builds: each organization's prerequisites once, and one build
 /// object per Build. Duplicates are errors, not silent overwrites.
 pub fn render_builds(builds: &[LoadedBuild]) -> Result<Vec<Manifest>, PipelineError> {
-    let mut by_name: BTreeMap<(String, String), &Origin> = BTreeMap::new();
-    let mut by_object: BTreeMap<String, &Origin> = BTreeMap::new();
-    let mut objects: BTreeMap<String, Manifest> = BTreeMap::new();
+    let mut by_name: BTreeMap<(&str, &str), &Origin> = BTreeMap::new();
     for lb in builds {
         let b = &lb.build;
-        let key = (b.organization().to_owned(), b.metadata.name.clone());
-        if let Some(first) = by_name.insert(key.clone(), &lb.origin) {
+        if let Some(first) = by_name.insert((b.organization(), &b.metadata.name), &lb.origin) {
             return Err(PipelineError::DuplicateBuild {
-                namespace: key.0,
-                name: key.1,
+                namespace: b.organization().to_owned(),
+                name: b.metadata.name.clone(),
                 first: first.to_string(),
                 second: lb.origin.to_string(),
             });
-        }
-        let engine = engine::for_build(&lb.origin, b)?;
-        let object = engine.build_object(b);
-        let id = object.id.to_string();
-        if let Some(first) = by_object.insert(id.clone(), &lb.origin) {
-            return Err(PipelineError::DuplicateWorkflow {
-                workflow: id,
-                first: first.to_string(),
-                second: lb.origin.to_string(),
-            });
-        }
-        objects.insert(id, object);
-        for m in engine.prerequisites(b) {
-            objects.entry(m.id.to_string()).or_insert(m);
         }
     }
-    Ok(objects.into_values().collect())
+    let engines: Vec<&'static dyn engine::Engine> = builds
+        .iter()
+        .map(|lb| engine::for_build(&lb.origin, &lb.build))
+        .collect::<Result<_, _>>()?;
+    let work: Vec<(&LoadedBuild, &'static dyn engine::Engine)> =
+        builds.iter().zip(engines).collect();
+    let rendered = crate::core::par::map(&work, |(lb, e)| e.build_object(&lb.build));
+    let mut by_object: BTreeMap<&crate::core::manifest::ObjectId, &Origin> = BTreeMap::new();
+    for (lb, object) in builds.iter().zip(&rendered) {
+        if let Some(first) = by_object.insert(&object.id, &lb.origin) {
+            return Err(PipelineError::DuplicateWorkflow {
+                workflow: object.id.to_string(),
+                first: first.to_string(),
+                second: lb.origin.to_string(),
+            });
+        }
+    }
+    let mut objects = Vec::with_capacity(builds.len() + 8);
+    let mut namespaces_done = std::collections::BTreeSet::new();
+    for ((lb, engine), object) in work.iter().zip(rendered) {
+        if namespaces_done.insert((engine.name(), object.id.namespace.clone())) {
+            objects.extend(engine.prerequisites(&lb.build));
+        }
+        objects.push(object);
+    }
+    Ok(objects)
 }
 
 /// The whole render: values and Builds are read and validated first, then rendered, then

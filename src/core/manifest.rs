@@ -148,10 +148,11 @@ pub fn to_yaml(manifest: &Manifest) -> Result<String, SerializeError> {
 
 /// A multi-document YAML stream, each document introduced by `---`.
 pub fn to_yaml_stream(manifests: &[Manifest]) -> Result<String, SerializeError> {
-    let mut out = String::with_capacity(manifests.len() * 1024);
-    for m in manifests {
+    let docs = super::par::map(manifests, to_yaml);
+    let mut out = String::with_capacity(manifests.len() * 1400);
+    for doc in docs {
         out.push_str("---\n");
-        out.push_str(&to_yaml(m)?);
+        out.push_str(&doc?);
     }
     Ok(out)
 }

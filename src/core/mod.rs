@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod manifest;
 pub mod naming;
+pub mod par;
 pub mod render;
 pub mod spec;
 pub mod values;

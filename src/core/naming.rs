@@ -49,11 +49,18 @@ fn simple_lower(c: char) -> char {
 /// First 8 hex digits of SHA-256 over `parts` joined with `-` (raw, unsanitized).
 pub fn hash8(parts: &[&str]) -> String {
     let digest = Sha256::digest(parts.join("-").as_bytes());
-    digest
-        .iter()
-        .take(HASH_LEN / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&digest[..HASH_LEN / 2])
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
 }
 
 fn upstream_sanitize(part: &str) -> String {

@@ -184,7 +184,7 @@ pub fn build_uid(build: &Build) -> String {
         return uid.to_owned();
     }
     let d = Sha256::digest(format!("{}/{}", build.organization(), build.metadata.name));
-    let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let h = naming::hex(&d[..16]);
     format!(
         "{}-{}-5{}-{}-{}",
         &h[0..8],
@@ -195,7 +195,7 @@ pub fn build_uid(build: &Build) -> String {
     )
 }
 
-/// SHA-256 of the Build's identity and spec in canonical JSON: what decides whether the
+/// SHA-256 of the Build's identity and spec as JSON with sorted keys: what decides whether the
 /// Workflow in the cluster was made from this very spec.
 pub fn spec_hash(build: &Build) -> String {
     let canonical = serde_json::to_vec(&json!({
@@ -204,8 +204,5 @@ pub fn spec_hash(build: &Build) -> String {
         "spec": build.spec,
     }))
     .expect("a Build always serializes");
-    Sha256::digest(&canonical)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    naming::hex(&Sha256::digest(&canonical))
 }

@@ -1,0 +1,2 @@
+# build-step (google-cloud-buildpacks): pack with the Google Cloud builder.
+buildpack_build
