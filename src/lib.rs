@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod core;
 pub mod engine;
+pub mod kube;
 pub mod pipeline;
 pub mod source;

@@ -1,6 +1,8 @@
 //! The command line: flags are parsed into plain structs here, then each subcommand module
 //! turns them into a pipeline request and prints the result.
 
+pub mod connect;
+pub mod deploy;
 pub mod render;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Render the build-plane bundle and/or per-build manifests to stdout, offline.
     Render(render::RenderArgs),
+    /// Show what apply would change: a server-side dry run compared with the live objects.
+    /// Exit code 0: no differences, 1: differences, 2: error.
+    Diff(deploy::DiffArgs),
+    /// Server-side apply in stages (CRDs, Namespaces, identity, the rest, Workflows), with an
+    /// inventory and optional pruning.
+    Apply(deploy::ApplyArgs),
 }
 
 /// How a command ended, for the exit code (decided in `main` alone).
@@ -32,5 +40,7 @@ pub enum Outcome {
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Render(args) => render::run(args),
+        Command::Diff(args) => deploy::run_diff(args),
+        Command::Apply(args) => deploy::run_apply(args),
     }
 }

@@ -2,9 +2,11 @@
 //! arguments, which is what makes renders byte-stable and testable without a cluster.
 
 pub mod catalog;
+pub mod diff;
 pub mod manifest;
 pub mod naming;
 pub mod par;
+pub mod plan;
 pub mod render;
 pub mod spec;
 pub mod values;

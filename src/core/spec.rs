@@ -10,6 +10,8 @@ pub const GROUP: &str = "openchoreo.dev";
 pub const DEFAULT_ENGINE: &str = "argo";
 /// The branch used when a Build names neither commit nor branch.
 pub const DEFAULT_BRANCH: &str = "main";
+/// Annotation with the hash of the Build spec a build object was rendered from.
+pub const SPEC_HASH_ANNOTATION: &str = "buildplane.openchoreo.dev/spec-hash";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

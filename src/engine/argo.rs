@@ -12,8 +12,7 @@ use sha2::{Digest, Sha256};
 pub const SERVICE_ACCOUNT: &str = "workflow-sa";
 pub const ROLE: &str = "workflow-role";
 pub const ROLE_BINDING: &str = "workflow-role-binding";
-/// Annotation with the hash of the Build spec a Workflow was rendered from.
-pub const SPEC_HASH_ANNOTATION: &str = "buildplane.openchoreo.dev/spec-hash";
+pub use crate::core::spec::SPEC_HASH_ANNOTATION;
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "buildplane");
 
 pub struct ArgoEngine;

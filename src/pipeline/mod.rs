@@ -178,9 +178,26 @@ pub fn render_builds(builds: &[LoadedBuild]) -> Result<Vec<Manifest>, PipelineEr
     Ok(objects)
 }
 
-/// The whole render: values and Builds are read and validated first, then rendered, then
-/// sorted into the canonical order.
-pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, PipelineError> {
+/// A render split by where objects come from: they are recorded in different inventories.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    /// The build-plane bundle (empty unless it was asked for).
+    pub bundle: Vec<Manifest>,
+    /// Per-build objects, minus those the bundle already holds.
+    pub builds: Vec<Manifest>,
+}
+
+impl Rendered {
+    /// Both parts in the canonical order.
+    pub fn all(&self) -> Vec<Manifest> {
+        let mut out: Vec<Manifest> = self.bundle.iter().chain(&self.builds).cloned().collect();
+        manifest::sort(&mut out);
+        out
+    }
+}
+
+/// The whole render, split: values and Builds are read and validated first, then rendered.
+pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, PipelineError> {
     // Values are checked even when only builds are rendered: a bad -f or --set is an error.
     let values = merged_values(chart, req)?;
     let with_chart = req.install || req.builds.is_empty();
@@ -189,19 +206,28 @@ pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, Pipel
     } else {
         load_builds(&req.builds, req.default_namespace.as_deref())?
     };
-    let mut out = Vec::new();
+    let mut bundle = Vec::new();
     if with_chart {
-        out.extend(render::render_chart(chart, &values)?);
+        bundle = render::render_chart(chart, &values)?;
     }
-    let build_objects = render_builds(&builds)?;
     // A build namespace the bundle already prepares (workflowNamespaces) is rendered once.
-    let mut seen: std::collections::BTreeSet<String> =
-        out.iter().map(|m| m.id.to_string()).collect();
-    for m in build_objects {
-        if seen.insert(m.id.to_string()) {
-            out.push(m);
-        }
-    }
-    manifest::sort(&mut out);
-    Ok(out)
+    let seen: std::collections::BTreeSet<String> =
+        bundle.iter().map(|m| m.id.to_string()).collect();
+    let mut build_objects: Vec<Manifest> = render_builds(&builds)?
+        .into_iter()
+        .filter(|m| !seen.contains(&m.id.to_string()))
+        .collect();
+    manifest::sort(&mut bundle);
+    manifest::sort(&mut build_objects);
+    Ok(Rendered {
+        bundle,
+        builds: build_objects,
+    })
 }
+
+/// The whole render in the canonical order.
+pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, PipelineError> {
+    Ok(render_parts(chart, req)?.all())
+}
+
+pub mod deploy;

@@ -1,0 +1,172 @@
+//! `buildplane diff` and `buildplane apply`: like `kubectl diff` and `kubectl apply
+//! --server-side`, for the rendered build plane and builds.
+
+use super::Outcome;
+use super::connect::{ClientArgs, InventoryArgs};
+use super::render::RenderInputs;
+use crate::core::diff::{self, Change};
+use crate::core::render::Chart;
+use crate::kube::Kube;
+use crate::pipeline::{self, deploy};
+use clap::{Args, ValueEnum};
+use std::io::{IsTerminal, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffOutput {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub inputs: RenderInputs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+    /// Take over fields other managers own (as apply would).
+    #[arg(long = "force-conflicts")]
+    pub force_conflicts: bool,
+    /// Text (a unified diff per object and a summary) or a JSON plan.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: DiffOutput,
+    /// No colours (also when NO_COLOR is set, or stdout is not a terminal).
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub inputs: RenderInputs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+    /// Take over fields other managers own.
+    #[arg(long = "force-conflicts")]
+    pub force_conflicts: bool,
+    /// Ask the server what would happen; change nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// How long to wait for CRDs to be Established.
+    #[arg(long = "timeout", value_name = "DURATION", value_parser = super::connect::parse_duration, default_value = "60s")]
+    pub timeout: std::time::Duration,
+}
+
+fn options(inv: &InventoryArgs, force_conflicts: bool) -> deploy::DeployOptions {
+    deploy::DeployOptions {
+        inventory: inv.inventory.clone(),
+        inventory_namespace: inv.inventory_namespace.clone(),
+        prune: inv.prune,
+        force_conflicts,
+        concurrency: inv.concurrency.max(1),
+        ..Default::default()
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn run_diff(args: DiffArgs) -> anyhow::Result<Outcome> {
+    // Everything is rendered and validated before the first request.
+    let rendered = pipeline::render_parts(
+        &Chart::builtin(),
+        &args.inputs.request(&args.inputs.sets_in_order()),
+    )?;
+    let opts = options(&args.inventory, args.force_conflicts);
+    let color = diff::use_color(
+        args.no_color,
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    );
+    let (entries, summary) = runtime()?.block_on(async {
+        let kube = Kube::connect(&args.client.settings()).await?;
+        let prepared = deploy::prepare(&kube, &rendered, &opts).await?;
+        Ok::<_, anyhow::Error>(deploy::diff(&kube, &prepared, &opts, color).await?)
+    })?;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        DiffOutput::Json => {
+            let plan: Vec<_> = entries.iter().map(|(e, _)| e.clone()).collect();
+            let mut text = serde_json::to_string_pretty(&diff::plan_json(&plan, &summary))?;
+            text.push('\n');
+            out.write_all(text.as_bytes())?;
+        }
+        DiffOutput::Text => {
+            for (entry, shown) in &entries {
+                if entry.change != Change::Unchanged {
+                    out.write_all(shown.as_bytes())?;
+                }
+            }
+            writeln!(out, "{summary}")?;
+        }
+    }
+    Ok(if summary.has_differences() {
+        Outcome::Differences
+    } else {
+        Outcome::Success
+    })
+}
+
+pub fn run_apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
+    let rendered = pipeline::render_parts(
+        &Chart::builtin(),
+        &args.inputs.request(&args.inputs.sets_in_order()),
+    )?;
+    let mut opts = options(&args.inventory, args.force_conflicts);
+    opts.crd_timeout = args.timeout;
+    let dry_run = args.dry_run;
+    runtime()?.block_on(async {
+        let kube = Kube::connect(&args.client.settings()).await?;
+        let prepared = deploy::prepare(&kube, &rendered, &opts).await?;
+        let mut out = std::io::stdout().lock();
+        if dry_run {
+            let (entries, summary) = deploy::diff(&kube, &prepared, &opts, false).await?;
+            for (e, _) in &entries {
+                let word = match e.change {
+                    Change::Create => "created",
+                    Change::Update => "configured",
+                    Change::Unchanged => "unchanged",
+                    Change::Delete => "pruned",
+                };
+                writeln!(out, "{} {word} (server dry run)", e.id)?;
+            }
+            writeln!(out, "{summary} (server dry run)")?;
+            return Ok(Outcome::Success);
+        }
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        let mut write_err = None;
+        deploy::apply(&kube, &prepared, &opts, |id, action| {
+            let word = action.to_string();
+            *counts
+                .entry(word.split(' ').next().unwrap_or("").to_owned())
+                .or_default() += 1;
+            if let Err(e) = writeln!(out, "{id} {word}") {
+                write_err.get_or_insert(e);
+            }
+        })
+        .await?;
+        if let Some(e) = write_err {
+            return Err(e.into());
+        }
+        let line: Vec<String> = ["created", "configured", "unchanged", "pruned", "skipped"]
+            .iter()
+            .filter_map(|w| counts.get(*w).map(|n| format!("{n} {w}")))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            if line.is_empty() {
+                "nothing to apply".to_owned()
+            } else {
+                line.join(", ")
+            }
+        )?;
+        Ok(Outcome::Success)
+    })
+}

@@ -1,0 +1,415 @@
+//! What an apply will do, decided without I/O: the stages objects go in, the inventory of what
+//! was applied, the prune set, and when an object or a build needs no request at all.
+
+use super::manifest::{Manifest, ObjectId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Label on every applied object: the inventory it belongs to. Prune deletes only objects that
+/// still carry the label of the inventory being pruned.
+pub const INVENTORY_LABEL: &str = "buildplane.openchoreo.dev/inventory";
+/// Name of the inventory of the build-plane bundle.
+pub const BUNDLE_INVENTORY: &str = "build-plane";
+/// Default name of the inventory of a set of builds.
+pub const BUILDS_INVENTORY: &str = "builds";
+/// The ConfigMap that holds an inventory is `<prefix><name>`.
+pub const INVENTORY_PREFIX: &str = "buildplane-inventory-";
+/// Key of the inventory's entries in its ConfigMap.
+pub const INVENTORY_KEY: &str = "inventory.json";
+
+/// Apply stages, in order: each stage is applied (and CRDs waited for) before the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Stage {
+    /// CustomResourceDefinitions; wait until Established.
+    Crds,
+    Namespaces,
+    /// ServiceAccounts, RBAC, ConfigMaps, Secrets.
+    Identity,
+    /// Deployments, ClusterWorkflowTemplates and every other kind.
+    Workloads,
+    /// Argo Workflows: the builds themselves.
+    Builds,
+}
+
+pub const STAGES: [Stage; 5] = [
+    Stage::Crds,
+    Stage::Namespaces,
+    Stage::Identity,
+    Stage::Workloads,
+    Stage::Builds,
+];
+
+pub fn stage_of(kind: &str) -> Stage {
+    match kind {
+        "CustomResourceDefinition" => Stage::Crds,
+        "Namespace" => Stage::Namespaces,
+        "ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding"
+        | "ConfigMap" | "Secret" => Stage::Identity,
+        "Workflow" => Stage::Builds,
+        _ => Stage::Workloads,
+    }
+}
+
+/// One object recorded in an inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    /// Hash of the object as rendered (what was applied).
+    pub hash: String,
+    /// For Workflows: the Build spec hash it was submitted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
+}
+
+impl Entry {
+    pub fn id(&self) -> ObjectId {
+        ObjectId {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// What an inventory recorded, keyed by `Kind/ns/name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub entries: BTreeMap<String, Entry>,
+}
+
+/// An inventory ConfigMap could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("inventory {name}: {message}")]
+pub struct InventoryError {
+    pub name: String,
+    pub message: String,
+}
+
+impl Inventory {
+    /// Reads the entries of an inventory ConfigMap (`data["inventory.json"]`).
+    pub fn from_configmap(name: &str, cm: &Value) -> Result<Inventory, InventoryError> {
+        let Some(text) = cm
+            .pointer(&format!("/data/{INVENTORY_KEY}"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(Inventory::default());
+        };
+        let entries: Vec<Entry> = serde_json::from_str(text).map_err(|e| InventoryError {
+            name: name.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(Inventory {
+            entries: entries
+                .into_iter()
+                .map(|e| (e.id().to_string(), e))
+                .collect(),
+        })
+    }
+
+    /// The ConfigMap that stores this inventory.
+    pub fn to_configmap(&self, name: &str, namespace: &str) -> Manifest {
+        let entries: Vec<&Entry> = self.entries.values().collect();
+        let text = serde_json::to_string(&entries).expect("entries serialize");
+        Manifest::new(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": format!("{INVENTORY_PREFIX}{name}"),
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "buildplane", INVENTORY_LABEL: name},
+            },
+            "data": {INVENTORY_KEY: text},
+        }))
+        .expect("inventory ConfigMap has kind and name")
+    }
+
+    pub fn get(&self, id: &ObjectId) -> Option<&Entry> {
+        self.entries.get(&id.to_string())
+    }
+}
+
+/// SHA-256 of an object as rendered (sorted-key JSON).
+pub fn object_hash(object: &Value) -> String {
+    let bytes = serde_json::to_vec(object).expect("JSON values serialize");
+    super::naming::hex(&Sha256::digest(&bytes))
+}
+
+/// Sets the inventory label on a rendered object.
+pub fn label_for_inventory(m: &mut Manifest, inventory: &str) {
+    let meta = m
+        .object
+        .as_object_mut()
+        .and_then(|o| o.get_mut("metadata"))
+        .and_then(Value::as_object_mut)
+        .expect("a manifest has metadata");
+    let labels = meta
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(map) = labels.as_object_mut() {
+        map.insert(
+            INVENTORY_LABEL.to_owned(),
+            Value::String(inventory.to_owned()),
+        );
+    }
+}
+
+/// The entry an applied object leaves in its inventory.
+pub fn entry_for(m: &Manifest, spec_hash: Option<String>) -> Entry {
+    Entry {
+        api_version: m.id.api_version.clone(),
+        kind: m.id.kind.clone(),
+        namespace: m.id.namespace.clone(),
+        name: m.id.name.clone(),
+        hash: object_hash(&m.object),
+        spec_hash,
+    }
+}
+
+/// Objects recorded earlier and no longer rendered, in reverse stage order (Workflows first,
+/// CRDs last) and reverse name order within a stage.
+pub fn prune_set(previous: &Inventory, rendered: &[Manifest]) -> Vec<Entry> {
+    let keep: std::collections::BTreeSet<String> =
+        rendered.iter().map(|m| m.id.to_string()).collect();
+    let mut gone: Vec<Entry> = previous
+        .entries
+        .iter()
+        .filter(|(id, _)| !keep.contains(*id))
+        .map(|(_, e)| e.clone())
+        .collect();
+    gone.sort_by(|a, b| {
+        (stage_of(&b.kind), &b.kind, &b.namespace, &b.name).cmp(&(
+            stage_of(&a.kind),
+            &a.kind,
+            &a.namespace,
+            &a.name,
+        ))
+    });
+    gone
+}
+
+/// Whether a live object may be pruned by `inventory`: only if it still carries its label.
+pub fn owned_by(live: &Value, inventory: &str) -> bool {
+    live.pointer("/metadata/labels")
+        .and_then(|l| l.get(INVENTORY_LABEL))
+        .and_then(Value::as_str)
+        == Some(inventory)
+}
+
+/// Every field of `want` is present in `have` with the same value (maps recursively, lists
+/// element by element with the same length). Server-set extra fields in `have` are ignored.
+pub fn is_subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// No request is needed for an object when the inventory says this very rendering was applied
+/// (the hash covers fields removed since) and the live object still holds every rendered field
+/// (no one changed it by hand).
+pub fn unchanged_without_request(m: &Manifest, recorded: Option<&Entry>, live: &Value) -> bool {
+    recorded.is_some_and(|e| e.hash == object_hash(&m.object)) && is_subset(&m.object, live)
+}
+
+/// What apply does with a build's Workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildDecision {
+    /// Never submitted for this spec: create it.
+    Submit,
+    /// Submitted for this spec already (running, finished, or since deleted by its TTL): leave it.
+    AlreadySubmitted,
+    /// A finished Workflow of an earlier spec has this name: delete it, then submit.
+    Replace,
+    /// A Workflow of an earlier spec is still running: leave it and say so.
+    Busy,
+}
+
+/// The Argo phases after which a Workflow no longer changes.
+pub fn is_finished(phase: &str) -> bool {
+    matches!(phase, "Succeeded" | "Failed" | "Error")
+}
+
+/// Decides whether a build is (re)submitted. The rule: a Workflow is submitted once per Build
+/// spec hash. A finished or deleted Workflow is never re-created for the same spec; a changed
+/// spec replaces a finished Workflow and waits for a running one.
+pub fn decide_build(
+    rendered_spec_hash: &str,
+    recorded: Option<&Entry>,
+    live: Option<&Value>,
+) -> BuildDecision {
+    let live_hash = live.and_then(|l| {
+        l.pointer(&format!(
+            "/metadata/annotations/{}",
+            super::spec::SPEC_HASH_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+    });
+    match live {
+        Some(l) => {
+            if live_hash == Some(rendered_spec_hash) {
+                BuildDecision::AlreadySubmitted
+            } else {
+                let phase = l
+                    .pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if is_finished(phase) {
+                    BuildDecision::Replace
+                } else {
+                    BuildDecision::Busy
+                }
+            }
+        }
+        None => {
+            if recorded.and_then(|e| e.spec_hash.as_deref()) == Some(rendered_spec_hash) {
+                BuildDecision::AlreadySubmitted
+            } else {
+                BuildDecision::Submit
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn m(kind: &str, ns: Option<&str>, name: &str) -> Manifest {
+        let mut meta = json!({"name": name});
+        if let Some(ns) = ns {
+            meta["namespace"] = json!(ns);
+        }
+        Manifest::new(
+            json!({"apiVersion": "v1", "kind": kind, "metadata": meta, "data": {"a": "1"}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn stages_follow_the_safe_order() {
+        assert!(stage_of("CustomResourceDefinition") < stage_of("Namespace"));
+        assert!(stage_of("Namespace") < stage_of("RoleBinding"));
+        assert!(stage_of("ConfigMap") < stage_of("Deployment"));
+        assert!(stage_of("ClusterWorkflowTemplate") < stage_of("Workflow"));
+        assert_eq!(stage_of("Frobnicator"), Stage::Workloads);
+    }
+
+    #[test]
+    fn inventory_round_trips_through_its_configmap() {
+        let mut inv = Inventory::default();
+        for obj in [m("ConfigMap", Some("a"), "x"), m("Namespace", None, "a")] {
+            inv.entries
+                .insert(obj.id.to_string(), entry_for(&obj, None));
+        }
+        let cm = inv.to_configmap("builds", "default");
+        assert_eq!(cm.id.name, "buildplane-inventory-builds");
+        assert_eq!(
+            Inventory::from_configmap("builds", &cm.object).unwrap(),
+            inv
+        );
+        assert!(Inventory::from_configmap("x", &json!({"data": {INVENTORY_KEY: "nope"}})).is_err());
+    }
+
+    #[test]
+    fn prune_is_the_set_difference_in_reverse_stage_order() {
+        let mut inv = Inventory::default();
+        for obj in [
+            m("Namespace", None, "a"),
+            m("ConfigMap", Some("a"), "keep"),
+            m("ConfigMap", Some("a"), "gone"),
+            m("Workflow", Some("a"), "w"),
+        ] {
+            inv.entries
+                .insert(obj.id.to_string(), entry_for(&obj, None));
+        }
+        let rendered = vec![m("ConfigMap", Some("a"), "keep")];
+        let ids: Vec<String> = prune_set(&inv, &rendered)
+            .iter()
+            .map(|e| e.id().to_string())
+            .collect();
+        assert_eq!(ids, ["Workflow/a/w", "ConfigMap/a/gone", "Namespace/a"]);
+    }
+
+    #[test]
+    fn ownership_is_the_inventory_label() {
+        let live = json!({"metadata": {"labels": {INVENTORY_LABEL: "builds"}}});
+        assert!(owned_by(&live, "builds"));
+        assert!(!owned_by(&live, "other"));
+        assert!(!owned_by(&json!({"metadata": {}}), "builds"));
+    }
+
+    #[test]
+    fn subset_ignores_server_fields_but_not_changes() {
+        let want = json!({"spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let have = json!({"spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicy": "Always"}]}, "status": {}});
+        assert!(is_subset(&want, &have));
+        let changed = json!({"spec": {"containers": [{"name": "c", "image": "j"}]}});
+        assert!(!is_subset(&want, &changed));
+        let extra_item =
+            json!({"spec": {"containers": [{"name": "c", "image": "i"}, {"name": "d"}]}});
+        assert!(!is_subset(&want, &extra_item));
+    }
+
+    #[test]
+    fn unchanged_needs_both_the_recorded_hash_and_the_live_fields() {
+        let obj = m("ConfigMap", Some("a"), "x");
+        let entry = entry_for(&obj, None);
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "a", "uid": "u"}, "data": {"a": "1"}});
+        assert!(unchanged_without_request(&obj, Some(&entry), &live));
+        assert!(!unchanged_without_request(&obj, None, &live));
+        let drifted = json!({"metadata": {"name": "x", "namespace": "a"}, "apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "2"}});
+        assert!(!unchanged_without_request(&obj, Some(&entry), &drifted));
+        let mut older = entry.clone();
+        older.hash = "other".into();
+        assert!(!unchanged_without_request(&obj, Some(&older), &live));
+    }
+
+    #[test]
+    fn builds_are_submitted_once_per_spec() {
+        let key = crate::core::spec::SPEC_HASH_ANNOTATION;
+        let live = |hash: &str, phase: &str| json!({"metadata": {"annotations": {key: hash}}, "status": {"phase": phase}});
+        let recorded = Entry {
+            api_version: "argoproj.io/v1alpha1".into(),
+            kind: "Workflow".into(),
+            namespace: Some("ns".into()),
+            name: "w".into(),
+            hash: "h".into(),
+            spec_hash: Some("s1".into()),
+        };
+        assert_eq!(decide_build("s1", None, None), BuildDecision::Submit);
+        assert_eq!(
+            decide_build("s1", Some(&recorded), None),
+            BuildDecision::AlreadySubmitted
+        );
+        assert_eq!(
+            decide_build("s2", Some(&recorded), None),
+            BuildDecision::Submit
+        );
+        assert_eq!(
+            decide_build("s1", None, Some(&live("s1", "Failed"))),
+            BuildDecision::AlreadySubmitted
+        );
+        assert_eq!(
+            decide_build("s2", None, Some(&live("s1", "Succeeded"))),
+            BuildDecision::Replace
+        );
+        assert_eq!(
+            decide_build("s2", None, Some(&live("s1", "Running"))),
+            BuildDecision::Busy
+        );
+    }
+}

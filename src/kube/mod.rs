@@ -1,0 +1,442 @@
+//! The cluster edge: a client from a kubeconfig and context, discovery of any kind, and the
+//! few calls diff and apply need. Every call is counted, so commands and benchmarks can say
+//! how many requests they sent. Errors are one line and name the object.
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+use crate::core::manifest::{Manifest, ObjectId};
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "buildplane";
+
+/// A cluster call failed. Messages are one line: what, on which object, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig could not be read or has no usable context.
+    #[error("kubeconfig {path}: {message}")]
+    Config { path: String, message: String },
+    /// The API server could not be reached.
+    #[error("cannot reach the API server at {server}: {message}")]
+    Unreachable { server: String, message: String },
+    /// The credentials were rejected (401).
+    #[error("the API server at {server} rejected the credentials (expired or invalid): {message}")]
+    Unauthorized { server: String, message: String },
+    /// The server answered an error about an object.
+    #[error("{object}: {message}")]
+    Api {
+        object: String,
+        code: u16,
+        message: String,
+    },
+    /// No API serves this kind.
+    #[error("{object}: the cluster serves no {kind} in {api_version} (is its CRD installed?)")]
+    NoApi {
+        object: String,
+        api_version: String,
+        kind: String,
+    },
+    /// A CRD did not become Established in time.
+    #[error("CustomResourceDefinition/{name}: not Established after {seconds} s")]
+    NotEstablished { name: String, seconds: u64 },
+}
+
+impl KubeError {
+    /// HTTP status of an API error (404 when an object is missing), else 0.
+    pub fn code(&self) -> u16 {
+        match self {
+            KubeError::Api { code, .. } => *code,
+            _ => 0,
+        }
+    }
+}
+
+/// Where to connect, as kubectl takes it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSettings {
+    /// `--kubeconfig`, else `KUBECONFIG` (its first file), else `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// Per-request timeout.
+    pub request_timeout: Option<Duration>,
+}
+
+impl ClientSettings {
+    fn kubeconfig_path(&self) -> PathBuf {
+        if let Some(p) = &self.kubeconfig {
+            return p.clone();
+        }
+        if let Some(env) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty())
+            && let Some(first) = std::env::split_paths(&env).next()
+        {
+            return first;
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        home.join(".kube").join("config")
+    }
+}
+
+/// An API resource as discovery describes it.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub api: ApiResource,
+    pub namespaced: bool,
+}
+
+/// A connected client with discovery cache and request counter.
+#[derive(Clone)]
+pub struct Kube {
+    client: Client,
+    server: String,
+    requests: Arc<AtomicUsize>,
+    writes: Arc<AtomicUsize>,
+    discovery: Arc<Mutex<DiscoveryCache>>,
+}
+
+/// The innermost cause, first line only (parsers add source snippets on later lines).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let text = cur.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.trim_start_matches("error: ").to_owned()
+}
+
+/// Discovery results by group-version: `None` when the group-version is not served.
+type DiscoveryCache = HashMap<String, Option<Vec<(String, Resource)>>>;
+
+impl Kube {
+    /// Reads the kubeconfig and builds a client. Nothing is sent yet.
+    pub async fn connect(settings: &ClientSettings) -> Result<Kube, KubeError> {
+        let path = settings.kubeconfig_path();
+        let shown = path.display().to_string();
+        let cfg_err = |message: String| KubeError::Config {
+            path: shown.clone(),
+            message,
+        };
+        let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| cfg_err(root_cause(&e)))?;
+        let options = KubeConfigOptions {
+            context: settings.context.clone(),
+            ..Default::default()
+        };
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| cfg_err(root_cause(&e)))?;
+        if let Some(t) = settings.request_timeout {
+            config.read_timeout = Some(t);
+            config.write_timeout = Some(t);
+            config.connect_timeout = Some(t);
+            config.reset_reader_on_write = true;
+        }
+        let server = config.cluster_url.to_string();
+        let client = Client::try_from(config).map_err(|e| cfg_err(root_cause(&e)))?;
+        Ok(Kube {
+            client,
+            server: server.trim_end_matches('/').to_owned(),
+            requests: Arc::default(),
+            writes: Arc::default(),
+            discovery: Arc::default(),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Requests sent so far (reads and writes).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Writes sent so far (applies that were not dry runs, deletes).
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, write: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if write {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Maps a client error to one line naming `object`.
+    pub fn error(&self, object: &str, e: kube::Error) -> KubeError {
+        match e {
+            kube::Error::Api(status) => {
+                if status.code == 401 {
+                    KubeError::Unauthorized {
+                        server: self.server.clone(),
+                        message: status.message,
+                    }
+                } else {
+                    KubeError::Api {
+                        object: object.to_owned(),
+                        code: status.code,
+                        message: status.message,
+                    }
+                }
+            }
+            other => KubeError::Unreachable {
+                server: self.server.clone(),
+                message: root_cause(&other),
+            },
+        }
+    }
+
+    /// The resource serving `kind` in `api_version`, or `None` when the cluster has none.
+    /// One discovery request per group-version, cached (a miss is cached until `forget`).
+    pub async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<Resource>, KubeError> {
+        let mut cache = self.discovery.lock().await;
+        if !cache.contains_key(api_version) {
+            self.count(false);
+            let listed = if api_version.contains('/') {
+                self.client.list_api_group_resources(api_version).await
+            } else {
+                self.client.list_core_api_resources(api_version).await
+            };
+            let entry = match listed {
+                Ok(list) => Some(
+                    list.resources
+                        .into_iter()
+                        .filter(|r| !r.name.contains('/'))
+                        .map(|r| {
+                            let gvk = GroupVersionKind::gvk(
+                                api_version.split_once('/').map_or("", |(g, _)| g),
+                                api_version.rsplit('/').next().unwrap_or(api_version),
+                                &r.kind,
+                            );
+                            let api = ApiResource::from_gvk_with_plural(&gvk, &r.name);
+                            (
+                                r.kind.clone(),
+                                Resource {
+                                    api,
+                                    namespaced: r.namespaced,
+                                },
+                            )
+                        })
+                        .collect(),
+                ),
+                Err(kube::Error::Api(s)) if s.code == 404 => None,
+                Err(e) => return Err(self.error(&format!("discovery of {api_version}"), e)),
+            };
+            cache.insert(api_version.to_owned(), entry);
+        }
+        Ok(cache
+            .get(api_version)
+            .and_then(|e| e.as_ref())
+            .and_then(|list| list.iter().find(|(k, _)| k == kind))
+            .map(|(_, r)| r.clone()))
+    }
+
+    /// Drops cached discovery (after CRDs were installed).
+    pub async fn forget_discovery(&self) {
+        self.discovery.lock().await.clear();
+    }
+
+    fn api(&self, r: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (r.namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &r.api),
+            (true, None) => Api::all_with(self.client.clone(), &r.api),
+            (false, _) => Api::all_with(self.client.clone(), &r.api),
+        }
+    }
+
+    /// Every object of a resource in a namespace (all namespaces for `None`).
+    pub async fn list(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, KubeError> {
+        self.count(false);
+        let what = format!(
+            "{} in {}",
+            r.api.kind,
+            namespace.unwrap_or("all namespaces")
+        );
+        let list = self
+            .api(r, namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| self.error(&what, e))?;
+        // List items come without apiVersion and kind; give them back, as a GET has them.
+        Ok(list
+            .items
+            .into_iter()
+            .map(|o| {
+                let mut v = serde_json::to_value(o).expect("objects serialize");
+                if let Some(map) = v.as_object_mut() {
+                    map.insert(
+                        "apiVersion".into(),
+                        Value::String(r.api.api_version.clone()),
+                    );
+                    map.insert("kind".into(), Value::String(r.api.kind.clone()));
+                }
+                v
+            })
+            .collect())
+    }
+
+    /// One object, or `None` if it does not exist.
+    pub async fn get(&self, r: &Resource, id: &ObjectId) -> Result<Option<Value>, KubeError> {
+        self.count(false);
+        match self.api(r, id.namespace.as_deref()).get_opt(&id.name).await {
+            Ok(o) => Ok(o.map(|o| serde_json::to_value(o).expect("objects serialize"))),
+            Err(e) => Err(self.error(&id.to_string(), e)),
+        }
+    }
+
+    /// Server-side apply as `buildplane`; `dry_run` asks the server what would result.
+    pub async fn apply(
+        &self,
+        r: &Resource,
+        m: &Manifest,
+        dry_run: bool,
+        force: bool,
+    ) -> Result<Value, KubeError> {
+        self.count(!dry_run);
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            params = params.force();
+        }
+        if dry_run {
+            params = params.dry_run();
+        }
+        let out = self
+            .api(r, m.id.namespace.as_deref())
+            .patch(&m.id.name, &params, &Patch::Apply(&m.object))
+            .await
+            .map_err(|e| match self.error(&m.id.to_string(), e) {
+                KubeError::Api {
+                    object,
+                    code: 409,
+                    message,
+                } => KubeError::Api {
+                    object,
+                    code: 409,
+                    message: format!("{message} (use --force-conflicts to take over these fields)"),
+                },
+                other => other,
+            })?;
+        Ok(serde_json::to_value(out).expect("objects serialize"))
+    }
+
+    /// Deletes an object (background propagation); a missing object is not an error.
+    pub async fn delete(&self, r: &Resource, id: &ObjectId) -> Result<(), KubeError> {
+        self.count(true);
+        match self
+            .api(r, id.namespace.as_deref())
+            .delete(&id.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(self.error(&id.to_string(), e)),
+        }
+    }
+
+    /// Whether the current credentials may `verb` the resource in `namespace`.
+    pub async fn can_i(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Result<bool, KubeError> {
+        self.count(false);
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(verb.to_owned()),
+                    group: Some(group.to_owned()),
+                    resource: Some(resource.to_owned()),
+                    namespace: namespace.map(str::to_owned),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let out = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| self.error("SelfSubjectAccessReview", e))?;
+        Ok(out.status.is_some_and(|s| s.allowed))
+    }
+
+    /// Waits until a CRD reports Established (a watch, not a polling loop).
+    pub async fn wait_crd_established(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), KubeError> {
+        self.count(false);
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let cond = kube::runtime::wait::conditions::is_crd_established();
+        match tokio::time::timeout(
+            timeout,
+            kube::runtime::wait::await_condition(api, name, cond),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(KubeError::Api {
+                object: format!("CustomResourceDefinition/{name}"),
+                code: 0,
+                message: e.to_string(),
+            }),
+            Err(_) => Err(KubeError::NotEstablished {
+                name: name.to_owned(),
+                seconds: timeout.as_secs(),
+            }),
+        }
+    }
+}
+
+/// The resource of a CRD in the plan, for kinds the cluster does not serve yet.
+pub fn resource_from_crd(crd: &Value) -> Option<(String, String, Resource)> {
+    let spec = crd.get("spec")?;
+    let group = spec.get("group")?.as_str()?;
+    let names = spec.get("names")?;
+    let kind = names.get("kind")?.as_str()?;
+    let plural = names.get("plural")?.as_str()?;
+    let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
+    let versions = spec.get("versions")?.as_array()?;
+    let version = versions
+        .iter()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .or_else(|| versions.first())?
+        .get("name")?
+        .as_str()?;
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    Some((
+        format!("{group}/{version}"),
+        kind.to_owned(),
+        Resource {
+            api: ApiResource::from_gvk_with_plural(&gvk, plural),
+            namespaced,
+        },
+    ))
+}

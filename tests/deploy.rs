@@ -1,0 +1,611 @@
+//! `diff` and `apply` against a real kube-apiserver (tests/cluster): safe order, idempotence,
+//! drift, secret masking, inventory and prune, permissions, and no request on bad input.
+
+mod cluster;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn bp(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_buildplane"))
+        .current_dir(ROOT)
+        .env_remove("KUBECONFIG")
+        .env_remove("NO_COLOR")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}\nstdout: {}",
+        text(&o.stderr),
+        text(&o.stdout)
+    );
+    text(&o.stdout)
+}
+
+/// The Argo CRDs and templates, installed once per test process in the shared cluster
+/// (cluster-scoped objects; every test that applies Workflows needs them).
+fn shared_cluster_with_argo() -> PathBuf {
+    static DONE: OnceLock<PathBuf> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let kc = cluster::kubeconfig();
+        ok(&bp(
+            &kc,
+            &[
+                "apply",
+                "--set",
+                "argo-workflows.workflowNamespaces={}",
+                "--force-conflicts",
+            ],
+        ));
+        kc
+    })
+    .clone()
+}
+
+/// Build files for a fresh organization: the fixture builds with their namespace replaced.
+struct Org {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Org {
+    fn new() -> Org {
+        Org {
+            name: cluster::unique_name("org"),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn namespace(&self) -> String {
+        format!("openchoreo-ci-{}", self.name)
+    }
+
+    /// Writes a docker Build named `name` (branch `branch`) into the org's directory.
+    fn build(&self, name: &str, branch: &str) -> PathBuf {
+        let src =
+            std::fs::read_to_string(Path::new(ROOT).join("fixtures/builds/greeter-docker.yaml"))
+                .unwrap();
+        let text = src
+            .replace("name: greeter-build-0a1b2c3d", &format!("name: {name}"))
+            .replace("namespace: default", &format!("namespace: {}", self.name))
+            .replace("branch: main", &format!("branch: {branch}"));
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn path(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    fn inventory(&self) -> String {
+        format!("inv-{}", self.name)
+    }
+}
+
+fn lines_with<'a>(out: &'a str, word: &str) -> Vec<&'a str> {
+    // Object lines only (`Kind/[ns/]name action`), not the closing summary.
+    out.lines()
+        .filter(|l| l.contains('/') && l.ends_with(word))
+        .collect()
+}
+
+fn get(kc: &Path, path: &str) -> (u16, Value) {
+    cluster::kubectl_like_get(kc, None, path)
+}
+
+fn workflow_path(ns: &str, name: &str) -> String {
+    format!("/apis/argoproj.io/v1alpha1/namespaces/{ns}/workflows/{name}")
+}
+
+#[test]
+fn bundle_install_then_reapply_is_unchanged_and_diff_is_clean() {
+    let c = cluster::start_private();
+    let kc = &c.kubeconfig;
+    let rendered = ok(&Command::new(env!("CARGO_BIN_EXE_buildplane"))
+        .current_dir(ROOT)
+        .args(["render", "--install", "fixtures/builds"])
+        .output()
+        .unwrap());
+    let objects =
+        rendered.matches("\nkind: ").count() + usize::from(rendered.starts_with("kind: "));
+    let first = ok(&bp(kc, &["apply", "--install", "fixtures/builds"]));
+    assert_eq!(lines_with(&first, " created").len(), objects, "{first}");
+    // Stages: every CRD line comes before every Namespace, which come before the Workflows.
+    let pos = |needle: &str| {
+        first
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing in {first}"))
+    };
+    assert!(
+        pos("CustomResourceDefinition/workflows.argoproj.io created")
+            < pos("Namespace/openchoreo-build-plane created")
+    );
+    assert!(
+        pos("Namespace/openchoreo-ci-default created")
+            < pos("ServiceAccount/openchoreo-ci-default/workflow-sa created")
+    );
+    assert!(pos("ClusterWorkflowTemplate/docker created") < pos("Workflow/openchoreo-ci-default/"));
+
+    let second = ok(&bp(kc, &["apply", "--install", "fixtures/builds"]));
+    assert_eq!(lines_with(&second, " unchanged").len(), objects, "{second}");
+    assert!(
+        second.trim_end().ends_with(&format!("{objects} unchanged")),
+        "{second}"
+    );
+    let d = bp(kc, &["diff", "--install", "fixtures/builds"]);
+    assert_eq!(
+        d.status.code(),
+        Some(0),
+        "{}{}",
+        text(&d.stdout),
+        text(&d.stderr)
+    );
+    assert!(text(&d.stdout).contains(&format!(
+        "0 to create, 0 to change, 0 to delete, {objects} unchanged"
+    )));
+
+    // What the cluster holds: the CRD is Established, objects carry the inventory label, and
+    // the inventory lists them.
+    let (code, crd) = get(
+        kc,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/workflows.argoproj.io",
+    );
+    assert_eq!(code, 200);
+    let established = crd["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Established" && c["status"] == "True");
+    assert!(established);
+    let (_, dep) = get(
+        kc,
+        "/apis/apps/v1/namespaces/openchoreo-build-plane/deployments/argo-workflow-controller",
+    );
+    assert_eq!(
+        dep["metadata"]["labels"]["buildplane.openchoreo.dev/inventory"],
+        "build-plane"
+    );
+    let (code, inv) = get(
+        kc,
+        "/api/v1/namespaces/default/configmaps/buildplane-inventory-builds",
+    );
+    assert_eq!(code, 200);
+    let entries: Vec<Value> =
+        serde_json::from_str(inv["data"]["inventory.json"].as_str().unwrap()).unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["kind"] == "Workflow" && e["name"] == "greeter-build-0a1b2c3d-ccd3e8e5")
+    );
+}
+
+#[test]
+fn secret_changes_are_masked_in_diff() {
+    let c = cluster::start_private();
+    let kc = &c.kubeconfig;
+    let dir = tempfile::tempdir().unwrap();
+    let values = |token: &str| {
+        let p = dir.path().join(format!("v-{token}.yaml"));
+        let v = json!({
+            "argo-workflows": {"enabled": false},
+            "global": {"defaultResources": {"enabled": false}},
+            "extraObjects": [{"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "registry-credentials", "namespace": "default"},
+                "stringData": {"token": token, "user": "robot"}}]
+        });
+        std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        p.display().to_string()
+    };
+    let first = values("s3cr3t-one");
+    ok(&bp(kc, &["apply", "-f", &first]));
+    let second = values("s3cr3t-two");
+    for extra in [&["--no-color"][..], &["-o", "json"][..]] {
+        let mut args = vec!["diff", "-f", second.as_str()];
+        args.extend_from_slice(extra);
+        let d = bp(kc, &args);
+        let out = text(&d.stdout);
+        assert_eq!(d.status.code(), Some(1), "{out}{}", text(&d.stderr));
+        for secret in [
+            "s3cr3t-one",
+            "s3cr3t-two",
+            "czNjcjN0LW9uZQ",
+            "czNjcjN0LXR3bw",
+        ] {
+            assert!(
+                !out.contains(secret) && !text(&d.stderr).contains(secret),
+                "secret leaked: {out}"
+            );
+        }
+        assert!(
+            out.contains("*** (before)") && out.contains("*** (after)"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn diff_exit_codes_and_apply_of_builds() {
+    let kc = shared_cluster_with_argo();
+    let org = Org::new();
+    org.build("alpha", "main");
+    let inv = org.inventory();
+    let args = |cmd: &'static str| {
+        vec![
+            cmd,
+            org.path().leak() as &str,
+            "--inventory",
+            inv.clone().leak(),
+        ]
+    };
+    let d = bp(&kc, &args("diff"));
+    assert_eq!(d.status.code(), Some(1), "{}", text(&d.stderr));
+    assert!(
+        text(&d.stdout).contains("5 to create, 0 to change, 0 to delete, 0 unchanged"),
+        "{}",
+        text(&d.stdout)
+    );
+    let out = ok(&bp(&kc, &args("apply")));
+    assert_eq!(lines_with(&out, " created").len(), 5, "{out}");
+    let d = bp(&kc, &args("diff"));
+    assert_eq!(
+        d.status.code(),
+        Some(0),
+        "{}{}",
+        text(&d.stdout),
+        text(&d.stderr)
+    );
+    let again = ok(&bp(&kc, &args("apply")));
+    assert!(again.trim_end().ends_with("5 unchanged"), "{again}");
+    // Errors exit 2: a bad input, and a kubeconfig that is not one.
+    let d = bp(&kc, &["diff", "fixtures/bad/missing-url.yaml"]);
+    assert_eq!(d.status.code(), Some(2));
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), "this: is: not a kubeconfig").unwrap();
+    let d = bp(bad.path(), &["diff", org.path().as_str()]);
+    assert_eq!(d.status.code(), Some(2));
+    let err = text(&d.stderr);
+    assert!(err.starts_with("error: kubeconfig "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_field_changed_by_hand_is_shown_and_restored() {
+    let kc = shared_cluster_with_argo();
+    let org = Org::new();
+    org.build("beta", "main");
+    let inv = org.inventory();
+    ok(&bp(&kc, &["apply", &org.path(), "--inventory", &inv]));
+    let role = format!(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/roles/workflow-role",
+        org.namespace()
+    );
+    let patch = json!({"rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["get"]}]});
+    let (code, _) = cluster::raw_request(
+        &kc,
+        None,
+        "PATCH",
+        &role,
+        Some(&patch),
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200);
+    let d = bp(
+        &kc,
+        &["diff", &org.path(), "--inventory", &inv, "--no-color"],
+    );
+    let out = text(&d.stdout);
+    assert_eq!(d.status.code(), Some(1), "{out}{}", text(&d.stderr));
+    assert!(
+        out.contains(&format!(
+            "+++ rendered/Role/{}/workflow-role",
+            org.namespace()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("+  - create"), "{out}");
+    assert!(
+        out.contains("0 to create, 1 to change, 0 to delete, 4 unchanged"),
+        "{out}"
+    );
+    assert!(!out.contains("\u{1b}["), "colour without a terminal");
+    let a = ok(&bp(
+        &kc,
+        &[
+            "apply",
+            &org.path(),
+            "--inventory",
+            &inv,
+            "--force-conflicts",
+        ],
+    ));
+    assert!(
+        a.contains(&format!(
+            "Role/{}/workflow-role configured",
+            org.namespace()
+        )),
+        "{a}"
+    );
+    let (_, live) = get(&kc, &role);
+    assert_eq!(live["rules"][0]["verbs"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        bp(&kc, &["diff", &org.path(), "--inventory", &inv])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn prune_removes_exactly_what_was_dropped() {
+    let kc = shared_cluster_with_argo();
+    let (a, b) = (Org::new(), Org::new());
+    let dir = tempfile::tempdir().unwrap();
+    let inv = a.inventory();
+    let keep = a.build("keep", "main");
+    let drop = a.build("drop", "main");
+    let other = b.build("other", "main");
+    for f in [&keep, &drop, &other] {
+        std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let all = dir.path().display().to_string();
+    ok(&bp(&kc, &["apply", &all, "--inventory", &inv]));
+    // An object nobody rendered, and a recorded one someone else took over: prune keeps both.
+    let wf = |ns: &str, name: &str| {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": name, "namespace": ns}, "spec": {"entrypoint": "x"}})
+    };
+    let (code, _) = cluster::raw_request(
+        &kc,
+        None,
+        "POST",
+        &format!(
+            "/apis/argoproj.io/v1alpha1/namespaces/{}/workflows",
+            a.namespace()
+        ),
+        Some(&wf(&a.namespace(), "hand-made")),
+        "application/json",
+    );
+    assert_eq!(code, 201);
+    let taken = json!({"metadata": {"labels": {"buildplane.openchoreo.dev/inventory": null}}});
+    let b_sa = format!(
+        "/api/v1/namespaces/{}/serviceaccounts/workflow-sa",
+        b.namespace()
+    );
+    assert_eq!(
+        cluster::raw_request(
+            &kc,
+            None,
+            "PATCH",
+            &b_sa,
+            Some(&taken),
+            "application/merge-patch+json"
+        )
+        .0,
+        200
+    );
+
+    std::fs::remove_file(dir.path().join("drop.yaml")).unwrap();
+    std::fs::remove_file(dir.path().join("other.yaml")).unwrap();
+    let d = bp(
+        &kc,
+        &["diff", &all, "--inventory", &inv, "--prune", "-o", "json"],
+    );
+    assert_eq!(d.status.code(), Some(1));
+    let plan: Value = serde_json::from_slice(&d.stdout).unwrap();
+    assert_eq!(plan["summary"]["delete"], 5, "{plan}");
+    let out = ok(&bp(&kc, &["apply", &all, "--inventory", &inv, "--prune"]));
+    let mut pruned: Vec<&str> = lines_with(&out, " pruned");
+    pruned.sort();
+    let expected = [
+        format!("Namespace/{} pruned", b.namespace()),
+        format!("Role/{}/workflow-role pruned", b.namespace()),
+        format!("RoleBinding/{}/workflow-role-binding pruned", b.namespace()),
+        format!(
+            "Workflow/{}/drop-{} pruned",
+            a.namespace(),
+            buildplane::core::naming::hash8(&["drop"])
+        ),
+        format!(
+            "Workflow/{}/other-{} pruned",
+            b.namespace(),
+            buildplane::core::naming::hash8(&["other"])
+        ),
+    ];
+    let mut expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(pruned, expected, "{out}");
+    // Reverse stage order: Workflows go before the Namespace.
+    assert!(
+        out.find(&format!("Workflow/{}/other", b.namespace()))
+            .unwrap()
+            < out
+                .find(&format!("Namespace/{} pruned", b.namespace()))
+                .unwrap()
+    );
+    assert_eq!(get(&kc, &workflow_path(&a.namespace(), "hand-made")).0, 200);
+    assert_eq!(
+        get(
+            &kc,
+            &workflow_path(
+                &a.namespace(),
+                &format!("keep-{}", buildplane::core::naming::hash8(&["keep"]))
+            )
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        get(
+            &kc,
+            &workflow_path(
+                &a.namespace(),
+                &format!("drop-{}", buildplane::core::naming::hash8(&["drop"]))
+            )
+        )
+        .0,
+        404
+    );
+}
+
+#[test]
+fn a_finished_or_deleted_build_is_not_resubmitted() {
+    let kc = shared_cluster_with_argo();
+    let org = Org::new();
+    let file = org.build("gamma", "main");
+    let inv = org.inventory();
+    let file_s = file.display().to_string();
+    ok(&bp(&kc, &["apply", &file_s, "--inventory", &inv]));
+    let wf = workflow_path(
+        &org.namespace(),
+        &format!("gamma-{}", buildplane::core::naming::hash8(&["gamma"])),
+    );
+    // Its TTL deletes it.
+    assert_eq!(
+        cluster::raw_request(&kc, None, "DELETE", &wf, None, "application/json").0,
+        200
+    );
+    let out = ok(&bp(&kc, &["apply", &file_s, "--inventory", &inv]));
+    assert!(
+        out.contains("gamma-") && lines_with(&out, " created").is_empty(),
+        "{out}"
+    );
+    assert_eq!(get(&kc, &wf).0, 404, "re-created a build that already ran");
+    assert_eq!(
+        bp(&kc, &["diff", &file_s, "--inventory", &inv])
+            .status
+            .code(),
+        Some(0)
+    );
+    // A new spec (another branch) is a new build.
+    org.build("gamma", "release");
+    let out = ok(&bp(&kc, &["apply", &file_s, "--inventory", &inv]));
+    assert!(
+        out.contains(&format!("Workflow/{}/gamma-", org.namespace())) && out.contains(" created"),
+        "{out}"
+    );
+    let (_, live) = get(&kc, &wf);
+    let branch = live["spec"]["arguments"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "branch")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(branch, "release");
+    // It finishes (as Argo would write it); a further spec change replaces the finished run.
+    let status = json!({"status": {"phase": "Failed", "finishedAt": "2025-07-01T10:01:47Z"}});
+    assert_eq!(
+        cluster::raw_request(
+            &kc,
+            None,
+            "PATCH",
+            &wf,
+            Some(&status),
+            "application/merge-patch+json"
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        bp(&kc, &["diff", &file_s, "--inventory", &inv])
+            .status
+            .code(),
+        Some(0),
+        "a failed build is not re-run"
+    );
+    org.build("gamma", "hotfix");
+    let out = ok(&bp(&kc, &["apply", &file_s, "--inventory", &inv]));
+    assert!(out.contains(" configured"), "{out}");
+    let (_, live) = get(&kc, &wf);
+    assert!(
+        live["status"].is_null() || live["status"]["phase"].is_null(),
+        "old run's status survived: {live}"
+    );
+}
+
+#[test]
+fn the_no_permission_user_changes_nothing() {
+    let kc = shared_cluster_with_argo();
+    let org = Org::new();
+    org.build("delta", "main");
+    let o = bp(
+        &kc,
+        &[
+            "apply",
+            &org.path(),
+            "--inventory",
+            &org.inventory(),
+            "--context",
+            "testenv-limited",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty(), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("missing permissions, nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot create namespaces (cluster-wide)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "cannot patch workflows.argoproj.io in namespace {}",
+            org.namespace()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot get configmaps in namespace default"),
+        "{err}"
+    );
+    assert_eq!(
+        get(&kc, &format!("/api/v1/namespaces/{}", org.namespace())).0,
+        404
+    );
+}
+
+#[test]
+fn bad_input_sends_no_request() {
+    let counter = cluster::request_counter();
+    let kc = cluster::kubeconfig_pointing_at(counter.addr);
+    for cmd in ["diff", "apply"] {
+        let o = bp(kc.path(), &[cmd, "fixtures/bad/missing-url.yaml"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(text(&o.stderr).contains("spec.repository.url: is required"));
+        let o = bp(
+            kc.path(),
+            &[cmd, "--set", "global.defaultResources.registry.type=s3"],
+        );
+        assert_eq!(o.status.code(), Some(2));
+    }
+    assert_eq!(counter.count(), 0, "a request was sent for bad input");
+    // The same server is contacted for good input (it is no API server: exit 2, one line).
+    let o = bp(kc.path(), &["diff", "fixtures/builds/greeter-docker.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(counter.count() > 0);
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with("error: cannot reach the API server at https://127.0.0.1:"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
