@@ -609,3 +609,55 @@ fn bad_input_sends_no_request() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn dry_run_changes_nothing() {
+    let kc = shared_cluster_with_argo();
+    let org = Org::new();
+    org.build("epsilon", "main");
+    let out = ok(&bp(
+        &kc,
+        &[
+            "apply",
+            &org.path(),
+            "--inventory",
+            &org.inventory(),
+            "--dry-run",
+        ],
+    ));
+    assert_eq!(
+        lines_with(&out, " created (server dry run)").len(),
+        5,
+        "{out}"
+    );
+    assert_eq!(
+        get(&kc, &format!("/api/v1/namespaces/{}", org.namespace())).0,
+        404
+    );
+    let (code, _) = get(
+        &kc,
+        &format!(
+            "/api/v1/namespaces/default/configmaps/buildplane-inventory-{}",
+            org.inventory()
+        ),
+    );
+    assert_eq!(code, 404, "a dry run wrote the inventory");
+}
+
+#[test]
+fn rejected_credentials_are_one_line() {
+    let kc = shared_cluster_with_argo();
+    let mut config: Value = serde_saphyr::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    // Same server, every token replaced: what an expired token looks like to the client.
+    for user in config["users"].as_array_mut().unwrap() {
+        user["user"]["token"] = json!("0000000000000000");
+    }
+    let forged = serde_json::to_string(&config).unwrap();
+    std::fs::write(bad.path(), forged).unwrap();
+    let o = bp(bad.path(), &["diff", "fixtures/builds/greeter-docker.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("rejected the credentials"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
