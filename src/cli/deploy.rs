@@ -17,17 +17,43 @@ pub enum DiffOutput {
     Json,
 }
 
+/// What diff and apply both take: the render inputs, the cluster, the inventory.
 #[derive(Debug, Args)]
-pub struct DiffArgs {
+pub struct TargetArgs {
     #[command(flatten)]
     pub inputs: RenderInputs,
     #[command(flatten)]
     pub client: ClientArgs,
     #[command(flatten)]
     pub inventory: InventoryArgs,
-    /// Take over fields other managers own (as apply would).
+    /// Take over fields other managers own.
     #[arg(long = "force-conflicts")]
     pub force_conflicts: bool,
+}
+
+impl TargetArgs {
+    fn render(&self) -> anyhow::Result<pipeline::Rendered> {
+        // Everything is rendered and validated before the first request.
+        let req = self.inputs.request(&self.inputs.sets_in_order());
+        Ok(pipeline::render_parts(&Chart::builtin(), &req)?)
+    }
+
+    fn options(&self) -> deploy::DeployOptions {
+        deploy::DeployOptions {
+            inventory: self.inventory.inventory.clone(),
+            inventory_namespace: self.inventory.inventory_namespace.clone(),
+            prune: self.inventory.prune,
+            force_conflicts: self.force_conflicts,
+            concurrency: self.inventory.concurrency.max(1),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Text (a unified diff per object and a summary) or a JSON plan.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: DiffOutput,
@@ -39,31 +65,13 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
-    pub inputs: RenderInputs,
-    #[command(flatten)]
-    pub client: ClientArgs,
-    #[command(flatten)]
-    pub inventory: InventoryArgs,
-    /// Take over fields other managers own.
-    #[arg(long = "force-conflicts")]
-    pub force_conflicts: bool,
+    pub target: TargetArgs,
     /// Ask the server what would happen; change nothing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
     /// How long to wait for CRDs to be Established.
     #[arg(long = "timeout", value_name = "DURATION", value_parser = super::connect::parse_duration, default_value = "60s")]
     pub timeout: std::time::Duration,
-}
-
-fn options(inv: &InventoryArgs, force_conflicts: bool) -> deploy::DeployOptions {
-    deploy::DeployOptions {
-        inventory: inv.inventory.clone(),
-        inventory_namespace: inv.inventory_namespace.clone(),
-        prune: inv.prune,
-        force_conflicts,
-        concurrency: inv.concurrency.max(1),
-        ..Default::default()
-    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -73,19 +81,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn run_diff(args: DiffArgs) -> anyhow::Result<Outcome> {
-    // Everything is rendered and validated before the first request.
-    let rendered = pipeline::render_parts(
-        &Chart::builtin(),
-        &args.inputs.request(&args.inputs.sets_in_order()),
-    )?;
-    let opts = options(&args.inventory, args.force_conflicts);
+    let rendered = args.target.render()?;
+    let opts = args.target.options();
     let color = diff::use_color(
         args.no_color,
         std::env::var_os("NO_COLOR").as_deref(),
         std::io::stdout().is_terminal(),
     );
     let (entries, summary) = runtime()?.block_on(async {
-        let kube = Kube::connect(&args.client.settings()).await?;
+        let kube = Kube::connect(&args.target.client.settings()).await?;
         let prepared = deploy::prepare(&kube, &rendered, &opts).await?;
         Ok::<_, anyhow::Error>(deploy::diff(&kube, &prepared, &opts, color).await?)
     })?;
@@ -114,15 +118,12 @@ pub fn run_diff(args: DiffArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn run_apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
-    let rendered = pipeline::render_parts(
-        &Chart::builtin(),
-        &args.inputs.request(&args.inputs.sets_in_order()),
-    )?;
-    let mut opts = options(&args.inventory, args.force_conflicts);
+    let rendered = args.target.render()?;
+    let mut opts = args.target.options();
     opts.crd_timeout = args.timeout;
     let dry_run = args.dry_run;
     runtime()?.block_on(async {
-        let kube = Kube::connect(&args.client.settings()).await?;
+        let kube = Kube::connect(&args.target.client.settings()).await?;
         let prepared = deploy::prepare(&kube, &rendered, &opts).await?;
         let mut out = std::io::stdout().lock();
         if dry_run {
