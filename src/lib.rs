@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod emit;
 pub mod engine;
 pub mod kube;
 pub mod pipeline;
