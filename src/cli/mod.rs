@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod deploy;
+pub mod logs;
 pub mod render;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ pub enum Command {
     /// Server-side apply in stages (CRDs, Namespaces, identity, the rest, Workflows), with an
     /// inventory and optional pruning.
     Apply(deploy::ApplyArgs),
+    /// Show the logs of each build's steps (the `main` container of Argo's step pods).
+    Logs(logs::LogsArgs),
 }
 
 /// How a command ended, for the exit code (decided in `main` alone).
@@ -42,5 +45,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Render(args) => render::run(args),
         Command::Diff(args) => deploy::run_diff(args),
         Command::Apply(args) => deploy::run_apply(args),
+        Command::Logs(args) => logs::run(args),
     }
 }

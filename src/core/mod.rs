@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod naming;
 pub mod par;
 pub mod plan;
+pub mod pods;
 pub mod render;
 pub mod spec;
 pub mod values;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use crate::core::manifest::{Manifest, ObjectId};
+use futures::StreamExt;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "buildplane";
@@ -296,6 +297,65 @@ impl Kube {
                 v
             })
             .collect())
+    }
+
+    /// The objects of a resource in a namespace that match a label selector.
+    pub async fn list_selected(
+        &self,
+        r: &Resource,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<Value>, KubeError> {
+        self.count(false);
+        let what = format!("{} in {namespace} ({selector})", r.api.kind);
+        let list = self
+            .api(r, Some(namespace))
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| self.error(&what, e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).expect("objects serialize"))
+            .collect())
+    }
+
+    /// Copies a container's log to `out`, following it while the container runs if `follow`.
+    pub async fn copy_logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        follow: bool,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), KubeError> {
+        use futures::AsyncBufReadExt;
+        self.count(false);
+        let object = format!("Pod/{namespace}/{pod}");
+        let api: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), namespace);
+        let params = kube::api::LogParams {
+            container: Some(container.to_owned()),
+            follow,
+            ..Default::default()
+        };
+        let reader = api
+            .log_stream(pod, &params)
+            .await
+            .map_err(|e| self.error(&object, e))?;
+        let mut lines = reader.lines();
+        while let Some(line) = lines.next().await {
+            let line = line.map_err(|e| KubeError::Unreachable {
+                server: self.server.clone(),
+                message: e.to_string(),
+            })?;
+            writeln!(out, "{line}").map_err(|e| KubeError::Api {
+                object: object.clone(),
+                code: 0,
+                message: format!("cannot write the log: {e}"),
+            })?;
+        }
+        Ok(())
     }
 
     /// One object, or `None` if it does not exist.

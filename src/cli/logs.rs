@@ -1,0 +1,49 @@
+//! `buildplane logs BUILD...`: the logs of each build's steps, in step order.
+
+use super::Outcome;
+use super::connect::ClientArgs;
+use crate::kube::Kube;
+use crate::pipeline::{self, logs};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Build files or directories (the builds whose logs to show).
+    #[arg(value_name = "BUILD", required = true)]
+    pub builds: Vec<PathBuf>,
+    /// Only this step: clone, build, push, workload-create (or their `-step` names).
+    #[arg(long, value_name = "STEP")]
+    pub step: Option<String>,
+    /// Keep streaming while the step runs.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Organization of Builds that name none.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "ORG",
+        default_value = "default"
+    )]
+    pub namespace: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub fn run(args: LogsArgs) -> anyhow::Result<Outcome> {
+    let builds = pipeline::load_builds(&args.builds, Some(&args.namespace))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let shown = runtime.block_on(async {
+        let kube = Kube::connect(&args.client.settings()).await?;
+        let mut out = std::io::stdout();
+        logs::print_logs(&kube, &builds, args.step.as_deref(), args.follow, &mut out).await
+    })?;
+    if shown == 0 {
+        anyhow::bail!(
+            "no step pods found for these builds (not started yet, or deleted with their Workflow)"
+        );
+    }
+    Ok(Outcome::Success)
+}
