@@ -5,6 +5,7 @@ pub mod connect;
 pub mod deploy;
 pub mod logs;
 pub mod render;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,9 @@ pub enum Command {
     Apply(deploy::ApplyArgs),
     /// Show the logs of each build's steps (the `main` container of Argo's step pods).
     Logs(logs::LogsArgs),
+    /// Follow builds with a watch until they finish; harvest and emit their Workloads.
+    /// Exit code 0: all succeeded, 1: any failed, 2: error or timeout.
+    Watch(watch::WatchArgs),
 }
 
 /// How a command ended, for the exit code (decided in `main` alone).
@@ -46,5 +50,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(args) => deploy::run_diff(args),
         Command::Apply(args) => deploy::run_apply(args),
         Command::Logs(args) => logs::run(args),
+        Command::Watch(args) => watch::run(args),
     }
 }

@@ -11,3 +11,5 @@ pub mod pods;
 pub mod render;
 pub mod spec;
 pub mod values;
+pub mod workflow;
+pub mod workload;

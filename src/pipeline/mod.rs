@@ -232,3 +232,4 @@ pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, Pipel
 
 pub mod deploy;
 pub mod logs;
+pub mod watch;

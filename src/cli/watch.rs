@@ -1,0 +1,185 @@
+//! `buildplane watch BUILD...`: follow builds to the end, harvest their Workloads and emit them.
+
+use super::Outcome;
+use super::connect::{ClientArgs, parse_duration};
+use crate::core::manifest::{self, Manifest};
+use crate::core::workflow::{Phase, WorkloadOutcome};
+use crate::emit::{self, Emitted, PathVars};
+use crate::kube::Kube;
+use crate::pipeline::watch::{self, BuildResult, Event, Target};
+use crate::pipeline::{self, LoadedBuild};
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchOutput {
+    Text,
+    Json,
+}
+
+/// Where Workloads go (shared with apply --wait and, later, sync).
+#[derive(Debug, Clone, Args)]
+pub struct EmitArgs {
+    /// Write each Workload under DIR (atomically).
+    #[arg(long = "emit-dir", value_name = "DIR")]
+    pub emit_dir: Option<PathBuf>,
+    /// Path of a Workload under the target: {org}, {project}, {component}, {build}.
+    #[arg(long = "emit-path", value_name = "TEMPLATE", default_value = emit::DEFAULT_PATH_TEMPLATE)]
+    pub emit_path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Build files or directories (the builds to follow).
+    #[arg(value_name = "BUILD", required = true)]
+    pub builds: Vec<PathBuf>,
+    /// Organization of Builds that name none.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "ORG",
+        default_value = "default"
+    )]
+    pub namespace: String,
+    /// Give up after this long (exit code 2), e.g. 90s, 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Plain lines, or one JSON event per line.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: WatchOutput,
+    #[command(flatten)]
+    pub emit: EmitArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Emits one result's Workload to every target; the outcome feeds the Build's conditions.
+pub fn emit_result(
+    r: &BuildResult,
+    build: &LoadedBuild,
+    args: &EmitArgs,
+) -> (WorkloadOutcome, Vec<String>) {
+    let Some(workload) = &r.workload else {
+        return match (&r.phase, &r.workload_error) {
+            (Phase::Succeeded, Some(e)) if e.contains("no Workload") => {
+                (WorkloadOutcome::Missing, vec![])
+            }
+            (Phase::Succeeded, Some(e)) => (WorkloadOutcome::Failed(e.clone()), vec![]),
+            _ => (WorkloadOutcome::NotYet, vec![]),
+        };
+    };
+    let Some(dir) = &args.emit_dir else {
+        return (WorkloadOutcome::NotYet, vec![]);
+    };
+    let owner = &build.build.spec.owner;
+    let vars = PathVars {
+        org: build.build.organization(),
+        project: &owner.project_name,
+        component: &owner.component_name,
+        build: &build.build.metadata.name,
+    };
+    let written = emit::expand_path(&args.emit_path, &vars)
+        .map_err(|e| e.to_string())
+        .and_then(|path| {
+            let m = Manifest::new(workload.clone()).map_err(|e| e.to_string())?;
+            let text = manifest::to_yaml(&m).map_err(|e| e.to_string())?;
+            emit::dir::write(dir, &path, text.as_bytes())
+                .map(|e| (path, e))
+                .map_err(|e| e.to_string())
+        });
+    match written {
+        Ok((path, Emitted::Written)) => (
+            WorkloadOutcome::Updated,
+            vec![format!("wrote {}", dir.join(path).display())],
+        ),
+        Ok((path, Emitted::Unchanged)) => (
+            WorkloadOutcome::Updated,
+            vec![format!("unchanged {}", dir.join(path).display())],
+        ),
+        Err(e) => (
+            WorkloadOutcome::Failed(e.clone()),
+            vec![format!("emit failed: {e}")],
+        ),
+    }
+}
+
+pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
+    let builds = pipeline::load_builds(&args.builds, Some(&args.namespace))?;
+    let targets: Vec<Target> = builds.iter().map(Target::of).collect();
+    let by_label: std::collections::BTreeMap<String, LoadedBuild> = targets
+        .iter()
+        .map(|t| (t.label(), t.build.clone()))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let json = args.output == WatchOutput::Json;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0usize;
+    let mut emit_error = None;
+    runtime.block_on(async {
+        let kube = Kube::connect(&args.client.settings()).await?;
+        watch::watch(&kube, targets, args.timeout, |event| {
+            let line = match event {
+                Event::Step { build, step, phase } => {
+                    if json {
+                        serde_json::to_string(event).unwrap_or_default()
+                    } else {
+                        format!("{build} {step} {phase}")
+                    }
+                }
+                Event::Finished(r) => {
+                    let build = &by_label[&r.build];
+                    let (outcome, notes) = emit_result(r, build, &args.emit);
+                    if r.phase != Phase::Succeeded
+                        || r.workload.is_none()
+                        || matches!(outcome, WorkloadOutcome::Failed(_))
+                    {
+                        failed += 1;
+                    }
+                    if let WorkloadOutcome::Failed(e) = &outcome {
+                        emit_error.get_or_insert(e.clone());
+                    }
+                    let conditions = r.conditions(outcome);
+                    if json {
+                        let mut v = serde_json::to_value(event).unwrap_or_default();
+                        v["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
+                        v["emitted"] = serde_json::to_value(&notes).unwrap_or_default();
+                        v.to_string()
+                    } else {
+                        let mut s = format!("{} {}", r.build, r.phase);
+                        if let Some(m) = &r.message {
+                            s.push_str(&format!(": {m}"));
+                        }
+                        if let Some(i) = &r.image {
+                            s.push_str(&format!("\n  image {i}"));
+                        }
+                        if let Some(e) = &r.workload_error {
+                            s.push_str(&format!("\n  no Workload: {e}"));
+                        }
+                        for n in &notes {
+                            s.push_str(&format!("\n  {n}"));
+                        }
+                        for c in &conditions {
+                            s.push_str(&format!(
+                                "\n  {} {} {} {}",
+                                c.type_, c.status, c.reason, c.message
+                            ));
+                        }
+                        s
+                    }
+                }
+            };
+            let _ = writeln!(out, "{line}");
+        })
+        .await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(if failed > 0 {
+        Outcome::Differences
+    } else {
+        Outcome::Success
+    })
+}

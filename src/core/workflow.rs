@@ -1,0 +1,1307 @@
+//! Reading an Argo Workflow as the API returns it (`serde_json::Value`): its phase, its nodes
+//! (plain or compressed), per-step progress, the build's artifacts, and the Build conditions
+//! upstream's controller writes for each phase (`controller_conditions.go`).
+//!
+//! Pure: the Workflow object and the current time are arguments.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::io::Read;
+
+/// The build steps, in execution order (the step templates of every build template).
+pub const STEPS: [&str; 4] = [CLONE_STEP, BUILD_STEP, PUSH_STEP, WORKLOAD_CREATE_STEP];
+pub const CLONE_STEP: &str = "clone-step";
+pub const BUILD_STEP: &str = "build-step";
+/// The step whose output parameter [`IMAGE_OUTPUT`] names the pushed image.
+pub const PUSH_STEP: &str = "push-step";
+/// The step whose output parameter [`WORKLOAD_CR_OUTPUT`] carries the Workload YAML.
+pub const WORKLOAD_CREATE_STEP: &str = "workload-create-step";
+pub const IMAGE_OUTPUT: &str = "image";
+pub const WORKLOAD_CR_OUTPUT: &str = "workload-cr";
+
+/// Largest decompressed `status.compressedNodes` we accept (a Workflow object is limited by
+/// etcd to ~1.5 MiB; this bounds what a gzip bomb could make us allocate).
+pub const MAX_DECOMPRESSED_NODES: usize = 64 * 1024 * 1024;
+
+/// Why a Workflow's nodes could not be read. Every message names the Workflow
+/// (`namespace/name`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkflowError {
+    /// `status.nodes` (or the decompressed `status.compressedNodes`) is not a mapping of node ID
+    /// to node.
+    #[error("workflow {workflow}: {field} is not a mapping of node ID to node")]
+    NodesNotAMap {
+        workflow: String,
+        field: &'static str,
+    },
+    /// One entry of the node map is not an object.
+    #[error("workflow {workflow}: node {id} is not an object")]
+    NodeNotAnObject { workflow: String, id: String },
+    /// `status.compressedNodes` is not standard base64.
+    #[error("workflow {workflow}: status.compressedNodes is not valid base64: {message}")]
+    CompressedBase64 { workflow: String, message: String },
+    /// The base64-decoded `status.compressedNodes` is not a gzip stream.
+    #[error("workflow {workflow}: status.compressedNodes is not valid gzip: {message}")]
+    CompressedGzip { workflow: String, message: String },
+    /// `status.compressedNodes` decompresses to more than [`MAX_DECOMPRESSED_NODES`] bytes.
+    #[error("workflow {workflow}: status.compressedNodes decompresses to more than {limit} bytes")]
+    CompressedTooLarge { workflow: String, limit: usize },
+    /// The decompressed `status.compressedNodes` is not JSON.
+    #[error("workflow {workflow}: status.compressedNodes does not hold JSON: {message}")]
+    CompressedJson { workflow: String, message: String },
+    /// The node status was offloaded to Argo's persistence database
+    /// (`status.offloadNodeStatusVersion`): the Kubernetes object alone does not carry it.
+    #[error(
+        "workflow {workflow}: node status is offloaded to Argo's database \
+         (offloadNodeStatusVersion {version}); it cannot be read from the Workflow object"
+    )]
+    Offloaded { workflow: String, version: String },
+}
+
+/// A phase in the engine's terms (upstream's `convertArgoPhase`, §5.4), also used for steps.
+///
+/// For a **Workflow**, [`Phase::from_argo`] never yields `Pending`: upstream maps Argo's `""` and
+/// `Pending` to `Unknown` and the controller treats both alike (no condition change); we keep
+/// that, and the raw Argo phase stays available in [`WorkflowStatus::argo_phase`].
+/// `Pending` exists for **steps** ([`Phase::from_node`]): a step whose node does not exist yet,
+/// or whose pod node is `Pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+impl Phase {
+    /// Workflow phase mapping, exactly upstream's: `Running`, `Succeeded`, `Failed`/`Error` →
+    /// Failed, everything else (`""`, `Pending`, unknown values) → Unknown.
+    pub fn from_argo(argo_phase: &str) -> Phase {
+        match argo_phase {
+            "Running" => Phase::Running,
+            "Succeeded" => Phase::Succeeded,
+            "Failed" | "Error" => Phase::Failed,
+            _ => Phase::Unknown,
+        }
+    }
+
+    /// Node phase mapping for step display: `Pending`, `Running`, `Succeeded`, `Failed`/`Error`
+    /// → Failed; `Skipped`, `Omitted` and anything else → Unknown (the raw phase is on the node).
+    pub fn from_node(node_phase: &str) -> Phase {
+        match node_phase {
+            "Pending" => Phase::Pending,
+            "Running" => Phase::Running,
+            "Succeeded" => Phase::Succeeded,
+            "Failed" | "Error" => Phase::Failed,
+            _ => Phase::Unknown,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Unknown => "Unknown",
+        }
+    }
+
+    /// Succeeded or Failed: nothing will change any more.
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Workflow's overall state: the engine phase, Argo's raw `status.phase` and
+/// `status.message` (upstream carries the message but never writes it into conditions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkflowStatus {
+    pub phase: Phase,
+    pub argo_phase: String,
+    pub message: String,
+}
+
+/// Reads `status.phase` and `status.message`; both are `""` when absent.
+pub fn status(wf: &Value) -> WorkflowStatus {
+    let argo_phase = str_at(wf, "/status/phase").to_owned();
+    WorkflowStatus {
+        phase: Phase::from_argo(&argo_phase),
+        message: str_at(wf, "/status/message").to_owned(),
+        argo_phase,
+    }
+}
+
+/// One entry of the Workflow's node map. Absent strings are `""`; absent times are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    /// `Pod`, `Steps`, `StepGroup`, `Retry`, …
+    pub node_type: String,
+    pub template_name: String,
+    /// Argo's raw node phase (`Pending`, `Running`, `Succeeded`, `Failed`, `Error`, …).
+    pub phase: String,
+    pub message: String,
+    /// RFC 3339 (Argo writes UTC, `…Z`, whole seconds, so these compare as strings).
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Output parameters `(name, value)` in declared order; `None` when no value was captured.
+    pub outputs: Vec<(String, Option<String>)>,
+}
+
+impl Node {
+    /// The value of output parameter `name`, if the node has one.
+    pub fn output(&self, name: &str) -> Option<&str> {
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn from_value(id: &str, v: &Value) -> Option<Node> {
+        let obj = v.as_object()?;
+        let text = |key: &str| {
+            obj.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let time = |key: &str| {
+            obj.get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let outputs = v
+            .pointer("/outputs/parameters")
+            .and_then(Value::as_array)
+            .map(|params| {
+                params
+                    .iter()
+                    .filter_map(|p| {
+                        let name = p.get("name")?.as_str()?.to_owned();
+                        // Argo's AnyString: always a string on the wire, but tolerate scalars.
+                        let value = match p.get("value") {
+                            Some(Value::String(s)) => Some(s.clone()),
+                            Some(Value::Number(n)) => Some(n.to_string()),
+                            Some(Value::Bool(b)) => Some(b.to_string()),
+                            _ => None,
+                        };
+                        Some((name, value))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let id_field = text("id");
+        Some(Node {
+            id: if id_field.is_empty() {
+                id.to_owned()
+            } else {
+                id_field
+            },
+            name: text("name"),
+            display_name: text("displayName"),
+            node_type: text("type"),
+            template_name: text("templateName"),
+            phase: text("phase"),
+            message: text("message"),
+            started_at: time("startedAt"),
+            finished_at: time("finishedAt"),
+            outputs,
+        })
+    }
+}
+
+/// `namespace/name` of the Workflow, for messages.
+pub fn workflow_ref(wf: &Value) -> String {
+    let name = str_at(wf, "/metadata/name");
+    let name = if name.is_empty() { "<unnamed>" } else { name };
+    match str_at(wf, "/metadata/namespace") {
+        "" => name.to_owned(),
+        ns => format!("{ns}/{name}"),
+    }
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The Workflow's nodes, sorted by node ID.
+///
+/// Read from `status.nodes`; when that is empty or absent and `status.compressedNodes` is set,
+/// from that (Argo's `CompressEncodeString`: the JSON node map, gzip-compressed, then standard
+/// base64). No nodes at all is an empty list (a Workflow Argo has not picked up yet), unless
+/// `status.offloadNodeStatusVersion` says they were offloaded, which is an error: they live in
+/// Argo's database, not in the object.
+pub fn nodes(wf: &Value) -> Result<Vec<Node>, WorkflowError> {
+    let workflow = || workflow_ref(wf);
+    let plain = wf.pointer("/status/nodes");
+    let plain_map = match plain {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => {
+            return Err(WorkflowError::NodesNotAMap {
+                workflow: workflow(),
+                field: "status.nodes",
+            });
+        }
+    };
+    if let Some(map) = plain_map.filter(|m| !m.is_empty()) {
+        return collect_nodes(map, &workflow);
+    }
+    let compressed = str_at(wf, "/status/compressedNodes");
+    if !compressed.is_empty() {
+        let decoded = decompress_nodes(compressed, MAX_DECOMPRESSED_NODES, &workflow)?;
+        let Value::Object(map) = decoded else {
+            return Err(WorkflowError::NodesNotAMap {
+                workflow: workflow(),
+                field: "status.compressedNodes",
+            });
+        };
+        return collect_nodes(&map, &workflow);
+    }
+    let offloaded = str_at(wf, "/status/offloadNodeStatusVersion");
+    if !offloaded.is_empty() {
+        return Err(WorkflowError::Offloaded {
+            workflow: workflow(),
+            version: offloaded.to_owned(),
+        });
+    }
+    Ok(Vec::new())
+}
+
+fn collect_nodes(
+    map: &serde_json::Map<String, Value>,
+    workflow: &dyn Fn() -> String,
+) -> Result<Vec<Node>, WorkflowError> {
+    let mut out = Vec::with_capacity(map.len());
+    for (id, v) in map {
+        let node = Node::from_value(id, v).ok_or_else(|| WorkflowError::NodeNotAnObject {
+            workflow: workflow(),
+            id: id.clone(),
+        })?;
+        out.push(node);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+fn decompress_nodes(
+    text: &str,
+    limit: usize,
+    workflow: &dyn Fn() -> String,
+) -> Result<Value, WorkflowError> {
+    // Argo writes one unwrapped line; tolerate line breaks a copy/paste or a tool may add.
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| WorkflowError::CompressedBase64 {
+            workflow: workflow(),
+            message: e.to_string(),
+        })?;
+    let mut json = Vec::new();
+    // Go's gzip reader reads concatenated members too, hence the multi-member decoder.
+    flate2::read::MultiGzDecoder::new(gz.as_slice())
+        .take(limit as u64 + 1)
+        .read_to_end(&mut json)
+        .map_err(|e| WorkflowError::CompressedGzip {
+            workflow: workflow(),
+            message: e.to_string(),
+        })?;
+    if json.len() > limit {
+        return Err(WorkflowError::CompressedTooLarge {
+            workflow: workflow(),
+            limit,
+        });
+    }
+    serde_json::from_slice(&json).map_err(|e| WorkflowError::CompressedJson {
+        workflow: workflow(),
+        message: e.to_string(),
+    })
+}
+
+/// The trailing retry index of a node name (`…push-step(2)` → 2).
+fn attempt_index(name: &str) -> Option<u64> {
+    name.strip_suffix(')')
+        .and_then(|r| r.rsplit_once('('))
+        .and_then(|(_, n)| n.parse().ok())
+}
+
+/// The pod node of the **last** attempt of step template `template`, and how many pod nodes
+/// ran it. Only `Pod` nodes count (a `Retry` parent is not an attempt). "Last" is the greatest
+/// `(startedAt, finishedAt (unfinished = latest), retry index, name)`: an attempt starts after the
+/// previous one ended, so the map's order (upstream's "first match", weakness 9) never decides.
+pub fn last_attempt<'a>(nodes: &'a [Node], template: &str) -> Option<(&'a Node, usize)> {
+    let attempts: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.node_type == "Pod" && n.template_name == template)
+        .collect();
+    let last = attempts.iter().copied().max_by(|a, b| {
+        let key = |n: &'a Node| {
+            (
+                n.started_at.as_deref(),
+                // None (still running) sorts after every finish time.
+                n.finished_at.as_deref().map_or((1, ""), |t| (0, t)),
+                attempt_index(&n.name),
+                n.name.as_str(),
+            )
+        };
+        key(a).cmp(&key(b))
+    })?;
+    Some((last, attempts.len()))
+}
+
+/// Display state of one build step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepStatus {
+    /// `clone-step`, `build-step`, `push-step` or `workload-create-step`.
+    pub step: &'static str,
+    /// `Pending` while the step has no node (not reached yet, or never will be after a failure).
+    pub phase: Phase,
+    /// The pod node of the last attempt.
+    pub node: Option<Node>,
+    /// Pod nodes that ran this step (more than 1 with retries).
+    pub attempts: usize,
+}
+
+/// The four steps in order, from already-read nodes.
+pub fn steps_from(nodes: &[Node]) -> Vec<StepStatus> {
+    STEPS
+        .iter()
+        .map(|&step| match last_attempt(nodes, step) {
+            Some((node, attempts)) => StepStatus {
+                step,
+                phase: Phase::from_node(&node.phase),
+                node: Some(node.clone()),
+                attempts,
+            },
+            None => StepStatus {
+                step,
+                phase: Phase::Pending,
+                node: None,
+                attempts: 0,
+            },
+        })
+        .collect()
+}
+
+/// The four steps in order (see [`steps_from`]). Fails only when the nodes cannot be read
+/// (compressed data broken, status offloaded): showing every step as Pending then would lie.
+pub fn steps(wf: &Value) -> Result<Vec<StepStatus>, WorkflowError> {
+    Ok(steps_from(&nodes(wf)?))
+}
+
+/// What a finished build produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Artifacts {
+    /// Output `image` of the last `push-step` attempt, only if that attempt Succeeded.
+    pub image: Option<String>,
+    /// Output `workload-cr` of the last `workload-create-step` attempt, only if it Succeeded.
+    pub workload_cr: Option<String>,
+}
+
+/// Harvests the artifacts from already-read nodes. Unlike upstream, the `push-step` node must
+/// have Succeeded too (upstream takes `image` from whichever node matches first, whatever its
+/// phase). Missing nodes, outputs or values, and blank values, give `None`.
+pub fn artifacts_from(nodes: &[Node]) -> Artifacts {
+    let succeeded_output = |template: &str, output: &str| {
+        last_attempt(nodes, template)
+            .filter(|(n, _)| n.phase == "Succeeded")
+            .and_then(|(n, _)| n.output(output))
+            .filter(|v| !v.trim().is_empty())
+    };
+    Artifacts {
+        image: succeeded_output(PUSH_STEP, IMAGE_OUTPUT).map(|s| s.trim().to_owned()),
+        workload_cr: succeeded_output(WORKLOAD_CREATE_STEP, WORKLOAD_CR_OUTPUT).map(str::to_owned),
+    }
+}
+
+/// Harvests the artifacts of a Workflow (see [`artifacts_from`]).
+pub fn artifacts(wf: &Value) -> Result<Artifacts, WorkflowError> {
+    Ok(artifacts_from(&nodes(wf)?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Build conditions (upstream `controller_conditions.go`)
+
+pub const TYPE_BUILD_INITIATED: &str = "BuildInitiated";
+pub const TYPE_BUILD_TRIGGERED: &str = "BuildTriggered";
+pub const TYPE_BUILD_COMPLETED: &str = "BuildCompleted";
+pub const TYPE_WORKLOAD_UPDATED: &str = "WorkloadUpdated";
+
+pub const REASON_BUILD_INITIATED: &str = "BuildInitiated";
+pub const REASON_BUILD_TRIGGERED: &str = "BuildTriggered";
+pub const REASON_BUILD_COMPLETED: &str = "BuildCompleted";
+pub const REASON_BUILD_FAILED: &str = "BuildFailed";
+pub const REASON_BUILD_IN_PROGRESS: &str = "BuildInProgress";
+pub const REASON_WORKLOAD_UPDATED: &str = "WorkloadUpdated";
+pub const REASON_WORKLOAD_UPDATE_FAILED: &str = "WorkloadUpdateFailed";
+
+pub const STATUS_TRUE: &str = "True";
+pub const STATUS_FALSE: &str = "False";
+
+/// Upstream's WorkloadUpdateFailed message.
+pub const MSG_WORKLOAD_UPDATE_FAILED: &str = "Failed to update workload with the new built image";
+/// Our message when a Workflow succeeded without a `workload-cr` output.
+pub const MSG_NO_WORKLOAD: &str = "Build workflow succeeded but produced no Workload \
+     (no workload-cr output from a succeeded workload-create-step)";
+
+/// A Build status condition (`metav1.Condition` shape; serialized with the field name `type`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `"True"` or `"False"`.
+    pub status: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Set by [`set_condition`]; constructors leave it `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+impl Condition {
+    fn new(
+        type_: &str,
+        status: bool,
+        reason: &str,
+        message: &str,
+        observed_generation: Option<i64>,
+    ) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status: if status { STATUS_TRUE } else { STATUS_FALSE }.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            observed_generation,
+            last_transition_time: None,
+        }
+    }
+
+    /// `BuildInitiated=True`, reason `BuildInitiated`.
+    pub fn build_initiated(generation: Option<i64>) -> Condition {
+        Self::new(
+            TYPE_BUILD_INITIATED,
+            true,
+            REASON_BUILD_INITIATED,
+            "Build initialization started",
+            generation,
+        )
+    }
+
+    /// `BuildTriggered=True`, reason `BuildTriggered` (the Workflow was created).
+    pub fn build_triggered(generation: Option<i64>) -> Condition {
+        Self::new(
+            TYPE_BUILD_TRIGGERED,
+            true,
+            REASON_BUILD_TRIGGERED,
+            "Build has been triggered",
+            generation,
+        )
+    }
+
+    /// `BuildCompleted=True`, reason `BuildCompleted`.
+    pub fn build_completed(generation: Option<i64>) -> Condition {
+        Self::new(
+            TYPE_BUILD_COMPLETED,
+            true,
+            REASON_BUILD_COMPLETED,
+            "Build completed successfully",
+            generation,
+        )
+    }
+
+    /// `BuildCompleted=False`, reason `BuildFailed`, with the message the controller writes
+    /// ("Build workflow failed", overriding the constructor's "Build failed").
+    pub fn build_failed(generation: Option<i64>) -> Condition {
+        Self::new(
+            TYPE_BUILD_COMPLETED,
+            false,
+            REASON_BUILD_FAILED,
+            "Build workflow failed",
+            generation,
+        )
+    }
+
+    /// `BuildCompleted=False`, reason `BuildInProgress`.
+    pub fn build_in_progress(generation: Option<i64>) -> Condition {
+        Self::new(
+            TYPE_BUILD_COMPLETED,
+            false,
+            REASON_BUILD_IN_PROGRESS,
+            "Build is in progress",
+            generation,
+        )
+    }
+
+    /// `WorkloadUpdated=True`, reason `WorkloadUpdated`.
+    pub fn workload_updated(generation: Option<i64>) -> Condition {
+        Self::new(
+            TYPE_WORKLOAD_UPDATED,
+            true,
+            REASON_WORKLOAD_UPDATED,
+            "Workload updated successfully",
+            generation,
+        )
+    }
+
+    /// `WorkloadUpdated=False`, reason `WorkloadUpdateFailed`, upstream's message.
+    pub fn workload_update_failed(generation: Option<i64>) -> Condition {
+        Self::new(
+            TYPE_WORKLOAD_UPDATED,
+            false,
+            REASON_WORKLOAD_UPDATE_FAILED,
+            MSG_WORKLOAD_UPDATE_FAILED,
+            generation,
+        )
+    }
+
+    /// True when `status` is `"True"`.
+    pub fn is_true(&self) -> bool {
+        self.status == STATUS_TRUE
+    }
+}
+
+/// How applying the Workload turned out, for a Workflow that Succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadOutcome {
+    /// Not attempted yet.
+    NotYet,
+    /// Applied.
+    Updated,
+    /// Applying failed; the text is appended to upstream's message.
+    Failed(String),
+    /// The Workflow produced no `workload-cr`.
+    Missing,
+}
+
+/// The full condition list a Build carries at this point, in upstream's timeline order:
+/// BuildInitiated, BuildTriggered, then BuildCompleted (InProgress / Completed / Failed), then
+/// WorkloadUpdated when the Workflow Succeeded and the Workload step was reached.
+///
+/// `Unknown` and `Pending` (Argo `""`/`Pending`: the Workflow exists, nothing reported yet) give
+/// the first two only. `workload` is ignored unless `phase` is `Succeeded`.
+///
+/// Deviations from upstream, on purpose:
+/// - [`WorkloadOutcome::Missing`] gives `WorkloadUpdated=False` reason `WorkloadUpdateFailed`
+///   with [`MSG_NO_WORKLOAD`]. Upstream reports `WorkloadUpdated=True` when the Workflow had no
+///   `workload-cr` output (weakness 4), which marks the Build done although nothing was applied.
+/// - [`WorkloadOutcome::Failed`] appends `": <detail>"` to upstream's message (type, status and
+///   reason are upstream's).
+pub fn conditions_for(
+    phase: &Phase,
+    workload: WorkloadOutcome,
+    observed_generation: Option<i64>,
+) -> Vec<Condition> {
+    let g = observed_generation;
+    let mut out = vec![Condition::build_initiated(g), Condition::build_triggered(g)];
+    match phase {
+        Phase::Pending | Phase::Unknown => {}
+        Phase::Running => out.push(Condition::build_in_progress(g)),
+        Phase::Failed => out.push(Condition::build_failed(g)),
+        Phase::Succeeded => {
+            out.push(Condition::build_completed(g));
+            match workload {
+                WorkloadOutcome::NotYet => {}
+                WorkloadOutcome::Updated => out.push(Condition::workload_updated(g)),
+                WorkloadOutcome::Failed(detail) => {
+                    let mut c = Condition::workload_update_failed(g);
+                    if !detail.is_empty() {
+                        c.message = format!("{MSG_WORKLOAD_UPDATE_FAILED}: {detail}");
+                    }
+                    out.push(c);
+                }
+                WorkloadOutcome::Missing => {
+                    let mut c = Condition::workload_update_failed(g);
+                    c.message = MSG_NO_WORKLOAD.to_owned();
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The condition of type `type_`, if present.
+pub fn find_condition<'a>(list: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    list.iter().find(|c| c.type_ == type_)
+}
+
+/// `meta.SetStatusCondition`: adds `new` (its `lastTransitionTime`, or `now` when unset) or
+/// updates the condition of the same type. `lastTransitionTime` changes only when the
+/// condition is new or its status flips; reason, message and observedGeneration are always
+/// taken from `new`. Returns whether anything changed.
+pub fn set_condition(list: &mut Vec<Condition>, new: Condition, now: &str) -> bool {
+    let Some(existing) = list.iter_mut().find(|c| c.type_ == new.type_) else {
+        let mut new = new;
+        if new.last_transition_time.as_deref().unwrap_or("").is_empty() {
+            new.last_transition_time = Some(now.to_owned());
+        }
+        list.push(new);
+        return true;
+    };
+    let mut changed = false;
+    if existing.status != new.status {
+        existing.status = new.status;
+        existing.last_transition_time = match new.last_transition_time {
+            Some(t) if !t.is_empty() => Some(t),
+            _ => Some(now.to_owned()),
+        };
+        changed = true;
+    }
+    if existing.reason != new.reason {
+        existing.reason = new.reason;
+        changed = true;
+    }
+    if existing.message != new.message {
+        existing.message = new.message;
+        changed = true;
+    }
+    if existing.observed_generation != new.observed_generation {
+        existing.observed_generation = new.observed_generation;
+        changed = true;
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::io::Write;
+
+    const WF: &str = "reading-list-service-build-7c9e4a1b-8081ce9a";
+    const IMAGE: &str = "localhost:30003/default-reading-list-service:default-4f2a9c1e";
+
+    fn fixture(name: &str) -> Value {
+        let text = match name {
+            "succeeded" => include_str!("../../fixtures/argo-status/succeeded.yaml"),
+            "failed" => include_str!("../../fixtures/argo-status/build-step-failed.yaml"),
+            _ => unreachable!(),
+        };
+        serde_saphyr::from_str(text).unwrap()
+    }
+
+    fn node_mut<'a>(wf: &'a mut Value, id_suffix: &str) -> &'a mut Value {
+        wf.pointer_mut(&format!("/status/nodes/{WF}-{id_suffix}"))
+            .unwrap()
+    }
+
+    fn compress(nodes: &Value) -> String {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(serde_json::to_string(nodes).unwrap().as_bytes())
+            .unwrap();
+        base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap())
+    }
+
+    fn phases(steps: &[StepStatus]) -> Vec<(&'static str, Phase)> {
+        steps.iter().map(|s| (s.step, s.phase)).collect()
+    }
+
+    #[test]
+    fn phase_mapping_is_upstreams() {
+        let table = [
+            ("Running", Phase::Running),
+            ("Succeeded", Phase::Succeeded),
+            ("Failed", Phase::Failed),
+            ("Error", Phase::Failed),
+            ("", Phase::Unknown),
+            ("Pending", Phase::Unknown),
+            ("Omitted", Phase::Unknown),
+            ("running", Phase::Unknown),
+        ];
+        for (argo, want) in table {
+            assert_eq!(Phase::from_argo(argo), want, "{argo:?}");
+            let wf = json!({"status": {"phase": argo}});
+            assert_eq!(status(&wf).phase, want, "{argo:?}");
+            assert_eq!(status(&wf).argo_phase, argo);
+        }
+        assert_eq!(Phase::from_node("Pending"), Phase::Pending);
+        assert_eq!(Phase::from_node("Error"), Phase::Failed);
+        assert_eq!(Phase::from_node("Skipped"), Phase::Unknown);
+
+        let none = status(&json!({"metadata": {"name": "x"}}));
+        assert_eq!((none.phase, none.argo_phase.as_str()), (Phase::Unknown, ""));
+        let failed = status(&fixture("failed"));
+        assert_eq!(failed.phase, Phase::Failed);
+        assert_eq!(
+            failed.message,
+            format!("child '{WF}-2756791800' failed"),
+            "status.message is carried"
+        );
+    }
+
+    #[test]
+    fn nodes_read_every_field() {
+        let nodes = nodes(&fixture("succeeded")).unwrap();
+        assert_eq!(nodes.len(), 9);
+        let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "sorted by id");
+        let push = nodes
+            .iter()
+            .find(|n| n.id == format!("{WF}-671376837"))
+            .unwrap();
+        assert_eq!(
+            push,
+            &Node {
+                id: format!("{WF}-671376837"),
+                name: format!("{WF}[2].push-step"),
+                display_name: "push-step".into(),
+                node_type: "Pod".into(),
+                template_name: "push-step".into(),
+                phase: "Succeeded".into(),
+                message: String::new(),
+                started_at: Some("2025-07-01T10:04:33Z".into()),
+                finished_at: Some("2025-07-01T10:04:50Z".into()),
+                outputs: vec![("image".into(), Some(IMAGE.into()))],
+            }
+        );
+        let group = nodes.iter().find(|n| n.display_name == "[1]").unwrap();
+        assert_eq!(
+            (group.node_type.as_str(), group.template_name.as_str()),
+            ("StepGroup", "")
+        );
+        assert_eq!(group.started_at, None);
+        assert!(group.outputs.is_empty());
+    }
+
+    #[test]
+    fn steps_of_a_successful_build() {
+        let steps = steps(&fixture("succeeded")).unwrap();
+        assert_eq!(
+            phases(&steps),
+            vec![
+                ("clone-step", Phase::Succeeded),
+                ("build-step", Phase::Succeeded),
+                ("push-step", Phase::Succeeded),
+                ("workload-create-step", Phase::Succeeded),
+            ]
+        );
+        assert_eq!(
+            steps[3].node.as_ref().unwrap().name,
+            format!("{WF}[3].workload-create-step")
+        );
+        assert!(steps.iter().all(|s| s.attempts == 1));
+    }
+
+    #[test]
+    fn steps_after_a_build_step_failure() {
+        let steps = steps(&fixture("failed")).unwrap();
+        assert_eq!(
+            phases(&steps),
+            vec![
+                ("clone-step", Phase::Succeeded),
+                ("build-step", Phase::Failed),
+                ("push-step", Phase::Pending),
+                ("workload-create-step", Phase::Pending),
+            ]
+        );
+        assert_eq!(
+            steps[1].node.as_ref().unwrap().message,
+            "Error (exit code 1)"
+        );
+        assert_eq!((steps[2].node.is_none(), steps[2].attempts), (true, 0));
+        assert!(steps[3].node.is_none());
+    }
+
+    #[test]
+    fn steps_of_a_workflow_argo_has_not_picked_up() {
+        let wf = json!({"metadata": {"name": WF, "namespace": "ns"}});
+        let steps = steps(&wf).unwrap();
+        assert_eq!(steps.len(), 4);
+        assert!(steps.iter().all(|s| s.phase == Phase::Pending));
+        assert_eq!(artifacts(&wf).unwrap(), Artifacts::default());
+    }
+
+    #[test]
+    fn artifacts_of_the_successful_build() {
+        let a = artifacts(&fixture("succeeded")).unwrap();
+        assert_eq!(a.image.as_deref(), Some(IMAGE));
+        let cr = a.workload_cr.unwrap();
+        assert!(
+            cr.starts_with("apiVersion: openchoreo.dev/v1alpha1\nkind: Workload\nmetadata:\n    name: reading-list-service\n"),
+            "{cr}"
+        );
+        assert!(cr.ends_with("schema: null\n"), "{cr}");
+    }
+
+    #[test]
+    fn no_artifacts_from_the_failed_build() {
+        assert_eq!(artifacts(&fixture("failed")).unwrap(), Artifacts::default());
+    }
+
+    #[test]
+    fn a_failed_push_step_yields_no_image() {
+        let mut wf = fixture("succeeded");
+        node_mut(&mut wf, "671376837")["phase"] = json!("Failed");
+        let a = artifacts(&wf).unwrap();
+        assert_eq!(a.image, None, "upstream would take the image anyway");
+        assert!(
+            a.workload_cr.is_some(),
+            "the workload step is judged on its own"
+        );
+
+        let mut wf = fixture("succeeded");
+        node_mut(&mut wf, "469456046")["phase"] = json!("Error");
+        let a = artifacts(&wf).unwrap();
+        assert_eq!((a.image.as_deref(), a.workload_cr), (Some(IMAGE), None));
+    }
+
+    #[test]
+    fn missing_outputs_and_values_do_not_panic() {
+        let mut wf = fixture("succeeded");
+        node_mut(&mut wf, "671376837")
+            .as_object_mut()
+            .unwrap()
+            .remove("outputs");
+        node_mut(&mut wf, "469456046")["outputs"] =
+            json!({"parameters": [{"name": "workload-cr"}, {"value": "x"}, 7]});
+        assert_eq!(artifacts(&wf).unwrap(), Artifacts::default());
+
+        let mut wf = fixture("succeeded");
+        node_mut(&mut wf, "671376837")["outputs"] =
+            json!({"parameters": [{"name": "image", "value": "  \n"}]});
+        node_mut(&mut wf, "469456046")["outputs"] = json!({"parameters": null});
+        assert_eq!(artifacts(&wf).unwrap(), Artifacts::default());
+
+        let mut wf = fixture("succeeded");
+        node_mut(&mut wf, "671376837")["outputs"] =
+            json!({"parameters": [{"name": "image", "value": format!("{IMAGE}\n")}]});
+        assert_eq!(artifacts(&wf).unwrap().image.as_deref(), Some(IMAGE));
+    }
+
+    #[test]
+    fn compressed_nodes_give_identical_results() {
+        for name in ["succeeded", "failed"] {
+            let plain = fixture(name);
+            let mut wf = plain.clone();
+            let status = wf["status"].as_object_mut().unwrap();
+            let map = status.remove("nodes").unwrap();
+            status.insert("compressedNodes".into(), json!(compress(&map)));
+            assert_eq!(nodes(&wf).unwrap(), nodes(&plain).unwrap(), "{name}");
+            assert_eq!(steps(&wf).unwrap(), steps(&plain).unwrap(), "{name}");
+            assert_eq!(
+                artifacts(&wf).unwrap(),
+                artifacts(&plain).unwrap(),
+                "{name}"
+            );
+
+            // Argo leaves `nodes` empty (or null) next to compressedNodes.
+            for empty in [json!({}), Value::Null] {
+                wf["status"]["nodes"] = empty;
+                assert_eq!(nodes(&wf).unwrap(), nodes(&plain).unwrap(), "{name}");
+            }
+        }
+        let a = artifacts(&{
+            let mut wf = fixture("succeeded");
+            let map = wf["status"]
+                .as_object_mut()
+                .unwrap()
+                .remove("nodes")
+                .unwrap();
+            wf["status"]["compressedNodes"] = json!(compress(&map));
+            wf
+        })
+        .unwrap();
+        assert_eq!(a.image.as_deref(), Some(IMAGE));
+    }
+
+    #[test]
+    fn broken_or_offloaded_nodes_are_errors_naming_the_workflow() {
+        let base = json!({"metadata": {"name": WF, "namespace": "openchoreo-ci-default"}});
+        let with = |status: Value| {
+            let mut wf = base.clone();
+            wf["status"] = status;
+            wf
+        };
+        let who = format!("openchoreo-ci-default/{WF}");
+
+        let e = nodes(&with(json!({"offloadNodeStatusVersion": "fnv:123"}))).unwrap_err();
+        assert!(matches!(e, WorkflowError::Offloaded { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains(&who) && e.to_string().contains("fnv:123"),
+            "{e}"
+        );
+        assert!(steps(&with(json!({"offloadNodeStatusVersion": "v"}))).is_err());
+        assert!(artifacts(&with(json!({"offloadNodeStatusVersion": "v"}))).is_err());
+
+        let e = nodes(&with(json!({"compressedNodes": "not base64!"}))).unwrap_err();
+        assert!(matches!(e, WorkflowError::CompressedBase64 { .. }), "{e:?}");
+        assert!(e.to_string().contains(&who), "{e}");
+
+        let not_gzip = base64::engine::general_purpose::STANDARD.encode(b"{}");
+        let e = nodes(&with(json!({"compressedNodes": not_gzip}))).unwrap_err();
+        assert!(matches!(e, WorkflowError::CompressedGzip { .. }), "{e:?}");
+
+        let e = nodes(&with(json!({"compressedNodes": compress(&json!([1]))}))).unwrap_err();
+        assert!(matches!(e, WorkflowError::NodesNotAMap { .. }), "{e:?}");
+
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(b"{not json").unwrap();
+        let bad_json = base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap());
+        let e = nodes(&with(json!({"compressedNodes": bad_json}))).unwrap_err();
+        assert!(matches!(e, WorkflowError::CompressedJson { .. }), "{e:?}");
+
+        let e = nodes(&with(json!({"nodes": [1]}))).unwrap_err();
+        assert!(matches!(e, WorkflowError::NodesNotAMap { .. }), "{e:?}");
+        let e = nodes(&with(json!({"nodes": {"a": 1}}))).unwrap_err();
+        assert_eq!(
+            e,
+            WorkflowError::NodeNotAnObject {
+                workflow: who.clone(),
+                id: "a".into()
+            }
+        );
+
+        // Plain nodes win over an offload marker.
+        let mut wf = fixture("succeeded");
+        wf["status"]["offloadNodeStatusVersion"] = json!("v");
+        assert_eq!(nodes(&wf).unwrap().len(), 9);
+    }
+
+    #[test]
+    fn decompression_is_bounded() {
+        let text = compress(&json!({"a": " ".repeat(5000)}));
+        let who = || "ns/wf".to_owned();
+        assert!(decompress_nodes(&text, 6000, &who).is_ok());
+        let e = decompress_nodes(&text, 4096, &who).unwrap_err();
+        assert_eq!(
+            e,
+            WorkflowError::CompressedTooLarge {
+                workflow: "ns/wf".into(),
+                limit: 4096
+            }
+        );
+    }
+
+    /// The success fixture with push-step retried: attempt (0) failed with another image, the
+    /// original node becomes attempt (1). The failed attempt's ID sorts after the good one's and
+    /// is inserted last, so neither ID order nor map order can pick the right node by accident.
+    fn retried() -> Value {
+        let mut wf = fixture("succeeded");
+        let good = node_mut(&mut wf, "671376837");
+        good["name"] = json!(format!("{WF}[2].push-step(1)"));
+        good["displayName"] = json!("push-step(1)");
+        let mut bad = good.clone();
+        bad["id"] = json!(format!("{WF}-9999999999"));
+        bad["name"] = json!(format!("{WF}[2].push-step(0)"));
+        bad["displayName"] = json!("push-step(0)");
+        bad["phase"] = json!("Failed");
+        bad["message"] = json!("Error (exit code 1)");
+        bad["startedAt"] = json!("2025-07-01T10:04:20Z");
+        bad["finishedAt"] = json!("2025-07-01T10:04:30Z");
+        bad["outputs"] = json!({"parameters": [{"name": "image", "value": "stale:image"}]});
+        let retry = json!({
+            "id": format!("{WF}-5555"), "name": format!("{WF}[2].push-step"),
+            "displayName": "push-step", "type": "Retry", "templateName": "push-step",
+            "phase": "Succeeded", "startedAt": "2025-07-01T10:04:20Z",
+            "finishedAt": "2025-07-01T10:04:50Z",
+            "outputs": {"parameters": [{"name": "image", "value": "retry-node:copy"}]}
+        });
+        let nodes = wf["status"]["nodes"].as_object_mut().unwrap();
+        nodes.insert(format!("{WF}-9999999999"), bad);
+        nodes.insert(format!("{WF}-5555"), retry);
+        wf
+    }
+
+    #[test]
+    fn retries_use_the_last_attempt() {
+        let wf = retried();
+        let all = steps(&wf).unwrap();
+        let push = &all[2];
+        assert_eq!((push.phase, push.attempts), (Phase::Succeeded, 2));
+        assert_eq!(
+            push.node.as_ref().unwrap().name,
+            format!("{WF}[2].push-step(1)")
+        );
+        assert_eq!(artifacts(&wf).unwrap().image.as_deref(), Some(IMAGE));
+
+        // Reversed outcome: the last attempt failed ⇒ no image, step Failed.
+        let mut wf = retried();
+        node_mut(&mut wf, "9999999999")["startedAt"] = json!("2025-07-01T10:04:51Z");
+        node_mut(&mut wf, "9999999999")["finishedAt"] = json!("2025-07-01T10:04:59Z");
+        assert_eq!(steps_from(&nodes(&wf).unwrap())[2].phase, Phase::Failed);
+        assert_eq!(artifacts(&wf).unwrap().image, None);
+
+        // A retry still running (no finishedAt yet) is the last attempt.
+        let mut wf = retried();
+        node_mut(&mut wf, "9999999999")["startedAt"] = json!("2025-07-01T10:04:33Z");
+        node_mut(&mut wf, "9999999999")["phase"] = json!("Running");
+        node_mut(&mut wf, "9999999999")
+            .as_object_mut()
+            .unwrap()
+            .remove("finishedAt");
+        assert_eq!(steps(&wf).unwrap()[2].phase, Phase::Running);
+        assert_eq!(artifacts(&wf).unwrap().image, None);
+
+        // Same times: the retry index decides numerically, (10) after (9).
+        let a = Node {
+            id: "b".into(),
+            name: "wf[2].push-step(9)".into(),
+            display_name: String::new(),
+            node_type: "Pod".into(),
+            template_name: "push-step".into(),
+            phase: "Failed".into(),
+            message: String::new(),
+            started_at: None,
+            finished_at: None,
+            outputs: vec![],
+        };
+        let mut b = a.clone();
+        b.id = "a".into();
+        b.name = "wf[2].push-step(10)".into();
+        b.phase = "Succeeded".into();
+        let nodes = [a.clone(), b.clone()];
+        assert_eq!(last_attempt(&nodes, "push-step").unwrap().0, &b);
+        let nodes = [b.clone(), a];
+        assert_eq!(last_attempt(&nodes, "push-step").unwrap().0, &b);
+    }
+
+    fn triples(list: &[Condition]) -> Vec<(&str, &str, &str, &str)> {
+        list.iter()
+            .map(|c| {
+                (
+                    c.type_.as_str(),
+                    c.status.as_str(),
+                    c.reason.as_str(),
+                    c.message.as_str(),
+                )
+            })
+            .collect()
+    }
+
+    const INITIATED: (&str, &str, &str, &str) = (
+        "BuildInitiated",
+        "True",
+        "BuildInitiated",
+        "Build initialization started",
+    );
+    const TRIGGERED: (&str, &str, &str, &str) = (
+        "BuildTriggered",
+        "True",
+        "BuildTriggered",
+        "Build has been triggered",
+    );
+    const COMPLETED: (&str, &str, &str, &str) = (
+        "BuildCompleted",
+        "True",
+        "BuildCompleted",
+        "Build completed successfully",
+    );
+
+    #[test]
+    fn conditions_match_upstreams_table() {
+        let g = Some(3);
+        assert_eq!(
+            triples(&conditions_for(&Phase::Unknown, WorkloadOutcome::NotYet, g)),
+            vec![INITIATED, TRIGGERED]
+        );
+        assert_eq!(
+            triples(&conditions_for(&Phase::Running, WorkloadOutcome::NotYet, g)),
+            vec![
+                INITIATED,
+                TRIGGERED,
+                (
+                    "BuildCompleted",
+                    "False",
+                    "BuildInProgress",
+                    "Build is in progress"
+                )
+            ]
+        );
+        assert_eq!(
+            triples(&conditions_for(
+                &Phase::Succeeded,
+                WorkloadOutcome::NotYet,
+                g
+            )),
+            vec![INITIATED, TRIGGERED, COMPLETED]
+        );
+        assert_eq!(
+            triples(&conditions_for(
+                &Phase::Succeeded,
+                WorkloadOutcome::Updated,
+                g
+            )),
+            vec![
+                INITIATED,
+                TRIGGERED,
+                COMPLETED,
+                (
+                    "WorkloadUpdated",
+                    "True",
+                    "WorkloadUpdated",
+                    "Workload updated successfully"
+                )
+            ]
+        );
+        assert_eq!(
+            triples(&conditions_for(&Phase::Failed, WorkloadOutcome::Updated, g)),
+            vec![
+                INITIATED,
+                TRIGGERED,
+                (
+                    "BuildCompleted",
+                    "False",
+                    "BuildFailed",
+                    "Build workflow failed"
+                )
+            ]
+        );
+        assert_eq!(
+            triples(&conditions_for(
+                &Phase::Succeeded,
+                WorkloadOutcome::Missing,
+                g
+            )),
+            vec![
+                INITIATED,
+                TRIGGERED,
+                COMPLETED,
+                (
+                    "WorkloadUpdated",
+                    "False",
+                    "WorkloadUpdateFailed",
+                    MSG_NO_WORKLOAD
+                )
+            ]
+        );
+        let failed = conditions_for(
+            &Phase::Succeeded,
+            WorkloadOutcome::Failed("forbidden".into()),
+            g,
+        );
+        assert_eq!(
+            triples(&failed[3..]),
+            vec![(
+                "WorkloadUpdated",
+                "False",
+                "WorkloadUpdateFailed",
+                "Failed to update workload with the new built image: forbidden"
+            )]
+        );
+        assert_eq!(
+            Condition::workload_update_failed(g).message,
+            "Failed to update workload with the new built image"
+        );
+        assert!(
+            conditions_for(&Phase::Running, WorkloadOutcome::NotYet, g)
+                .iter()
+                .all(|c| c.observed_generation == g && c.last_transition_time.is_none())
+        );
+    }
+
+    #[test]
+    fn conditions_serialize_with_upstream_field_names() {
+        let mut list = Vec::new();
+        set_condition(
+            &mut list,
+            Condition::build_initiated(Some(2)),
+            "2025-07-01T10:00:00Z",
+        );
+        assert_eq!(
+            serde_json::to_value(&list).unwrap(),
+            json!([{
+                "type": "BuildInitiated", "status": "True", "reason": "BuildInitiated",
+                "message": "Build initialization started", "observedGeneration": 2,
+                "lastTransitionTime": "2025-07-01T10:00:00Z"
+            }])
+        );
+        let back: Vec<Condition> =
+            serde_json::from_value(serde_json::to_value(&list).unwrap()).unwrap();
+        assert_eq!(back, list);
+        assert_eq!(
+            serde_json::to_value(Condition::build_initiated(None)).unwrap(),
+            json!({"type": "BuildInitiated", "status": "True", "reason": "BuildInitiated",
+                   "message": "Build initialization started"})
+        );
+    }
+
+    #[test]
+    fn set_condition_follows_meta_set_status_condition() {
+        let (t0, t1, t2) = (
+            "2025-07-01T10:00:00Z",
+            "2025-07-01T10:00:20Z",
+            "2025-07-01T10:00:40Z",
+        );
+        let mut list = vec![Condition::build_initiated(Some(1))];
+        list[0].last_transition_time = Some(t0.into());
+
+        // New type: appended, stamped with now.
+        assert!(set_condition(
+            &mut list,
+            Condition::build_in_progress(Some(1)),
+            t1
+        ));
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].last_transition_time.as_deref(), Some(t1));
+
+        // Same everything: no change at all.
+        assert!(!set_condition(
+            &mut list,
+            Condition::build_in_progress(Some(1)),
+            t2
+        ));
+        assert_eq!(list[1].last_transition_time.as_deref(), Some(t1));
+
+        // Same status (False), other reason: reason/message change, time kept.
+        assert!(set_condition(
+            &mut list,
+            Condition::build_failed(Some(1)),
+            t2
+        ));
+        assert_eq!(list[1].reason, "BuildFailed");
+        assert_eq!(list[1].message, "Build workflow failed");
+        assert_eq!(list[1].last_transition_time.as_deref(), Some(t1));
+
+        // Only the generation differs: updated, time kept.
+        assert!(set_condition(
+            &mut list,
+            Condition::build_failed(Some(2)),
+            t2
+        ));
+        assert_eq!(list[1].observed_generation, Some(2));
+        assert_eq!(list[1].last_transition_time.as_deref(), Some(t1));
+
+        // Status flips: time moves.
+        assert!(set_condition(
+            &mut list,
+            Condition::build_completed(Some(2)),
+            t2
+        ));
+        assert_eq!(list[1].status, "True");
+        assert_eq!(list[1].last_transition_time.as_deref(), Some(t2));
+        assert_eq!(list[0].last_transition_time.as_deref(), Some(t0));
+        assert_eq!(list.len(), 2);
+
+        // A time carried by `new` wins over now.
+        let mut c = Condition::workload_updated(Some(2));
+        c.last_transition_time = Some(t0.into());
+        set_condition(&mut list, c, t2);
+        assert_eq!(
+            find_condition(&list, "WorkloadUpdated")
+                .unwrap()
+                .last_transition_time
+                .as_deref(),
+            Some(t0)
+        );
+    }
+}

@@ -1,0 +1,877 @@
+//! The Workload (`workloads.openchoreo.dev`, `openchoreo.dev/v1alpha1`) a build produces: the
+//! `workload-cr` output of the `workload-create-step`, read, validated, and turned into the
+//! canonical object we apply.
+//!
+//! The upstream CLI writes that YAML with gopkg.in/yaml.v3 from structs carrying only JSON tags,
+//! so nested keys are lower-cased Go field names (`projectname`, `valuefrom`, …), empty lists are
+//! written out and absent pointers are `null`. Upstream decodes it with encoding/json, whose
+//! field matching is case-insensitive; [`parse_workload_cr`] does the same, schema-driven (user
+//! chosen map keys such as container or endpoint names are never touched). Unlike encoding/json
+//! it refuses unknown fields and keys that differ only in case instead of silently dropping or
+//! overwriting, since this text comes from the built repository.
+//!
+//! Pure: no I/O.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+pub const API_VERSION: &str = "openchoreo.dev/v1alpha1";
+pub const KIND: &str = "Workload";
+/// Label and annotation keys in this domain are ours (inventory, spec hash); a repository's
+/// Workload may not carry them.
+pub const RESERVED_KEY_PREFIX: &str = "buildplane.openchoreo.dev/";
+
+/// Why a `workload-cr` was refused. Paths use the canonical (camelCase) field names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkloadError {
+    /// The text is not a single YAML document.
+    #[error("workload-cr: invalid YAML: {message}")]
+    Yaml { message: String },
+    /// A field is unknown, given twice (keys differing only in case), missing, of the wrong
+    /// type, or has a value we refuse.
+    #[error("workload-cr: {path}: {message}")]
+    Field { path: String, message: String },
+    /// `spec.owner` names another project/component than the Build's (upstream weakness 10).
+    #[error(
+        "workload-cr: spec.owner is {found_project}/{found_component} but the Build belongs to \
+         {expected_project}/{expected_component}; refusing to write another component's Workload"
+    )]
+    OwnerMismatch {
+        expected_project: String,
+        expected_component: String,
+        found_project: String,
+        found_component: String,
+    },
+}
+
+fn field(path: impl Into<String>, message: impl Into<String>) -> WorkloadError {
+    WorkloadError::Field {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: WorkloadMeta,
+    pub spec: WorkloadSpec,
+}
+
+/// The metadata a Workload may carry in. Server-set fields (`creationTimestamp`, `uid`, …) are
+/// dropped by [`parse_workload_cr`]; `namespace` is set by [`canonical`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadMeta {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSpec {
+    pub owner: WorkloadOwner,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub containers: BTreeMap<String, Container>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, WorkloadEndpoint>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections: BTreeMap<String, WorkloadConnection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadOwner {
+    #[schemars(length(min = 1))]
+    pub project_name: String,
+    #[schemars(length(min = 1))]
+    pub component_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    #[schemars(length(min = 1))]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    pub key: String,
+    /// `""` (what the CLI writes for "no value") is read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration_group_ref: Option<KeyRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<KeyRef>,
+}
+
+/// `{name, key}`: a key of a configuration group or of a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum EndpointType {
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "REST")]
+    Rest,
+    #[serde(rename = "gRPC")]
+    Grpc,
+    #[serde(rename = "GraphQL")]
+    GraphQl,
+    #[serde(rename = "Websocket")]
+    Websocket,
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadEndpoint {
+    #[serde(rename = "type")]
+    pub type_: EndpointType,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Schema {
+    #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectionType {
+    #[serde(rename = "api")]
+    Api,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadConnection {
+    #[serde(rename = "type")]
+    pub type_: ConnectionType,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    pub inject: ConnectionInject,
+}
+
+/// Required with a required `env` list (possibly empty), as in the CRD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionInject {
+    pub env: Vec<ConnectionEnvVar>,
+}
+
+/// Both fields required by the CRD; `value` may be `""` and is always written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionEnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key normalization: Go's case-insensitive field matching, driven by the known field names.
+
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A scalar, or a map/list whose keys are data (labels, params, command): left as is.
+    Leaf,
+    /// Accepted and dropped (server-set metadata, `status`).
+    Drop,
+    Struct(&'static [(&'static str, Shape)]),
+    /// A map with user-chosen keys whose values have this shape.
+    MapOf(&'static Shape),
+    ListOf(&'static Shape),
+}
+
+const KEY_REF: Shape = Shape::Struct(&[("name", Shape::Leaf), ("key", Shape::Leaf)]);
+const ENV_VAR: Shape = Shape::Struct(&[
+    ("key", Shape::Leaf),
+    ("value", Shape::Leaf),
+    (
+        "valueFrom",
+        Shape::Struct(&[("configurationGroupRef", KEY_REF), ("secretRef", KEY_REF)]),
+    ),
+]);
+const CONTAINER: Shape = Shape::Struct(&[
+    ("image", Shape::Leaf),
+    ("command", Shape::Leaf),
+    ("args", Shape::Leaf),
+    ("env", Shape::ListOf(&ENV_VAR)),
+]);
+const ENDPOINT: Shape = Shape::Struct(&[
+    ("type", Shape::Leaf),
+    ("port", Shape::Leaf),
+    (
+        "schema",
+        Shape::Struct(&[("type", Shape::Leaf), ("content", Shape::Leaf)]),
+    ),
+]);
+const CONNECTION_ENV: Shape = Shape::Struct(&[("name", Shape::Leaf), ("value", Shape::Leaf)]);
+const CONNECTION: Shape = Shape::Struct(&[
+    ("type", Shape::Leaf),
+    ("params", Shape::Leaf),
+    (
+        "inject",
+        Shape::Struct(&[("env", Shape::ListOf(&CONNECTION_ENV))]),
+    ),
+]);
+const METADATA: Shape = Shape::Struct(&[
+    ("name", Shape::Leaf),
+    ("namespace", Shape::Leaf),
+    ("labels", Shape::Leaf),
+    ("annotations", Shape::Leaf),
+    // Written by a marshalled ObjectMeta (`creationTimestamp: null`) or copied from a live
+    // object; never ours to set.
+    ("creationTimestamp", Shape::Drop),
+    ("resourceVersion", Shape::Drop),
+    ("uid", Shape::Drop),
+    ("generation", Shape::Drop),
+    ("selfLink", Shape::Drop),
+    ("managedFields", Shape::Drop),
+]);
+const SPEC: Shape = Shape::Struct(&[
+    (
+        "owner",
+        Shape::Struct(&[("projectName", Shape::Leaf), ("componentName", Shape::Leaf)]),
+    ),
+    ("containers", Shape::MapOf(&CONTAINER)),
+    ("endpoints", Shape::MapOf(&ENDPOINT)),
+    ("connections", Shape::MapOf(&CONNECTION)),
+]);
+const WORKLOAD: Shape = Shape::Struct(&[
+    ("apiVersion", Shape::Leaf),
+    ("kind", Shape::Leaf),
+    ("metadata", METADATA),
+    ("spec", SPEC),
+    ("status", Shape::Drop),
+]);
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Renames struct keys to their canonical spelling (exact match first, then ASCII
+/// case-insensitive), drops `null` struct fields (Go leaves the zero value) and dropped fields,
+/// and refuses unknown keys and two keys naming the same field. Values of the wrong type are
+/// left for serde to report.
+fn normalize(value: Value, shape: Shape, path: &str) -> Result<Value, WorkloadError> {
+    match (shape, value) {
+        (Shape::Struct(fields), Value::Object(map)) => {
+            let mut out = Map::new();
+            for (key, v) in map {
+                let found = fields.iter().find(|(name, _)| *name == key).or_else(|| {
+                    fields
+                        .iter()
+                        .find(|(name, _)| name.eq_ignore_ascii_case(&key))
+                });
+                let Some(&(name, inner)) = found else {
+                    let known: Vec<&str> = fields
+                        .iter()
+                        .filter(|(_, s)| !matches!(s, Shape::Drop))
+                        .map(|(n, _)| *n)
+                        .collect();
+                    return Err(field(
+                        join(path, &key),
+                        format!("unknown field (expected one of: {})", known.join(", ")),
+                    ));
+                };
+                let here = join(path, name);
+                if out.contains_key(name) {
+                    return Err(field(
+                        here,
+                        format!("given twice (as `{key}` and another spelling)"),
+                    ));
+                }
+                if v.is_null() || matches!(inner, Shape::Drop) {
+                    // Remember the spelling so a second one is still caught.
+                    out.insert(name.to_owned(), Value::Null);
+                    continue;
+                }
+                out.insert(name.to_owned(), normalize(v, inner, &here)?);
+            }
+            out.retain(|_, v| !v.is_null());
+            Ok(Value::Object(out))
+        }
+        (Shape::MapOf(inner), Value::Object(map)) => {
+            let mut out = Map::new();
+            for (key, v) in map {
+                let here = join(path, &key);
+                out.insert(key, normalize(v, *inner, &here)?);
+            }
+            Ok(Value::Object(out))
+        }
+        (Shape::ListOf(inner), Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| normalize(v, *inner, &format!("{path}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        (_, other) => Ok(other),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Reads a `workload-cr` (one YAML document) into a validated [`Workload`].
+///
+/// Accepts the key spellings the upstream CLI writes (any ASCII case, as encoding/json does),
+/// `null` for absent fields, empty lists and an empty `value`. Server-set metadata and `status`
+/// are dropped. Errors name the field path in canonical spelling.
+pub fn parse_workload_cr(yaml: &str) -> Result<Workload, WorkloadError> {
+    let raw: Value = serde_saphyr::from_str(yaml).map_err(|e| WorkloadError::Yaml {
+        message: e.to_string(),
+    })?;
+    if !raw.is_object() {
+        return Err(field("(document)", "a Workload must be a mapping"));
+    }
+    let normalized = normalize(raw, WORKLOAD, "")?;
+    let mut workload: Workload = serde_path_to_error::deserialize(normalized).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let message = e.inner().to_string();
+        // serde reports a missing field at its parent; name the field itself.
+        match message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            Some(name) => field(join(&path, name), "is required"),
+            None => field(
+                if path.is_empty() {
+                    "(document)".into()
+                } else {
+                    path
+                },
+                message,
+            ),
+        }
+    })?;
+    tidy(&mut workload);
+    validate(&workload)?;
+    Ok(workload)
+}
+
+/// Reads the CLI's "absent" spellings as absent: an empty env `value`, an empty `valueFrom`,
+/// an empty endpoint `schema`.
+fn tidy(workload: &mut Workload) {
+    for container in workload.spec.containers.values_mut() {
+        for env in &mut container.env {
+            if env.value.as_deref() == Some("") {
+                env.value = None;
+            }
+            if env.value_from.as_ref() == Some(&EnvVarSource::default()) {
+                env.value_from = None;
+            }
+        }
+    }
+    for endpoint in workload.spec.endpoints.values_mut() {
+        if endpoint.schema.as_ref() == Some(&Schema::default()) {
+            endpoint.schema = None;
+        }
+    }
+}
+
+/// Checks what the CRD checks (and a little more): apiVersion and kind, `metadata.name` a DNS-1123
+/// subdomain, no label/annotation in our own domain, owner names and images non-empty, env keys
+/// and reference names non-empty, ports 1–65535 (endpoint and connection types are enums, so
+/// serde already refused others).
+pub fn validate(workload: &Workload) -> Result<(), WorkloadError> {
+    if workload.api_version != API_VERSION {
+        return Err(field(
+            "apiVersion",
+            format!("must be {API_VERSION}, got {:?}", workload.api_version),
+        ));
+    }
+    if workload.kind != KIND {
+        return Err(field(
+            "kind",
+            format!("must be {KIND}, got {:?}", workload.kind),
+        ));
+    }
+    let name = &workload.metadata.name;
+    if !crate::core::naming::is_dns_subdomain(name, 253) {
+        return Err(field(
+            "metadata.name",
+            format!("{name:?} is not a DNS-1123 subdomain (lower-case alphanumerics, '-', '.')"),
+        ));
+    }
+    for (what, map) in [
+        ("labels", &workload.metadata.labels),
+        ("annotations", &workload.metadata.annotations),
+    ] {
+        if let Some(key) = map.keys().find(|k| k.starts_with(RESERVED_KEY_PREFIX)) {
+            return Err(field(
+                format!("metadata.{what}.{key}"),
+                format!("keys under {RESERVED_KEY_PREFIX} are reserved for buildplane"),
+            ));
+        }
+    }
+    let owner = &workload.spec.owner;
+    non_empty("spec.owner.projectName", &owner.project_name)?;
+    non_empty("spec.owner.componentName", &owner.component_name)?;
+    for (cname, container) in &workload.spec.containers {
+        let base = format!("spec.containers.{cname}");
+        non_empty(&format!("{base}.image"), &container.image)?;
+        for (i, env) in container.env.iter().enumerate() {
+            let here = format!("{base}.env[{i}]");
+            non_empty(&format!("{here}.key"), &env.key)?;
+            if let Some(from) = &env.value_from {
+                for (what, r) in [
+                    ("configurationGroupRef", &from.configuration_group_ref),
+                    ("secretRef", &from.secret_ref),
+                ] {
+                    if let Some(r) = r {
+                        non_empty(&format!("{here}.valueFrom.{what}.name"), &r.name)?;
+                        non_empty(&format!("{here}.valueFrom.{what}.key"), &r.key)?;
+                    }
+                }
+            }
+        }
+    }
+    for (ename, endpoint) in &workload.spec.endpoints {
+        if !(1..=65535).contains(&endpoint.port) {
+            return Err(field(
+                format!("spec.endpoints.{ename}.port"),
+                format!("must be between 1 and 65535, got {}", endpoint.port),
+            ));
+        }
+    }
+    for (cname, connection) in &workload.spec.connections {
+        for (i, env) in connection.inject.env.iter().enumerate() {
+            non_empty(
+                &format!("spec.connections.{cname}.inject.env[{i}].name"),
+                &env.name,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn non_empty(path: &str, value: &str) -> Result<(), WorkloadError> {
+    if value.trim().is_empty() {
+        Err(field(path, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The object to apply: `metadata.namespace` = `namespace` (the Build's organization, as
+/// upstream forces it), owner checked against the Build's `(project, component)` when given
+/// (upstream applies whatever owner the repository wrote, weakness 10), camelCase keys, sorted
+/// maps, no empty collections and no nulls (required fields such as a connection's `inject.env`
+/// are kept even when empty). Serialize it with `crate::core::manifest`.
+pub fn canonical(
+    mut workload: Workload,
+    namespace: &str,
+    expected_owner: Option<(&str, &str)>,
+) -> Result<Value, WorkloadError> {
+    if !crate::core::naming::is_dns_label(namespace) {
+        return Err(field(
+            "metadata.namespace",
+            format!("{namespace:?} is not a valid namespace"),
+        ));
+    }
+    tidy(&mut workload);
+    validate(&workload)?;
+    if let Some((project, component)) = expected_owner {
+        let owner = &workload.spec.owner;
+        if owner.project_name != project || owner.component_name != component {
+            return Err(WorkloadError::OwnerMismatch {
+                expected_project: project.to_owned(),
+                expected_component: component.to_owned(),
+                found_project: owner.project_name.clone(),
+                found_component: owner.component_name.clone(),
+            });
+        }
+    }
+    workload.metadata.namespace = Some(namespace.to_owned());
+    serde_json::to_value(&workload).map_err(|e| field("(document)", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The `workload-cr` value of argo-workflow-status.md §3, as the upstream CLI writes it.
+    const CLI_OUTPUT: &str = "\
+apiVersion: openchoreo.dev/v1alpha1
+kind: Workload
+metadata:
+    name: reading-list-service
+spec:
+    owner:
+        projectname: default
+        componentname: reading-list-service
+    containers:
+        main:
+            image: localhost:30003/default-reading-list-service:default-4f2a9c1e
+            command: []
+            args: []
+            env: []
+    endpoints:
+        rest-api:
+            type: REST
+            port: 8080
+            schema: null
+";
+    const IMAGE: &str = "localhost:30003/default-reading-list-service:default-4f2a9c1e";
+
+    fn err_path(yaml: &str) -> (String, String) {
+        match parse_workload_cr(yaml).unwrap_err() {
+            WorkloadError::Field { path, message } => (path, message),
+            other => panic!("not a field error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_cli_output_of_the_reference_canonicalizes_to_camel_case() {
+        let w = parse_workload_cr(CLI_OUTPUT).unwrap();
+        assert_eq!(w.spec.owner.project_name, "default");
+        assert_eq!(w.spec.containers["main"].image, IMAGE);
+        assert_eq!(w.spec.endpoints["rest-api"].type_, EndpointType::Rest);
+        let v = canonical(w, "default", Some(("default", "reading-list-service"))).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": "openchoreo.dev/v1alpha1",
+                "kind": "Workload",
+                "metadata": {"name": "reading-list-service", "namespace": "default"},
+                "spec": {
+                    "owner": {"projectName": "default", "componentName": "reading-list-service"},
+                    "containers": {"main": {"image": IMAGE}},
+                    "endpoints": {"rest-api": {"type": "REST", "port": 8080}}
+                }
+            })
+        );
+        // And it is a Kubernetes object the manifest layer takes as is.
+        let m = crate::core::manifest::Manifest::new(v).unwrap();
+        assert_eq!(m.id.to_string(), "Workload/default/reading-list-service");
+    }
+
+    #[test]
+    fn the_reference_workflow_output_parses() {
+        let wf: Value =
+            serde_saphyr::from_str(include_str!("../../fixtures/argo-status/succeeded.yaml"))
+                .unwrap();
+        let cr = crate::core::workflow::artifacts(&wf)
+            .unwrap()
+            .workload_cr
+            .unwrap();
+        assert_eq!(
+            parse_workload_cr(&cr).unwrap(),
+            parse_workload_cr(CLI_OUTPUT).unwrap()
+        );
+    }
+
+    #[test]
+    fn mixed_case_and_every_field() {
+        let yaml = r#"
+APIVERSION: openchoreo.dev/v1alpha1
+Kind: Workload
+metadata:
+  name: greeter
+  creationTimestamp: null
+  Labels: {Team: a}
+spec:
+  Owner: {ProjectName: p, COMPONENTNAME: c}
+  containers:
+    Main:
+      image: img:1
+      command: [/bin/app]
+      args: [--port, "8080"]
+      env:
+        - {key: A, value: "1"}
+        - {key: B, value: "", valuefrom: {configurationgroupref: {name: cg, key: k}, secretref: null}}
+        - {KEY: C, valueFrom: {SecretRef: {Name: s, KEY: pw}}}
+        - {key: D, value: "", valuefrom: null}
+  endpoints:
+    grpc-api: {Type: gRPC, PORT: 9090, schema: {type: gRPC, content: "syntax = \"proto3\";"}}
+    ws: {type: Websocket, port: 1, schema: {type: "", content: ""}}
+  connections:
+    db:
+      type: api
+      params: {ProjectName: x, Key: v}
+      inject: {env: [{name: DB_URL, value: "{{ .url }}"}, {Name: EMPTY, VALUE: ""}]}
+    none: {type: api, inject: {env: []}}
+status: {}
+"#;
+        let w = parse_workload_cr(yaml).unwrap();
+        let v = canonical(w, "org", Some(("p", "c"))).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": "openchoreo.dev/v1alpha1",
+                "kind": "Workload",
+                "metadata": {"name": "greeter", "namespace": "org", "labels": {"Team": "a"}},
+                "spec": {
+                    "owner": {"projectName": "p", "componentName": "c"},
+                    "containers": {"Main": {
+                        "image": "img:1",
+                        "command": ["/bin/app"],
+                        "args": ["--port", "8080"],
+                        "env": [
+                            {"key": "A", "value": "1"},
+                            {"key": "B", "valueFrom": {"configurationGroupRef": {"name": "cg", "key": "k"}}},
+                            {"key": "C", "valueFrom": {"secretRef": {"name": "s", "key": "pw"}}},
+                            {"key": "D"}
+                        ]
+                    }},
+                    "endpoints": {
+                        "grpc-api": {"type": "gRPC", "port": 9090,
+                                     "schema": {"type": "gRPC", "content": "syntax = \"proto3\";"}},
+                        "ws": {"type": "Websocket", "port": 1}
+                    },
+                    "connections": {
+                        "db": {"type": "api", "params": {"Key": "v", "ProjectName": "x"},
+                               "inject": {"env": [{"name": "DB_URL", "value": "{{ .url }}"},
+                                                  {"name": "EMPTY", "value": ""}]}},
+                        "none": {"type": "api", "inject": {"env": []}}
+                    }
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn owner_mismatch_is_refused() {
+        let w = parse_workload_cr(CLI_OUTPUT).unwrap();
+        let e = canonical(w.clone(), "default", Some(("default", "other-component"))).unwrap_err();
+        assert_eq!(
+            e,
+            WorkloadError::OwnerMismatch {
+                expected_project: "default".into(),
+                expected_component: "other-component".into(),
+                found_project: "default".into(),
+                found_component: "reading-list-service".into(),
+            }
+        );
+        assert!(
+            e.to_string().contains("another component's Workload"),
+            "{e}"
+        );
+        assert!(
+            canonical(
+                w.clone(),
+                "default",
+                Some(("Default", "reading-list-service"))
+            )
+            .is_err()
+        );
+        assert!(canonical(w.clone(), "default", None).is_ok());
+        assert!(canonical(w, "Not A Namespace", None).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_path() {
+        let cases: [(&str, &str, &str, &str); 10] = [
+            (
+                "port: 8080",
+                "port: 0",
+                "spec.endpoints.rest-api.port",
+                "between 1 and 65535",
+            ),
+            (
+                "port: 8080",
+                "port: 65536",
+                "spec.endpoints.rest-api.port",
+                "between 1 and 65535",
+            ),
+            (
+                "port: 8080",
+                "port: \"8080\"",
+                "spec.endpoints.rest-api.port",
+                "invalid type",
+            ),
+            (
+                "type: REST",
+                "type: rest",
+                "spec.endpoints.rest-api.type",
+                "unknown variant `rest`",
+            ),
+            (
+                "type: REST",
+                "type: SOAP",
+                "spec.endpoints.rest-api.type",
+                "unknown variant",
+            ),
+            (
+                "image: localhost:30003/default-reading-list-service:default-4f2a9c1e",
+                "image: \"\"",
+                "spec.containers.main.image",
+                "must not be empty",
+            ),
+            (
+                "            image: localhost:30003/default-reading-list-service:default-4f2a9c1e\n",
+                "",
+                "spec.containers.main.image",
+                "is required",
+            ),
+            (
+                "projectname: default",
+                "projectname: \"\"",
+                "spec.owner.projectName",
+                "must not be empty",
+            ),
+            (
+                "name: reading-list-service",
+                "name: Reading_List",
+                "metadata.name",
+                "DNS-1123",
+            ),
+            (
+                "schema: null",
+                "schemas: null",
+                "spec.endpoints.rest-api.schemas",
+                "unknown field",
+            ),
+        ];
+        for (from, to, path, message) in cases {
+            assert!(CLI_OUTPUT.contains(from), "{from}");
+            let yaml = CLI_OUTPUT.replacen(from, to, 1);
+            let (p, m) = err_path(&yaml);
+            assert_eq!(p, path, "{to}: {m}");
+            assert!(m.contains(message), "{to}: {m}");
+            let shown = parse_workload_cr(&yaml).unwrap_err().to_string();
+            assert!(
+                shown.starts_with(&format!("workload-cr: {path}: ")),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn documents_that_are_not_workloads_are_refused() {
+        let (p, _) = err_path(&CLI_OUTPUT.replace("kind: Workload", "kind: Deployment"));
+        assert_eq!(p, "kind");
+        let (p, _) = err_path(&CLI_OUTPUT.replace("openchoreo.dev/v1alpha1", "apps/v1"));
+        assert_eq!(p, "apiVersion");
+        let (p, _) = err_path(&CLI_OUTPUT.replace("spec:\n", "spec: {}\nx:\n"));
+        assert_eq!(p, "x");
+        assert!(matches!(
+            parse_workload_cr("- a\n- b\n").unwrap_err(),
+            WorkloadError::Field { .. }
+        ));
+        assert!(matches!(
+            parse_workload_cr("a: [").unwrap_err(),
+            WorkloadError::Yaml { .. }
+        ));
+        let (p, m) =
+            err_path("apiVersion: openchoreo.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\n");
+        assert_eq!((p.as_str(), m.as_str()), ("spec", "is required"));
+    }
+
+    #[test]
+    fn two_spellings_of_one_field_are_refused() {
+        let yaml = CLI_OUTPUT.replace(
+            "projectname: default",
+            "projectname: default\n        projectName: other",
+        );
+        let (p, m) = err_path(&yaml);
+        assert_eq!(p, "spec.owner.projectName");
+        assert!(m.contains("twice"), "{m}");
+        // Even when the first spelling is null.
+        let yaml = CLI_OUTPUT.replace(
+            "schema: null",
+            "schema: null\n            Schema: {type: REST}",
+        );
+        assert_eq!(err_path(&yaml).0, "spec.endpoints.rest-api.schema");
+    }
+
+    #[test]
+    fn user_chosen_keys_are_kept_and_reserved_labels_refused() {
+        // A container named like a field is still a container name.
+        let yaml = CLI_OUTPUT.replace("main:", "Image:");
+        let w = parse_workload_cr(&yaml).unwrap();
+        assert!(w.spec.containers.contains_key("Image"));
+
+        let yaml = CLI_OUTPUT.replacen(
+            "name: reading-list-service\n",
+            "name: reading-list-service\n    labels: {buildplane.openchoreo.dev/inventory: builds}\n",
+            1,
+        );
+        assert_eq!(
+            err_path(&yaml).0,
+            "metadata.labels.buildplane.openchoreo.dev/inventory"
+        );
+    }
+
+    #[test]
+    fn connection_requirements() {
+        let base = CLI_OUTPUT.to_owned() + "    connections:\n        db:\n            type: api\n";
+        let (p, m) = err_path(&base);
+        assert_eq!(
+            (p.as_str(), m.as_str()),
+            ("spec.connections.db.inject", "is required")
+        );
+        let (p, _) = err_path(&(base.clone() + "            inject: {}\n"));
+        assert_eq!(p, "spec.connections.db.inject.env");
+        let (p, _) = err_path(&base.replace("type: api", "type: API"));
+        assert_eq!(p, "spec.connections.db.type");
+        let (p, m) = err_path(&(base + "            inject: {env: [{name: \"\", value: x}]}\n"));
+        assert_eq!(
+            (p.as_str(), m.as_str()),
+            (
+                "spec.connections.db.inject.env[0].name",
+                "must not be empty"
+            )
+        );
+    }
+
+    #[test]
+    fn json_schema_is_derivable() {
+        let schema = serde_json::to_value(schemars::schema_for!(Workload)).unwrap();
+        let text = schema.to_string();
+        for word in [
+            "projectName",
+            "configurationGroupRef",
+            "gRPC",
+            "Websocket",
+            "65535",
+        ] {
+            assert!(text.contains(word), "{word} missing from {text}");
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! `buildplane watch` against the real API server. The test plays the Argo controller the
+//! simplest way: it writes the recorded `.status` of fixtures/argo-status (reference §3 and §4,
+//! what Argo v3.6 writes) into the Workflow while `watch` runs, so the watch sees the change
+//! as an event, not in its first list.
+
+mod cluster;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const WF: &str = "reading-list-service-build-7c9e4a1b-8081ce9a";
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_buildplane"));
+    c.current_dir(ROOT).env_remove("KUBECONFIG");
+    c
+}
+
+fn shared_cluster_with_argo() -> PathBuf {
+    static DONE: OnceLock<PathBuf> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let kc = cluster::kubeconfig();
+        let o = bin()
+            .args([
+                "apply",
+                "--set",
+                "argo-workflows.workflowNamespaces={}",
+                "--force-conflicts",
+                "--kubeconfig",
+            ])
+            .arg(&kc)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        kc
+    })
+    .clone()
+}
+
+/// The reading-list Build (the Workflow of the recorded status) in a fresh organization.
+fn build_in_new_org(dir: &Path) -> (String, PathBuf) {
+    let org = cluster::unique_name("w");
+    let text =
+        std::fs::read_to_string(Path::new(ROOT).join("fixtures/builds/reading-list-commit.yaml"))
+            .unwrap()
+            .replace("namespace: default", &format!("namespace: {org}"));
+    let file = dir.join("build.yaml");
+    std::fs::write(&file, text).unwrap();
+    (org, file)
+}
+
+fn recorded_status(fixture: &str) -> Value {
+    let v: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(Path::new(ROOT).join(fixture)).unwrap())
+            .unwrap();
+    json!({"status": v["status"]})
+}
+
+/// Applies the build, starts `watch`, writes `status` into the Workflow, waits for the watch.
+fn run(kc: &Path, file: &Path, org: &str, status: &Value, emit_dir: &Path) -> Output {
+    let a = bin()
+        .args(["apply"])
+        .arg(file)
+        .args(["--inventory", org, "--kubeconfig"])
+        .arg(kc)
+        .output()
+        .unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let child = bin()
+        .arg("watch")
+        .arg(file)
+        .args(["--timeout", "60s", "--emit-dir"])
+        .arg(emit_dir)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let path = format!("/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows/{WF}");
+    let (code, body) = cluster::raw_request(
+        kc,
+        None,
+        "PATCH",
+        &path,
+        Some(status),
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{body}");
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_succeeded_build_emits_its_workload_once() {
+    let kc = shared_cluster_with_argo();
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let emit = dir.path().join("out");
+    let o = run(
+        &kc,
+        &file,
+        &org,
+        &recorded_status("fixtures/argo-status/succeeded.yaml"),
+        &emit,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for step in [
+        "clone-step",
+        "build-step",
+        "push-step",
+        "workload-create-step",
+    ] {
+        assert!(
+            out.contains(&format!(
+                "{org}/reading-list-service-build-7c9e4a1b {step} Succeeded"
+            )),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("image localhost:30003/default-reading-list-service:default-4f2a9c1e"),
+        "{out}"
+    );
+    // Conditions exactly as upstream's controller sets them.
+    for c in [
+        "BuildInitiated True BuildInitiated Build initialization started",
+        "BuildTriggered True BuildTriggered Build has been triggered",
+        "BuildCompleted True BuildCompleted Build completed successfully",
+        "WorkloadUpdated True WorkloadUpdated Workload updated successfully",
+    ] {
+        assert!(out.contains(c), "{c} missing: {out}");
+    }
+    let written = emit.join(format!("{org}/default/reading-list-service/workload.yaml"));
+    let workload: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    assert_eq!(workload["metadata"]["namespace"], org.as_str());
+    assert_eq!(workload["spec"]["owner"]["projectName"], "default");
+    assert_eq!(
+        workload["spec"]["containers"]["main"]["image"],
+        "localhost:30003/default-reading-list-service:default-4f2a9c1e"
+    );
+    // Watching the finished build again emits nothing new.
+    let again = bin()
+        .arg("watch")
+        .arg(&file)
+        .arg("--emit-dir")
+        .arg(&emit)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .output()
+        .unwrap();
+    let out2 = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(again.status.code(), Some(0), "{out2}");
+    assert!(
+        out2.contains("unchanged ") && !out2.contains("wrote "),
+        "{out2}"
+    );
+}
+
+#[test]
+fn a_failed_build_exits_1_with_build_failed() {
+    let kc = shared_cluster_with_argo();
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let emit = dir.path().join("out");
+    let o = run(
+        &kc,
+        &file,
+        &org,
+        &recorded_status("fixtures/argo-status/build-step-failed.yaml"),
+        &emit,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("build-step Failed"), "{out}");
+    assert!(
+        out.contains("BuildCompleted False BuildFailed Build workflow failed"),
+        "{out}"
+    );
+    assert!(!out.contains("WorkloadUpdated"), "{out}");
+    assert!(!emit.exists(), "a failed build emitted something");
+}
+
+#[test]
+fn a_deleted_workflow_ends_the_watch_as_failed() {
+    let kc = shared_cluster_with_argo();
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let a = bin()
+        .args(["apply"])
+        .arg(&file)
+        .args(["--inventory", &org, "--kubeconfig"])
+        .arg(&kc)
+        .output()
+        .unwrap();
+    assert!(a.status.success());
+    let child = bin()
+        .arg("watch")
+        .arg(&file)
+        .args(["--timeout", "60s", "-o", "json", "--kubeconfig"])
+        .arg(&kc)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let path = format!("/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows/{WF}");
+    assert_eq!(
+        cluster::raw_request(&kc, None, "DELETE", &path, None, "application/json").0,
+        200
+    );
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "finished");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("deleted before it finished"),
+        "{last}"
+    );
+}
+
+#[test]
+fn timeout_is_exit_2() {
+    let kc = shared_cluster_with_argo();
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let a = bin()
+        .args(["apply"])
+        .arg(&file)
+        .args(["--inventory", &org, "--kubeconfig"])
+        .arg(&kc)
+        .output()
+        .unwrap();
+    assert!(a.status.success());
+    let o = bin()
+        .arg("watch")
+        .arg(&file)
+        .args(["--timeout", "2s", "--kubeconfig"])
+        .arg(&kc)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("timed out after 2 s; still running:"));
+}
