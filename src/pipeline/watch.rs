@@ -105,7 +105,7 @@ fn harvest(t: &Target, wf: &Value) -> BuildResult {
     let mut result = BuildResult {
         build: t.label(),
         workflow: format!("{}/{}", t.namespace, t.workflow),
-        phase: status.phase.clone(),
+        phase: status.phase,
         message: Some(status.message.clone()).filter(|m| !m.is_empty()),
         image: None,
         workload: None,
@@ -262,7 +262,7 @@ pub async fn watch(
                     on_event(&Event::Step {
                         build: t.label(),
                         step: s.step.to_string(),
-                        phase: s.phase.clone(),
+                        phase: s.phase,
                     });
                 }
             }
