@@ -261,3 +261,115 @@ fn timeout_is_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("timed out after 2 s; still running:"));
 }
+
+#[test]
+fn the_workload_is_applied_into_the_control_plane() {
+    let kc = shared_cluster_with_argo();
+    let cp = cluster::start_private();
+    // The control plane gets the Workload CRD generated from our types.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use buildplane::kube::{ClientSettings, Kube};
+        let kube = Kube::connect(&ClientSettings {
+            kubeconfig: Some(cp.kubeconfig.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let crd = buildplane::core::manifest::Manifest::new(buildplane::core::crd::workload_crd())
+            .unwrap();
+        let r = kube
+            .resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            .await
+            .unwrap()
+            .unwrap();
+        kube.apply(&r, &crd, false, true).await.unwrap();
+        kube.wait_crd_established("workloads.openchoreo.dev", Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    assert_eq!(
+        cluster::raw_request(
+            &cp.kubeconfig,
+            None,
+            "POST",
+            "/api/v1/namespaces",
+            Some(&json!({"metadata": {"name": org}})),
+            "application/json"
+        )
+        .0,
+        201
+    );
+    let a = bin()
+        .args(["apply"])
+        .arg(&file)
+        .args(["--inventory", &org, "--kubeconfig"])
+        .arg(&kc)
+        .output()
+        .unwrap();
+    assert!(a.status.success());
+    let path = format!("/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows/{WF}");
+    let status = recorded_status("fixtures/argo-status/succeeded.yaml");
+    assert_eq!(
+        cluster::raw_request(
+            &kc,
+            None,
+            "PATCH",
+            &path,
+            Some(&status),
+            "application/merge-patch+json"
+        )
+        .0,
+        200
+    );
+    let watch = |kc: &Path| {
+        bin()
+            .arg("watch")
+            .arg(&file)
+            .args(["--timeout", "60s", "--emit-cluster", "--kubeconfig"])
+            .arg(kc)
+            .arg("--control-plane-kubeconfig")
+            .arg(&cp.kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let o = watch(&kc);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("applied Workload/{org}/reading-list-service")),
+        "{out}"
+    );
+    let (code, w) = cluster::kubectl_like_get(
+        &cp.kubeconfig,
+        None,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads/reading-list-service"),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(w["spec"]["owner"]["componentName"], "reading-list-service");
+    let managers: Vec<&str> = w["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert_eq!(managers, ["build-controller"]);
+    // Not in the build plane.
+    assert_eq!(
+        cluster::kubectl_like_get(&kc, None, &format!("/api/v1/namespaces/{org}")).0,
+        404
+    );
+    let again = watch(&kc);
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        out.contains(&format!("unchanged Workload/{org}/reading-list-service")),
+        "{out}"
+    );
+}

@@ -28,6 +28,39 @@ pub struct EmitArgs {
     /// Path of a Workload under the target: {org}, {project}, {component}, {build}.
     #[arg(long = "emit-path", value_name = "TEMPLATE", default_value = emit::DEFAULT_PATH_TEMPLATE)]
     pub emit_path: String,
+    /// Server-side apply each Workload into the control-plane cluster (field manager
+    /// build-controller, forced, in the Build's namespace).
+    #[arg(long = "emit-cluster")]
+    pub emit_cluster: bool,
+    /// Kubeconfig of the control plane (default: the build plane's).
+    #[arg(long = "control-plane-kubeconfig", value_name = "FILE")]
+    pub control_plane_kubeconfig: Option<PathBuf>,
+    /// Context of the control plane.
+    #[arg(long = "control-plane-context", value_name = "NAME")]
+    pub control_plane_context: Option<String>,
+}
+
+/// The field manager upstream's controller applies Workloads with.
+pub const WORKLOAD_FIELD_MANAGER: &str = "build-controller";
+
+/// Applies a Workload into the control plane; `Unchanged` when the server kept it as it was.
+pub async fn emit_to_cluster(cp: &Kube, workload: &serde_json::Value) -> Result<Emitted, String> {
+    let m = Manifest::new(workload.clone()).map_err(|e| e.to_string())?;
+    let r = cp
+        .resource("openchoreo.dev/v1alpha1", "Workload")
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the control plane serves no Workload (openchoreo.dev/v1alpha1): install charts/control-plane/crds")?;
+    let before = cp.get(&r, &m.id).await.map_err(|e| e.to_string())?;
+    let after = cp
+        .apply_as(WORKLOAD_FIELD_MANAGER, &r, &m, false, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rv = |v: &serde_json::Value| v.pointer("/metadata/resourceVersion").cloned();
+    Ok(match before {
+        Some(b) if rv(&b) == rv(&after) => Emitted::Unchanged,
+        _ => Emitted::Written,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +93,7 @@ pub fn emit_result(
     r: &BuildResult,
     build: &LoadedBuild,
     args: &EmitArgs,
+    cp: Option<&Kube>,
 ) -> (WorkloadOutcome, Vec<String>) {
     let Some(workload) = &r.workload else {
         return match (&r.phase, &r.workload_error) {
@@ -70,8 +104,33 @@ pub fn emit_result(
             _ => (WorkloadOutcome::NotYet, vec![]),
         };
     };
+    let mut notes = Vec::new();
+    let mut failure = None;
+    if let Some(cp) = cp {
+        let handle = tokio::runtime::Handle::current();
+        let id = format!(
+            "Workload/{}/{}",
+            build.build.organization(),
+            workload
+                .pointer("/metadata/name")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+        );
+        match tokio::task::block_in_place(|| handle.block_on(emit_to_cluster(cp, workload))) {
+            Ok(Emitted::Written) => notes.push(format!("applied {id}")),
+            Ok(Emitted::Unchanged) => notes.push(format!("unchanged {id}")),
+            Err(e) => {
+                notes.push(format!("emit to cluster failed: {e}"));
+                failure = Some(e);
+            }
+        }
+    }
     let Some(dir) = &args.emit_dir else {
-        return (WorkloadOutcome::NotYet, vec![]);
+        return match failure {
+            Some(e) => (WorkloadOutcome::Failed(e), notes),
+            None if cp.is_some() => (WorkloadOutcome::Updated, notes),
+            None => (WorkloadOutcome::NotYet, notes),
+        };
     };
     let owner = &build.build.spec.owner;
     let vars = PathVars {
@@ -121,6 +180,19 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let mut emit_error = None;
     runtime.block_on(async {
         let kube = Kube::connect(&args.client.settings()).await?;
+        let cp = if args.emit.emit_cluster {
+            let mut settings = args.client.settings();
+            if let Some(k) = &args.emit.control_plane_kubeconfig {
+                settings.kubeconfig = Some(k.clone());
+                settings.context = None;
+            }
+            if let Some(c) = &args.emit.control_plane_context {
+                settings.context = Some(c.clone());
+            }
+            Some(Kube::connect(&settings).await?)
+        } else {
+            None
+        };
         watch::watch(&kube, targets, args.timeout, |event| {
             let line = match event {
                 Event::Step { build, step, phase } => {
@@ -132,7 +204,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
                 }
                 Event::Finished(r) => {
                     let build = &by_label[&r.build];
-                    let (outcome, notes) = emit_result(r, build, &args.emit);
+                    let (outcome, notes) = emit_result(r, build, &args.emit, cp.as_ref());
                     if r.phase != Phase::Succeeded
                         || r.workload.is_none()
                         || matches!(outcome, WorkloadOutcome::Failed(_))

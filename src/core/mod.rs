@@ -2,6 +2,7 @@
 //! arguments, which is what makes renders byte-stable and testable without a cluster.
 
 pub mod catalog;
+pub mod crd;
 pub mod diff;
 pub mod manifest;
 pub mod naming;

@@ -375,8 +375,20 @@ impl Kube {
         dry_run: bool,
         force: bool,
     ) -> Result<Value, KubeError> {
+        self.apply_as(FIELD_MANAGER, r, m, dry_run, force).await
+    }
+
+    /// Server-side apply as `manager` (e.g. `build-controller` for Workloads, as upstream).
+    pub async fn apply_as(
+        &self,
+        manager: &str,
+        r: &Resource,
+        m: &Manifest,
+        dry_run: bool,
+        force: bool,
+    ) -> Result<Value, KubeError> {
         self.count(!dry_run);
-        let mut params = PatchParams::apply(FIELD_MANAGER);
+        let mut params = PatchParams::apply(manager);
         if force {
             params = params.force();
         }

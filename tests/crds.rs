@@ -1,0 +1,126 @@
+//! The Workload CRD is generated from the Rust types; the committed copy must equal it (bless
+//! with `BUILDPLANE_BLESS=1 cargo test --test crds`), and it must load on the real API server
+//! (Kubernetes 1.20) and enforce the schema there.
+
+mod cluster;
+
+use buildplane::core::crd::{WORKLOAD_CRD_PATH, workload_crd};
+use buildplane::core::manifest::{self, Manifest};
+use buildplane::kube::{ClientSettings, Kube};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+#[test]
+fn committed_workload_crd_equals_the_generated_one() {
+    let generated = manifest::to_yaml(&Manifest::new(workload_crd()).unwrap()).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(WORKLOAD_CRD_PATH);
+    if std::env::var_os("BUILDPLANE_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).expect("committed CRD (bless it)");
+    assert!(
+        committed == generated,
+        "{WORKLOAD_CRD_PATH} differs from the types: bless and review"
+    );
+    // The schema speaks the field names the code writes.
+    for key in [
+        "projectName",
+        "componentName",
+        "containers",
+        "endpoints",
+        "connections",
+        "port",
+    ] {
+        assert!(generated.contains(key), "{key}");
+    }
+    assert!(!generated.contains("$ref") && !generated.contains("x-kubernetes-validations"));
+}
+
+#[test]
+fn the_crd_loads_and_enforces_its_schema_on_the_api_server() {
+    let kc = cluster::kubeconfig();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let kube = Kube::connect(&ClientSettings {
+            kubeconfig: Some(kc.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let crd = Manifest::new(workload_crd()).unwrap();
+        let r = kube
+            .resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            .await
+            .unwrap()
+            .unwrap();
+        kube.apply(&r, &crd, false, true)
+            .await
+            .expect("the CRD is accepted by Kubernetes 1.20");
+        kube.wait_crd_established("workloads.openchoreo.dev", Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    let ns = cluster::unique_name("wl");
+    assert_eq!(
+        cluster::raw_request(
+            &kc,
+            None,
+            "POST",
+            "/api/v1/namespaces",
+            Some(&json!({"metadata": {"name": ns}})),
+            "application/json"
+        )
+        .0,
+        201
+    );
+    let path = format!("/apis/openchoreo.dev/v1alpha1/namespaces/{ns}/workloads");
+    let workload = |port: i64| {
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Workload",
+        "metadata": {"name": format!("w{port}")},
+        "spec": {"owner": {"projectName": "p", "componentName": "c"},
+            "containers": {"main": {"image": "r/i:t"}},
+            "endpoints": {"api": {"type": "REST", "port": port}}}})
+    };
+    // Discovery of a new group can lag a moment behind Established.
+    let mut code = 0;
+    for _ in 0..50 {
+        code = cluster::raw_request(
+            &kc,
+            None,
+            "POST",
+            &path,
+            Some(&workload(8080)),
+            "application/json",
+        )
+        .0;
+        if code != 404 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(code, 201);
+    let (code, body) = cluster::raw_request(
+        &kc,
+        None,
+        "POST",
+        &path,
+        Some(&workload(70000)),
+        "application/json",
+    );
+    assert_eq!(code, 422, "port 70000 accepted: {body}");
+    let bad_type = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Workload", "metadata": {"name": "bad"},
+        "spec": {"owner": {"projectName": "p", "componentName": "c"}, "endpoints": {"api": {"type": "SOAP", "port": 1}}}});
+    assert_eq!(
+        cluster::raw_request(
+            &kc,
+            None,
+            "POST",
+            &path,
+            Some(&bad_type),
+            "application/json"
+        )
+        .0,
+        422
+    );
+}
