@@ -1,0 +1,136 @@
+//! The watch survives the API server going away: 100 builds run on a private cluster, the API
+//! server is stopped for a few seconds and restarted in the middle, and every Workload is still
+//! emitted exactly once. The test plays the Argo controller by writing the recorded success
+//! status (fixtures/argo-status/succeeded.yaml, reference §3) into each Workflow, with the
+//! workflow-specific names and outputs substituted.
+
+mod cluster;
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const BUILDS: usize = 100;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_buildplane"));
+    c.current_dir(ROOT).env_remove("KUBECONFIG");
+    c
+}
+
+/// The recorded status, retargeted to workflow `wf` of component `component`.
+fn status_for(template: &str, wf: &str, component: &str) -> Value {
+    let text = template
+        .replace("reading-list-service-build-7c9e4a1b-8081ce9a", wf)
+        .replace("reading-list-service", component);
+    let v: Value = serde_saphyr::from_str(&text).unwrap();
+    json!({"status": v["status"]})
+}
+
+#[test]
+fn watch_survives_an_api_server_restart_and_emits_each_workload_once() {
+    let c = cluster::start_private();
+    let kc = &c.kubeconfig;
+    let o = bin()
+        .args([
+            "apply",
+            "--set",
+            "argo-workflows.workflowNamespaces={}",
+            "--kubeconfig",
+        ])
+        .arg(kc)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let builds = dir.path().join("builds");
+    std::fs::create_dir_all(&builds).unwrap();
+    let mut workflows = Vec::new();
+    for i in 0..BUILDS {
+        let (name, component) = (format!("svc-{i}-build"), format!("svc-{i}"));
+        let text = format!(
+            "apiVersion: openchoreo.dev/v1alpha1\nkind: Build\nmetadata: {{name: {name}, namespace: faults}}\nspec:\n  owner: {{projectName: default, componentName: {component}}}\n  repository: {{url: 'https://git.example.com/r.git', revision: {{branch: main}}, appPath: /}}\n  templateRef: {{name: google-cloud-buildpacks}}\n"
+        );
+        std::fs::write(builds.join(format!("{i:03}.yaml")), text).unwrap();
+        workflows.push((buildplane::core::naming::workflow_name(&name), component));
+    }
+    let o = bin()
+        .arg("apply")
+        .arg(&builds)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let emit = dir.path().join("out");
+    let mut child = bin()
+        .arg("watch")
+        .arg(&builds)
+        .args(["--timeout", "180s", "--emit-dir"])
+        .arg(&emit)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let template =
+        std::fs::read_to_string(Path::new(ROOT).join("fixtures/argo-status/succeeded.yaml"))
+            .unwrap();
+    let finish = |range: std::ops::Range<usize>| {
+        for (wf, component) in &workflows[range] {
+            let path = format!(
+                "/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-faults/workflows/{wf}"
+            );
+            let (code, body) = cluster::raw_request(
+                kc,
+                None,
+                "PATCH",
+                &path,
+                Some(&status_for(&template, wf, component)),
+                "application/merge-patch+json",
+            );
+            assert_eq!(code, 200, "{body}");
+        }
+    };
+    finish(0..BUILDS / 2);
+    c.stop_apiserver();
+    std::thread::sleep(Duration::from_secs(4));
+    c.start_apiserver();
+    finish(BUILDS / 2..BUILDS);
+    let status = child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        status.success(),
+        "exit {status:?}: {stderr}\n{}",
+        lines.join("\n")
+    );
+    let wrote: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("wrote "))
+        .collect();
+    assert_eq!(wrote.len(), BUILDS, "each Workload is written exactly once");
+    let mut unique: Vec<&String> = wrote.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), BUILDS);
+    for (_, component) in &workflows {
+        let f = emit.join(format!("faults/default/{component}/workload.yaml"));
+        let w: Value = serde_saphyr::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        assert_eq!(w["spec"]["owner"]["componentName"], component.as_str());
+    }
+}
