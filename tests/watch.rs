@@ -373,3 +373,65 @@ fn the_workload_is_applied_into_the_control_plane() {
         "{out}"
     );
 }
+
+#[test]
+fn apply_wait_follows_the_builds_it_applied() {
+    let kc = shared_cluster_with_argo();
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let emit = dir.path().join("out");
+    let child = bin()
+        .arg("apply")
+        .arg(&file)
+        .args([
+            "--inventory",
+            &org,
+            "--wait",
+            "--timeout",
+            "60s",
+            "--emit-dir",
+        ])
+        .arg(&emit)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Play the controller once the Workflow exists.
+    let path = format!("/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows/{WF}");
+    let status = recorded_status("fixtures/argo-status/build-step-failed.yaml");
+    let mut code = 0;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        code = cluster::raw_request(
+            &kc,
+            None,
+            "PATCH",
+            &path,
+            Some(&status),
+            "application/merge-patch+json",
+        )
+        .0;
+        if code == 200 {
+            break;
+        }
+    }
+    assert_eq!(code, 200);
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("Workflow/openchoreo-ci-{org}/{WF} created")),
+        "{out}"
+    );
+    assert!(
+        out.contains("BuildCompleted False BuildFailed Build workflow failed"),
+        "{out}"
+    );
+}

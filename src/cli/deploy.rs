@@ -69,9 +69,15 @@ pub struct ApplyArgs {
     /// Ask the server what would happen; change nothing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
-    /// How long to wait for CRDs to be Established.
-    #[arg(long = "timeout", value_name = "DURATION", value_parser = super::connect::parse_duration, default_value = "60s")]
-    pub timeout: std::time::Duration,
+    /// After applying, follow the builds to the end like `watch` (exit 1 if any failed).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long to wait: for CRDs to be Established (default 60s) and, with --wait, for the
+    /// builds (default: no limit).
+    #[arg(long = "timeout", value_name = "DURATION", value_parser = super::connect::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub emit: super::watch::EmitArgs,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -120,8 +126,19 @@ pub fn run_diff(args: DiffArgs) -> anyhow::Result<Outcome> {
 pub fn run_apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
     let rendered = args.target.render()?;
     let mut opts = args.target.options();
-    opts.crd_timeout = args.timeout;
+    if let Some(t) = args.timeout {
+        opts.crd_timeout = t;
+    }
     let dry_run = args.dry_run;
+    // With --wait, the builds to follow (read again: render keeps objects, not Builds).
+    let waited = if args.wait && !dry_run && !args.target.inputs.builds.is_empty() {
+        pipeline::load_builds(
+            &args.target.inputs.builds,
+            Some(&args.target.inputs.namespace),
+        )?
+    } else {
+        Vec::new()
+    };
     runtime()?.block_on(async {
         let kube = Kube::connect(&args.target.client.settings()).await?;
         let prepared = deploy::prepare(&kube, &rendered, &opts).await?;
@@ -168,6 +185,27 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
                 line.join(", ")
             }
         )?;
-        Ok(Outcome::Success)
+        drop(out);
+        if waited.is_empty() {
+            return Ok(Outcome::Success);
+        }
+        let targets = waited
+            .iter()
+            .map(crate::pipeline::watch::Target::of)
+            .collect();
+        let failed = super::watch::follow(
+            &kube,
+            &args.target.client,
+            &args.emit,
+            targets,
+            args.timeout,
+            false,
+        )
+        .await?;
+        Ok(if failed > 0 {
+            Outcome::Differences
+        } else {
+            Outcome::Success
+        })
     })
 }

@@ -164,90 +164,107 @@ pub fn emit_result(
     }
 }
 
-pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
-    let builds = pipeline::load_builds(&args.builds, Some(&args.namespace))?;
-    let targets: Vec<Target> = builds.iter().map(Target::of).collect();
+/// Follows `targets`, printing each step change and each result (with its conditions) and
+/// emitting Workloads; returns how many builds did not end with an emitted Workload.
+pub async fn follow(
+    kube: &Kube,
+    client: &ClientArgs,
+    emit: &EmitArgs,
+    targets: Vec<Target>,
+    timeout: Option<Duration>,
+    json: bool,
+) -> anyhow::Result<usize> {
     let by_label: std::collections::BTreeMap<String, LoadedBuild> = targets
         .iter()
         .map(|t| (t.label(), t.build.clone()))
         .collect();
+    let cp = if emit.emit_cluster {
+        let mut settings = client.settings();
+        if let Some(k) = &emit.control_plane_kubeconfig {
+            settings.kubeconfig = Some(k.clone());
+            settings.context = None;
+        }
+        if let Some(c) = &emit.control_plane_context {
+            settings.context = Some(c.clone());
+        }
+        Some(Kube::connect(&settings).await?)
+    } else {
+        None
+    };
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0usize;
+    watch::watch(kube, targets, timeout, |event| {
+        let line = match event {
+            Event::Step { build, step, phase } => {
+                if json {
+                    serde_json::to_string(event).unwrap_or_default()
+                } else {
+                    format!("{build} {step} {phase}")
+                }
+            }
+            Event::Finished(r) => {
+                let build = &by_label[&r.build];
+                let (outcome, notes) = emit_result(r, build, emit, cp.as_ref());
+                if r.phase != Phase::Succeeded
+                    || r.workload.is_none()
+                    || matches!(outcome, WorkloadOutcome::Failed(_))
+                {
+                    failed += 1;
+                }
+                let conditions = r.conditions(outcome);
+                if json {
+                    let mut v = serde_json::to_value(event).unwrap_or_default();
+                    v["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
+                    v["emitted"] = serde_json::to_value(&notes).unwrap_or_default();
+                    v.to_string()
+                } else {
+                    report_text(r, &notes, &conditions)
+                }
+            }
+        };
+        let _ = writeln!(out, "{line}");
+    })
+    .await?;
+    Ok(failed)
+}
+
+fn report_text(
+    r: &BuildResult,
+    notes: &[String],
+    conditions: &[crate::core::workflow::Condition],
+) -> String {
+    let mut s = format!("{} {}", r.build, r.phase);
+    if let Some(m) = &r.message {
+        s.push_str(&format!(": {m}"));
+    }
+    if let Some(i) = &r.image {
+        s.push_str(&format!("\n  image {i}"));
+    }
+    if let Some(e) = &r.workload_error {
+        s.push_str(&format!("\n  no Workload: {e}"));
+    }
+    for n in notes {
+        s.push_str(&format!("\n  {n}"));
+    }
+    for c in conditions {
+        s.push_str(&format!(
+            "\n  {} {} {} {}",
+            c.type_, c.status, c.reason, c.message
+        ));
+    }
+    s
+}
+
+pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
+    let builds = pipeline::load_builds(&args.builds, Some(&args.namespace))?;
+    let targets: Vec<Target> = builds.iter().map(Target::of).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let json = args.output == WatchOutput::Json;
-    let mut out = std::io::stdout().lock();
-    let mut failed = 0usize;
-    let mut emit_error = None;
-    runtime.block_on(async {
+    let failed = runtime.block_on(async {
         let kube = Kube::connect(&args.client.settings()).await?;
-        let cp = if args.emit.emit_cluster {
-            let mut settings = args.client.settings();
-            if let Some(k) = &args.emit.control_plane_kubeconfig {
-                settings.kubeconfig = Some(k.clone());
-                settings.context = None;
-            }
-            if let Some(c) = &args.emit.control_plane_context {
-                settings.context = Some(c.clone());
-            }
-            Some(Kube::connect(&settings).await?)
-        } else {
-            None
-        };
-        watch::watch(&kube, targets, args.timeout, |event| {
-            let line = match event {
-                Event::Step { build, step, phase } => {
-                    if json {
-                        serde_json::to_string(event).unwrap_or_default()
-                    } else {
-                        format!("{build} {step} {phase}")
-                    }
-                }
-                Event::Finished(r) => {
-                    let build = &by_label[&r.build];
-                    let (outcome, notes) = emit_result(r, build, &args.emit, cp.as_ref());
-                    if r.phase != Phase::Succeeded
-                        || r.workload.is_none()
-                        || matches!(outcome, WorkloadOutcome::Failed(_))
-                    {
-                        failed += 1;
-                    }
-                    if let WorkloadOutcome::Failed(e) = &outcome {
-                        emit_error.get_or_insert(e.clone());
-                    }
-                    let conditions = r.conditions(outcome);
-                    if json {
-                        let mut v = serde_json::to_value(event).unwrap_or_default();
-                        v["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
-                        v["emitted"] = serde_json::to_value(&notes).unwrap_or_default();
-                        v.to_string()
-                    } else {
-                        let mut s = format!("{} {}", r.build, r.phase);
-                        if let Some(m) = &r.message {
-                            s.push_str(&format!(": {m}"));
-                        }
-                        if let Some(i) = &r.image {
-                            s.push_str(&format!("\n  image {i}"));
-                        }
-                        if let Some(e) = &r.workload_error {
-                            s.push_str(&format!("\n  no Workload: {e}"));
-                        }
-                        for n in &notes {
-                            s.push_str(&format!("\n  {n}"));
-                        }
-                        for c in &conditions {
-                            s.push_str(&format!(
-                                "\n  {} {} {} {}",
-                                c.type_, c.status, c.reason, c.message
-                            ));
-                        }
-                        s
-                    }
-                }
-            };
-            let _ = writeln!(out, "{line}");
-        })
-        .await?;
-        Ok::<_, anyhow::Error>(())
+        let json = args.output == WatchOutput::Json;
+        follow(&kube, &args.client, &args.emit, targets, args.timeout, json).await
     })?;
     Ok(if failed > 0 {
         Outcome::Differences
