@@ -186,12 +186,13 @@ fn bundle_install_then_reapply_is_unchanged_and_diff_is_clean() {
         "/api/v1/namespaces/default/configmaps/buildplane-inventory-builds",
     );
     assert_eq!(code, 200);
-    let entries: Vec<Value> =
-        serde_json::from_str(inv["data"]["inventory.json"].as_str().unwrap()).unwrap();
+    let entries = buildplane::core::plan::Inventory::from_configmap("builds", &inv)
+        .unwrap()
+        .entries;
     assert!(
         entries
-            .iter()
-            .any(|e| e["kind"] == "Workflow" && e["name"] == "greeter-build-0a1b2c3d-ccd3e8e5")
+            .values()
+            .any(|e| e.kind == "Workflow" && e.name == "greeter-build-0a1b2c3d-ccd3e8e5")
     );
 }
 

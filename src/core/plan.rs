@@ -16,8 +16,13 @@ pub const BUNDLE_INVENTORY: &str = "build-plane";
 pub const BUILDS_INVENTORY: &str = "builds";
 /// The ConfigMap that holds an inventory is `<prefix><name>`.
 pub const INVENTORY_PREFIX: &str = "buildplane-inventory-";
-/// Key of the inventory's entries in its ConfigMap.
+/// Key of the inventory's entries in its ConfigMap (plain JSON; read for compatibility).
 pub const INVENTORY_KEY: &str = "inventory.json";
+/// Key of the gzip-compressed entries (`binaryData`), what is written: 10,000 builds fit in
+/// the 1 MiB a Kubernetes object may hold.
+pub const INVENTORY_GZ_KEY: &str = "inventory.json.gz";
+/// Hex digits of the hashes an inventory records (128 bits: ample to notice a change).
+pub const RECORDED_HASH_LEN: usize = 32;
 
 /// Apply stages, in order: each stage is applied (and CRDs waited for) before the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -94,18 +99,40 @@ pub struct InventoryError {
 }
 
 impl Inventory {
-    /// Reads the entries of an inventory ConfigMap (`data["inventory.json"]`).
+    /// Reads the entries of an inventory ConfigMap (`binaryData["inventory.json.gz"]`, or
+    /// plain `data["inventory.json"]`).
     pub fn from_configmap(name: &str, cm: &Value) -> Result<Inventory, InventoryError> {
-        let Some(text) = cm
+        use base64::Engine as _;
+        use std::io::Read as _;
+        let err = |message: String| InventoryError {
+            name: name.to_owned(),
+            message,
+        };
+        let text = if let Some(b64) = cm
+            .pointer(&format!(
+                "/binaryData/{}",
+                INVENTORY_GZ_KEY.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+        {
+            let gz = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| err(e.to_string()))?;
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(gz.as_slice())
+                .take(64 << 20)
+                .read_to_string(&mut text)
+                .map_err(|e| err(e.to_string()))?;
+            text
+        } else if let Some(t) = cm
             .pointer(&format!("/data/{INVENTORY_KEY}"))
             .and_then(Value::as_str)
-        else {
+        {
+            t.to_owned()
+        } else {
             return Ok(Inventory::default());
         };
-        let entries: Vec<Entry> = serde_json::from_str(text).map_err(|e| InventoryError {
-            name: name.to_owned(),
-            message: e.to_string(),
-        })?;
+        let entries: Vec<Entry> = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
         Ok(Inventory {
             entries: entries
                 .into_iter()
@@ -114,10 +141,18 @@ impl Inventory {
         })
     }
 
-    /// The ConfigMap that stores this inventory.
+    /// The ConfigMap that stores this inventory, its entries gzip-compressed.
     pub fn to_configmap(&self, name: &str, namespace: &str) -> Manifest {
+        use base64::Engine as _;
+        use std::io::Write as _;
         let entries: Vec<&Entry> = self.entries.values().collect();
-        let text = serde_json::to_string(&entries).expect("entries serialize");
+        let text = serde_json::to_vec(&entries).expect("entries serialize");
+        // A fixed header (no timestamp) keeps the bytes a function of the entries.
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), flate2::Compression::best());
+        gz.write_all(&text).expect("writing to memory");
+        let gz = gz.finish().expect("writing to memory");
         Manifest::new(serde_json::json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -126,7 +161,7 @@ impl Inventory {
                 "namespace": namespace,
                 "labels": {"app.kubernetes.io/managed-by": "buildplane", INVENTORY_LABEL: name},
             },
-            "data": {INVENTORY_KEY: text},
+            "binaryData": {INVENTORY_GZ_KEY: base64::engine::general_purpose::STANDARD.encode(gz)},
         }))
         .expect("inventory ConfigMap has kind and name")
     }
@@ -136,10 +171,17 @@ impl Inventory {
     }
 }
 
-/// SHA-256 of an object as rendered (sorted-key JSON).
+/// SHA-256 of an object as rendered (sorted-key JSON), cut to [`RECORDED_HASH_LEN`] digits.
 pub fn object_hash(object: &Value) -> String {
     let bytes = serde_json::to_vec(object).expect("JSON values serialize");
-    super::naming::hex(&Sha256::digest(&bytes))
+    let mut h = super::naming::hex(&Sha256::digest(&bytes));
+    h.truncate(RECORDED_HASH_LEN);
+    h
+}
+
+/// A Build spec hash as an inventory records it.
+pub fn recorded_spec_hash(spec_hash: &str) -> String {
+    spec_hash.chars().take(RECORDED_HASH_LEN).collect()
 }
 
 /// Sets the inventory label on a rendered object.
@@ -163,6 +205,7 @@ pub fn label_for_inventory(m: &mut Manifest, inventory: &str) {
 
 /// The entry an applied object leaves in its inventory.
 pub fn entry_for(m: &Manifest, spec_hash: Option<String>) -> Entry {
+    let spec_hash = spec_hash.map(|h| recorded_spec_hash(&h));
     Entry {
         api_version: m.id.api_version.clone(),
         kind: m.id.kind.clone(),
@@ -274,7 +317,8 @@ pub fn decide_build(
             }
         }
         None => {
-            if recorded.and_then(|e| e.spec_hash.as_deref()) == Some(rendered_spec_hash) {
+            let recorded_hash = recorded.and_then(|e| e.spec_hash.as_deref());
+            if recorded_hash == Some(recorded_spec_hash(rendered_spec_hash).as_str()) {
                 BuildDecision::AlreadySubmitted
             } else {
                 BuildDecision::Submit
@@ -322,6 +366,31 @@ mod tests {
             inv
         );
         assert!(Inventory::from_configmap("x", &json!({"data": {INVENTORY_KEY: "nope"}})).is_err());
+        // The plain form is still read.
+        let plain: Vec<&Entry> = inv.entries.values().collect();
+        let plain = json!({"data": {INVENTORY_KEY: serde_json::to_string(&plain).unwrap()}});
+        assert_eq!(Inventory::from_configmap("builds", &plain).unwrap(), inv);
+        assert!(cm.object.pointer("/data").is_none(), "written compressed");
+    }
+
+    #[test]
+    fn an_inventory_of_10000_builds_fits_in_one_object() {
+        let mut inv = Inventory::default();
+        for i in 0..10_000 {
+            let wf = Manifest::new(json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                "metadata": {"name": format!("component-{i}-build-{i:08x}-0a1b2c3d"), "namespace": format!("openchoreo-ci-org-{}", i % 50)}}))
+            .unwrap();
+            let spec = crate::core::naming::hex(&Sha256::digest(i.to_string()));
+            inv.entries
+                .insert(wf.id.to_string(), entry_for(&wf, Some(spec)));
+        }
+        let cm = inv.to_configmap("builds", "default");
+        let size = serde_json::to_vec(&cm.object).unwrap().len();
+        assert!(size < 1 << 20, "{size} bytes");
+        assert_eq!(
+            Inventory::from_configmap("builds", &cm.object).unwrap(),
+            inv
+        );
     }
 
     #[test]
