@@ -435,3 +435,77 @@ fn apply_wait_follows_the_builds_it_applied() {
         "{out}"
     );
 }
+
+/// The recorded success with its nodes moved into `compressedNodes` (gzip, then base64), as
+/// Argo stores a status too large for the object.
+fn compressed(status: &Value) -> Value {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut s = status.clone();
+    let nodes = s["status"]["nodes"].take();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(nodes.to_string().as_bytes()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    s["status"]["nodes"] = Value::Null;
+    s["status"]["compressedNodes"] = json!(b64);
+    s
+}
+
+#[test]
+fn compressed_nodes_are_harvested() {
+    let kc = shared_cluster_with_argo();
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let emit = dir.path().join("out");
+    let status = compressed(&recorded_status("fixtures/argo-status/succeeded.yaml"));
+    let o = run(&kc, &file, &org, &status, &emit);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("image localhost:30003/default-reading-list-service:default-4f2a9c1e"),
+        "{out}"
+    );
+    assert!(
+        emit.join(format!("{org}/default/reading-list-service/workload.yaml"))
+            .exists()
+    );
+}
+
+#[test]
+fn a_success_without_workload_is_not_reported_as_updated() {
+    let kc = shared_cluster_with_argo();
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let emit = dir.path().join("out");
+    let mut status = recorded_status("fixtures/argo-status/succeeded.yaml");
+    for node in status["status"]["nodes"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        if node["templateName"] == "workload-create-step" {
+            node["outputs"]["parameters"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("value");
+        }
+    }
+    let o = run(&kc, &file, &org, &status, &emit);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("BuildCompleted True BuildCompleted Build completed successfully"),
+        "{out}"
+    );
+    assert!(
+        out.contains("WorkloadUpdated False WorkloadUpdateFailed"),
+        "{out}"
+    );
+    assert!(!out.contains("WorkloadUpdated True"), "{out}");
+    assert!(!emit.exists());
+}
