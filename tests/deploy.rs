@@ -6,7 +6,6 @@ mod cluster;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -35,26 +34,6 @@ fn ok(o: &Output) -> String {
         text(&o.stdout)
     );
     text(&o.stdout)
-}
-
-/// The Argo CRDs and templates, installed once per test process in the shared cluster
-/// (cluster-scoped objects; every test that applies Workflows needs them).
-fn shared_cluster_with_argo() -> PathBuf {
-    static DONE: OnceLock<PathBuf> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let kc = cluster::kubeconfig();
-        ok(&bp(
-            &kc,
-            &[
-                "apply",
-                "--set",
-                "argo-workflows.workflowNamespaces={}",
-                "--force-conflicts",
-            ],
-        ));
-        kc
-    })
-    .clone()
 }
 
 /// Build files for a fresh organization: the fixture builds with their namespace replaced.
@@ -242,7 +221,7 @@ fn secret_changes_are_masked_in_diff() {
 
 #[test]
 fn diff_exit_codes_and_apply_of_builds() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let org = Org::new();
     org.build("alpha", "main");
     let inv = org.inventory();
@@ -287,7 +266,7 @@ fn diff_exit_codes_and_apply_of_builds() {
 
 #[test]
 fn a_field_changed_by_hand_is_shown_and_restored() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let org = Org::new();
     org.build("beta", "main");
     let inv = org.inventory();
@@ -354,7 +333,7 @@ fn a_field_changed_by_hand_is_shown_and_restored() {
 
 #[test]
 fn prune_removes_exactly_what_was_dropped() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let (a, b) = (Org::new(), Org::new());
     let dir = tempfile::tempdir().unwrap();
     let inv = a.inventory();
@@ -466,7 +445,7 @@ fn prune_removes_exactly_what_was_dropped() {
 
 #[test]
 fn a_finished_or_deleted_build_is_not_resubmitted() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let org = Org::new();
     let file = org.build("gamma", "main");
     let inv = org.inventory();
@@ -542,7 +521,7 @@ fn a_finished_or_deleted_build_is_not_resubmitted() {
 
 #[test]
 fn the_no_permission_user_changes_nothing() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let org = Org::new();
     org.build("delta", "main");
     let o = bp(
@@ -613,7 +592,7 @@ fn bad_input_sends_no_request() {
 
 #[test]
 fn dry_run_changes_nothing() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let org = Org::new();
     org.build("epsilon", "main");
     let out = ok(&bp(
@@ -647,7 +626,7 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn rejected_credentials_are_one_line() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let mut config: Value = serde_saphyr::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
     let bad = tempfile::NamedTempFile::new().unwrap();
     // Same server, every token replaced: what an expired token looks like to the client.

@@ -8,7 +8,6 @@ mod cluster;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -18,27 +17,6 @@ fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_buildplane"));
     c.current_dir(ROOT).env_remove("KUBECONFIG");
     c
-}
-
-fn shared_cluster_with_argo() -> PathBuf {
-    static DONE: OnceLock<PathBuf> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let kc = cluster::kubeconfig();
-        let o = bin()
-            .args([
-                "apply",
-                "--set",
-                "argo-workflows.workflowNamespaces={}",
-                "--force-conflicts",
-                "--kubeconfig",
-            ])
-            .arg(&kc)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        kc
-    })
-    .clone()
 }
 
 /// The reading-list Build (the Workflow of the recorded status) in a fresh organization.
@@ -97,7 +75,7 @@ fn run(kc: &Path, file: &Path, org: &str, status: &Value, emit_dir: &Path) -> Ou
 
 #[test]
 fn a_succeeded_build_emits_its_workload_once() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     let emit = dir.path().join("out");
@@ -170,7 +148,7 @@ fn a_succeeded_build_emits_its_workload_once() {
 
 #[test]
 fn a_failed_build_exits_1_with_build_failed() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     let emit = dir.path().join("out");
@@ -199,7 +177,7 @@ fn a_failed_build_exits_1_with_build_failed() {
 
 #[test]
 fn a_deleted_workflow_ends_the_watch_as_failed() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     let a = bin()
@@ -240,7 +218,7 @@ fn a_deleted_workflow_ends_the_watch_as_failed() {
 
 #[test]
 fn timeout_is_exit_2() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     let a = bin()
@@ -264,7 +242,7 @@ fn timeout_is_exit_2() {
 
 #[test]
 fn the_workload_is_applied_into_the_control_plane() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let cp = cluster::start_private();
     // The control plane gets the Workload CRD generated from our types.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -376,7 +354,7 @@ fn the_workload_is_applied_into_the_control_plane() {
 
 #[test]
 fn apply_wait_follows_the_builds_it_applied() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     let emit = dir.path().join("out");
@@ -453,7 +431,7 @@ fn compressed(status: &Value) -> Value {
 
 #[test]
 fn compressed_nodes_are_harvested() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     let emit = dir.path().join("out");
@@ -478,7 +456,7 @@ fn compressed_nodes_are_harvested() {
 
 #[test]
 fn a_success_without_workload_is_not_reported_as_updated() {
-    let kc = shared_cluster_with_argo();
+    let kc = cluster::with_argo();
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     let emit = dir.path().join("out");

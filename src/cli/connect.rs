@@ -34,6 +34,30 @@ impl ClientArgs {
     }
 }
 
+/// The builds a command acts on (logs, watch): files or directories of Build documents.
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// Build files or directories.
+    #[arg(value_name = "BUILD", required = true)]
+    pub builds: Vec<PathBuf>,
+    /// Organization of Builds that name none.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "ORG",
+        default_value = "default"
+    )]
+    pub namespace: String,
+}
+
+impl BuildArgs {
+    pub fn load(
+        &self,
+    ) -> Result<Vec<crate::pipeline::LoadedBuild>, crate::pipeline::PipelineError> {
+        crate::pipeline::load_builds(&self.builds, Some(&self.namespace))
+    }
+}
+
 /// Inventory flags shared by diff and apply.
 #[derive(Debug, Clone, Args)]
 pub struct InventoryArgs {

@@ -3,35 +3,25 @@
 use super::Outcome;
 use super::connect::ClientArgs;
 use crate::kube::Kube;
-use crate::pipeline::{self, logs};
+use crate::pipeline::logs;
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Build files or directories (the builds whose logs to show).
-    #[arg(value_name = "BUILD", required = true)]
-    pub builds: Vec<PathBuf>,
+    #[command(flatten)]
+    pub targets: super::connect::BuildArgs,
     /// Only this step: clone, build, push, workload-create (or their `-step` names).
     #[arg(long, value_name = "STEP")]
     pub step: Option<String>,
     /// Keep streaming while the step runs.
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// Organization of Builds that name none.
-    #[arg(
-        short = 'n',
-        long = "namespace",
-        value_name = "ORG",
-        default_value = "default"
-    )]
-    pub namespace: String,
     #[command(flatten)]
     pub client: ClientArgs,
 }
 
 pub fn run(args: LogsArgs) -> anyhow::Result<Outcome> {
-    let builds = pipeline::load_builds(&args.builds, Some(&args.namespace))?;
+    let builds = args.targets.load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

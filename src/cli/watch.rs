@@ -7,7 +7,7 @@ use crate::core::workflow::{Phase, WorkloadOutcome};
 use crate::emit::{self, Emitted, PathVars};
 use crate::kube::Kube;
 use crate::pipeline::watch::{self, BuildResult, Event, Target};
-use crate::pipeline::{self, LoadedBuild};
+use crate::pipeline::LoadedBuild;
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -65,17 +65,8 @@ pub async fn emit_to_cluster(cp: &Kube, workload: &serde_json::Value) -> Result<
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Build files or directories (the builds to follow).
-    #[arg(value_name = "BUILD", required = true)]
-    pub builds: Vec<PathBuf>,
-    /// Organization of Builds that name none.
-    #[arg(
-        short = 'n',
-        long = "namespace",
-        value_name = "ORG",
-        default_value = "default"
-    )]
-    pub namespace: String,
+    #[command(flatten)]
+    pub targets: super::connect::BuildArgs,
     /// Give up after this long (exit code 2), e.g. 90s, 10m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -256,7 +247,7 @@ fn report_text(
 }
 
 pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
-    let builds = pipeline::load_builds(&args.builds, Some(&args.namespace))?;
+    let builds = args.targets.load()?;
     let targets: Vec<Target> = builds.iter().map(Target::of).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

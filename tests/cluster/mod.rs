@@ -370,3 +370,32 @@ current-context: counter
     file.flush().expect("flush the kubeconfig");
     file
 }
+
+/// The shared cluster with Argo's CRDs and the four ClusterWorkflowTemplates installed by the
+/// real binary, once per test process (cluster-scoped objects every build test needs).
+pub fn with_argo() -> PathBuf {
+    static DONE: OnceLock<PathBuf> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let kc = kubeconfig();
+        let out = Command::new(env!("CARGO_BIN_EXE_buildplane"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("KUBECONFIG")
+            .args([
+                "apply",
+                "--set",
+                "argo-workflows.workflowNamespaces={}",
+                "--force-conflicts",
+                "--kubeconfig",
+            ])
+            .arg(&kc)
+            .output()
+            .expect("run buildplane");
+        assert!(
+            out.status.success(),
+            "installing Argo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        kc
+    })
+    .clone()
+}
