@@ -5,6 +5,7 @@ pub mod cli;
 pub mod core;
 pub mod emit;
 pub mod engine;
+pub mod git;
 pub mod kube;
 pub mod pipeline;
 pub mod source;

@@ -1,0 +1,608 @@
+//! Writing build results into a branch of a Git repository, safely when others push too.
+//!
+//! Commits are built without a worktree, on top of the freshly fetched tip, in a bare clone
+//! kept in a cache directory. Pushes are never forced: when the branch moved, the same changes
+//! are re-applied on the new tip and pushed again, with jittered backoff, until they land or the
+//! deadline passes. Credentials come from git2's callback (SSH agent, then the
+//! `BUILDPLANE_GIT_TOKEN` variable, then the platform default); no error or debug output ever
+//! carries them: URLs are shown with their userinfo stripped.
+//!
+//! One `emit` at a time per cache directory: the cache's refs are not locked across processes.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use git2::{
+    AutotagOption, Cred, CredentialType, ErrorCode, FetchOptions, FileMode, ObjectType, Oid,
+    PushOptions, RemoteCallbacks, Repository, Signature, Tree,
+};
+
+/// The environment variable holding an HTTPS token (sent as the password of `x-access-token`).
+pub const TOKEN_ENV: &str = "BUILDPLANE_GIT_TOKEN";
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Where results go. `url` may be any URL git2 understands, or a local path.
+#[derive(Clone)]
+pub struct GitTarget {
+    pub url: String,
+    pub branch: String,
+    pub author_name: String,
+    pub author_email: String,
+}
+
+/// Debug output strips credentials from the URL, so a target can be logged as it is.
+impl fmt::Debug for GitTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitTarget")
+            .field("url", &redact_url(&self.url))
+            .field("branch", &self.branch)
+            .field("author_name", &self.author_name)
+            .field("author_email", &self.author_email)
+            .finish()
+    }
+}
+
+/// One file to write, committed with its own message. `path` is repo-relative and
+/// `/`-separated; anything that could escape the tree or touch `.git` is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub content: Vec<u8>,
+    pub message: String,
+}
+
+/// What an emit did, as a value: callers report it, nothing here prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitOutcome {
+    /// Every file already had that content on the branch: nothing was committed.
+    Unchanged,
+    /// The branch now ends in `commit`; `attempts` counts pushes (1 when nobody raced us).
+    Committed { commit: String, attempts: u32 },
+}
+
+/// Why an emit failed. Every message names the repository (without credentials) and branch.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// A change's path could escape the repository tree or is not a plain relative path.
+    #[error("refusing path {path:?} for {url} branch {branch}: {reason}")]
+    InvalidPath {
+        url: String,
+        branch: String,
+        path: String,
+        reason: &'static str,
+    },
+    /// The branch name is not a valid Git reference name.
+    #[error("invalid branch name {branch:?} for {url}")]
+    InvalidBranch { url: String, branch: String },
+    /// A change's path runs through a file, or names a directory, on the branch.
+    #[error("cannot write {path} on {url} branch {branch}: {reason}")]
+    PathBlocked {
+        url: String,
+        branch: String,
+        path: String,
+        reason: &'static str,
+    },
+    /// The clone cache directory could not be opened or created as a bare repository.
+    #[error("cannot open the clone cache {} for {url} branch {branch}", .workdir.display())]
+    Cache {
+        url: String,
+        branch: String,
+        workdir: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    /// Fetching failed: network, authentication, or a remote that is not a repository.
+    #[error("fetching {url} branch {branch} failed: {detail}")]
+    Fetch {
+        url: String,
+        branch: String,
+        detail: String,
+    },
+    /// Pushing failed for a reason other than the branch having moved.
+    #[error("pushing to {url} branch {branch} failed: {detail}")]
+    Push {
+        url: String,
+        branch: String,
+        detail: String,
+    },
+    /// Writing blobs, trees, commits or refs in the clone cache failed.
+    #[error("building the commit for {url} branch {branch} failed: {detail}")]
+    Commit {
+        url: String,
+        branch: String,
+        detail: String,
+    },
+    /// The branch kept moving (or pushes kept being rejected) until the deadline passed.
+    #[error(
+        "no push to {url} branch {branch} landed within {deadline:?} after {attempts} attempts \
+         (last rejection: {last_rejection})"
+    )]
+    Deadline {
+        url: String,
+        branch: String,
+        attempts: u32,
+        deadline: Duration,
+        last_rejection: String,
+    },
+}
+
+/// Writes `changes` into `target.branch` and pushes, retrying on conflicts until `deadline`.
+///
+/// Each change that alters the tree becomes one commit (author and committer from `target`);
+/// all of them are pushed together. Paths and the branch name are checked before anything is
+/// touched, so bad input makes no request.
+pub fn emit(
+    target: &GitTarget,
+    workdir: &Path,
+    changes: &[Change],
+    deadline: Duration,
+) -> Result<EmitOutcome, GitError> {
+    let started = Instant::now();
+    let ctx = Ctx::new(target);
+    let paths = changes
+        .iter()
+        .map(|c| split_path(&c.path).map_err(|reason| ctx.invalid_path(&c.path, reason)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !git2::Reference::is_valid_name(&format!("refs/heads/{}", target.branch)) {
+        return Err(GitError::InvalidBranch {
+            url: ctx.url.clone(),
+            branch: ctx.branch.clone(),
+        });
+    }
+    let repo = Repository::open_bare(workdir)
+        .or_else(|_| Repository::init_bare(workdir))
+        .map_err(|source| GitError::Cache {
+            url: ctx.url.clone(),
+            branch: ctx.branch.clone(),
+            workdir: workdir.to_path_buf(),
+            source,
+        })?;
+    let signature =
+        Signature::now(&target.author_name, &target.author_email).map_err(|e| ctx.commit(&e))?;
+    let mut backoff = Backoff::new();
+    let mut attempts = 0;
+    loop {
+        let tip = fetch_tip(&repo, target, &ctx)?;
+        let Some(commit) = build_commits(&repo, &ctx, tip, changes, &paths, &signature)? else {
+            return Ok(EmitOutcome::Unchanged);
+        };
+        attempts += 1;
+        let last_rejection = match push(&repo, target, &ctx, commit)? {
+            Pushed::Landed => {
+                repo.reference(&ctx.tracking_ref, commit, true, "buildplane: pushed")
+                    .map_err(|e| ctx.commit(&e))?;
+                let commit = commit.to_string();
+                return Ok(EmitOutcome::Committed { commit, attempts });
+            }
+            Pushed::Rejected(reason) => reason,
+        };
+        let wait = backoff.next_wait();
+        if started.elapsed() + wait >= deadline {
+            return Err(GitError::Deadline {
+                url: ctx.url,
+                branch: ctx.branch,
+                attempts,
+                deadline,
+                last_rejection,
+            });
+        }
+        std::thread::sleep(wait);
+    }
+}
+
+/// Replaces each `{name}` whose name is in `vars` by its value, once and literally: values are
+/// not scanned again, and unknown placeholders stay as written.
+pub fn render_message(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after
+            .find('}')
+            .and_then(|close| Some((vars.iter().find(|(k, _)| *k == &after[..close])?, close)));
+        match value {
+            Some(((_, value), close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The URL without its userinfo (`https://user:token@host/x` → `https://host/x`), for messages.
+pub fn redact_url(url: &str) -> String {
+    match userinfo_span(url) {
+        Some((start, end)) => format!("{}{}", &url[..start], &url[end..]),
+        None => url.to_owned(),
+    }
+}
+
+/// The byte range of `userinfo@` in a scheme URL or an scp-like `user@host:path`.
+fn userinfo_span(url: &str) -> Option<(usize, usize)> {
+    let (start, authority_end) = match url.find("://") {
+        Some(scheme_end) => {
+            let start = scheme_end + 3;
+            let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+            (start, end)
+        }
+        None => {
+            let colon = url.find(':')?;
+            if url[..colon].contains('/') {
+                return None;
+            }
+            (0, colon)
+        }
+    };
+    let at = url[start..authority_end].rfind('@')?;
+    Some((start, start + at + 1))
+}
+
+/// The names every message carries, and the cache's refs for this branch.
+struct Ctx {
+    raw_url: String,
+    url: String,
+    branch: String,
+    tracking_ref: String,
+    outgoing_ref: String,
+}
+
+impl Ctx {
+    fn new(target: &GitTarget) -> Self {
+        Ctx {
+            raw_url: target.url.clone(),
+            url: redact_url(&target.url),
+            branch: target.branch.clone(),
+            tracking_ref: format!("refs/buildplane/remote/{}", target.branch),
+            outgoing_ref: format!("refs/buildplane/outgoing/{}", target.branch),
+        }
+    }
+
+    /// A git2 message with the URL's userinfo, password and token replaced.
+    fn scrub(&self, e: &git2::Error) -> String {
+        let mut text = e.message().replace(&self.raw_url, &self.url);
+        if let Some((start, end)) = userinfo_span(&self.raw_url) {
+            let userinfo = &self.raw_url[start..end];
+            text = text.replace(userinfo, "");
+            if let Some((_, password)) = userinfo.trim_end_matches('@').split_once(':')
+                && password.len() >= 4
+            {
+                text = text.replace(password, "***");
+            }
+        }
+        match std::env::var(TOKEN_ENV) {
+            Ok(token) if token.len() >= 4 => text.replace(&token, "***"),
+            _ => text,
+        }
+    }
+
+    fn invalid_path(&self, path: &str, reason: &'static str) -> GitError {
+        GitError::InvalidPath {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            path: path.to_owned(),
+            reason,
+        }
+    }
+
+    fn blocked(&self, path: &str, reason: &'static str) -> GitError {
+        GitError::PathBlocked {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            path: path.to_owned(),
+            reason,
+        }
+    }
+
+    fn fetch(&self, e: &git2::Error) -> GitError {
+        GitError::Fetch {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            detail: self.scrub(e),
+        }
+    }
+
+    fn push(&self, e: &git2::Error) -> GitError {
+        GitError::Push {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            detail: self.scrub(e),
+        }
+    }
+
+    fn commit(&self, e: &git2::Error) -> GitError {
+        GitError::Commit {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            detail: self.scrub(e),
+        }
+    }
+}
+
+/// The path's components, or why it is refused.
+fn split_path(path: &str) -> Result<Vec<&str>, &'static str> {
+    if path.is_empty() {
+        return Err("empty path");
+    }
+    if path.starts_with('/') || path.contains('\\') || path.contains('\0') {
+        return Err("must be relative, '/'-separated, without NUL");
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts {
+        match *part {
+            "" => return Err("empty path component"),
+            "." | ".." => return Err("'.' and '..' components are not allowed"),
+            p if p.eq_ignore_ascii_case(".git") => return Err("'.git' components are not allowed"),
+            _ => {}
+        }
+    }
+    Ok(parts)
+}
+
+/// Credentials the usual way, each kind tried once so a refused one cannot loop forever.
+fn callbacks<'a>() -> RemoteCallbacks<'a> {
+    let mut tried = CredentialType::empty();
+    let mut cbs = RemoteCallbacks::new();
+    cbs.credentials(move |_url, username, allowed| {
+        let user = username.unwrap_or("git");
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(user);
+        }
+        if allowed.contains(CredentialType::SSH_KEY) && !tried.contains(CredentialType::SSH_KEY) {
+            tried |= CredentialType::SSH_KEY;
+            return Cred::ssh_key_from_agent(user);
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
+            && !tried.contains(CredentialType::USER_PASS_PLAINTEXT)
+            && let Ok(token) = std::env::var(TOKEN_ENV)
+        {
+            tried |= CredentialType::USER_PASS_PLAINTEXT;
+            return Cred::userpass_plaintext("x-access-token", &token);
+        }
+        if allowed.contains(CredentialType::DEFAULT) && !tried.contains(CredentialType::DEFAULT) {
+            tried |= CredentialType::DEFAULT;
+            return Cred::default();
+        }
+        Err(git2::Error::from_str("no usable credentials"))
+    });
+    cbs
+}
+
+/// Fetches the branch and returns the remote's tip as advertised (None: no such branch yet).
+fn fetch_tip(repo: &Repository, target: &GitTarget, ctx: &Ctx) -> Result<Option<Oid>, GitError> {
+    let mut remote = repo
+        .remote_anonymous(&target.url)
+        .map_err(|e| ctx.fetch(&e))?;
+    let mut opts = FetchOptions::new();
+    opts.remote_callbacks(callbacks())
+        .download_tags(AutotagOption::None);
+    let refspec = format!("+refs/heads/{}:{}", target.branch, ctx.tracking_ref);
+    remote
+        .fetch(&[refspec], Some(&mut opts), None)
+        .map_err(|e| ctx.fetch(&e))?;
+    let wanted = format!("refs/heads/{}", target.branch);
+    let tip = remote
+        .list()
+        .map_err(|e| ctx.fetch(&e))?
+        .iter()
+        .find(|head| head.name() == wanted)
+        .map(|head| head.oid());
+    if tip.is_none()
+        && let Ok(mut stale) = repo.find_reference(&ctx.tracking_ref)
+    {
+        stale.delete().map_err(|e| ctx.commit(&e))?;
+    }
+    Ok(tip)
+}
+
+/// Commits each change that alters the tree on top of `tip`; None when nothing changed.
+fn build_commits(
+    repo: &Repository,
+    ctx: &Ctx,
+    tip: Option<Oid>,
+    changes: &[Change],
+    paths: &[Vec<&str>],
+    signature: &Signature<'_>,
+) -> Result<Option<Oid>, GitError> {
+    let git = |e: git2::Error| ctx.commit(&e);
+    let mut head = tip;
+    let mut tree = match tip {
+        Some(tip) => Some(repo.find_commit(tip).and_then(|c| c.tree()).map_err(git)?),
+        None => None,
+    };
+    let mut committed = false;
+    for (change, parts) in changes.iter().zip(paths) {
+        let blob = repo.blob(&change.content).map_err(git)?;
+        let new_id = upsert(repo, ctx, tree.as_ref(), parts, blob, &change.path)?;
+        if tree.as_ref().is_some_and(|t| t.id() == new_id) {
+            continue;
+        }
+        let new_tree = repo.find_tree(new_id).map_err(git)?;
+        let parent = match head {
+            Some(id) => Some(repo.find_commit(id).map_err(git)?),
+            None => None,
+        };
+        let parents: Vec<_> = parent.iter().collect();
+        let id = repo
+            .commit(
+                None,
+                signature,
+                signature,
+                &change.message,
+                &new_tree,
+                &parents,
+            )
+            .map_err(git)?;
+        head = Some(id);
+        tree = Some(new_tree);
+        committed = true;
+    }
+    Ok(head.filter(|_| committed))
+}
+
+/// `base` with the blob at `parts` (intermediate trees created), written; returns its id.
+fn upsert(
+    repo: &Repository,
+    ctx: &Ctx,
+    base: Option<&Tree<'_>>,
+    parts: &[&str],
+    blob: Oid,
+    path: &str,
+) -> Result<Oid, GitError> {
+    let git = |e: git2::Error| ctx.commit(&e);
+    let [name, rest @ ..] = parts else {
+        return Err(ctx.invalid_path(path, "empty path"));
+    };
+    let mut builder = repo.treebuilder(base).map_err(git)?;
+    let existing = builder
+        .get(name)
+        .map_err(git)?
+        .map(|e| (e.id(), e.kind(), e.filemode()));
+    if rest.is_empty() {
+        let mode = match existing {
+            Some((_, Some(ObjectType::Tree), _)) => {
+                return Err(ctx.blocked(path, "a directory has that path"));
+            }
+            Some((_, _, mode)) if mode == i32::from(FileMode::BlobExecutable) => mode,
+            _ => FileMode::Blob.into(),
+        };
+        builder.insert(name, blob, mode).map_err(git)?;
+    } else {
+        let sub = match existing {
+            Some((id, Some(ObjectType::Tree), _)) => Some(repo.find_tree(id).map_err(git)?),
+            Some(_) => return Err(ctx.blocked(path, "a parent directory is a file")),
+            None => None,
+        };
+        let id = upsert(repo, ctx, sub.as_ref(), rest, blob, path)?;
+        builder
+            .insert(name, id, FileMode::Tree.into())
+            .map_err(git)?;
+    }
+    builder.write().map_err(git)
+}
+
+enum Pushed {
+    Landed,
+    /// The remote (or libgit2, before sending) refused the update; the reason as reported.
+    Rejected(String),
+}
+
+/// Pushes `commit` to the branch without force.
+///
+/// A branch that moved shows up two ways: libgit2 refuses before sending when the advertised
+/// tip is unknown locally or not an ancestor (`ErrorCode::NotFastForward`), and the server
+/// refuses a ref whose value changed meanwhile (a status in `push_update_reference`).
+fn push(repo: &Repository, target: &GitTarget, ctx: &Ctx, commit: Oid) -> Result<Pushed, GitError> {
+    repo.reference(&ctx.outgoing_ref, commit, true, "buildplane: outgoing")
+        .map_err(|e| ctx.commit(&e))?;
+    let mut remote = repo
+        .remote_anonymous(&target.url)
+        .map_err(|e| ctx.push(&e))?;
+    let refspec = format!("{}:refs/heads/{}", ctx.outgoing_ref, target.branch);
+    let mut status = None;
+    let result = {
+        let mut cbs = callbacks();
+        cbs.push_update_reference(|_, message| {
+            if let Some(message) = message {
+                status = Some(message.to_owned());
+            }
+            Ok(())
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(cbs);
+        remote.push(&[refspec], Some(&mut opts))
+    };
+    match (result, status) {
+        (Err(e), _) if e.code() == ErrorCode::NotFastForward => Ok(Pushed::Rejected(ctx.scrub(&e))),
+        (Err(e), _) => Err(ctx.push(&e)),
+        (Ok(()), Some(status)) => Ok(Pushed::Rejected(status)),
+        (Ok(()), None) => Ok(Pushed::Landed),
+    }
+}
+
+/// Exponential backoff from 50 ms doubling to 2 s, each wait jittered by ±50% so racing
+/// writers spread out. The seed comes from std's per-process random hasher keys.
+struct Backoff {
+    next: Duration,
+    state: u64,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        let mut hasher = std::hash::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(Instant::now().elapsed().as_nanos());
+        Backoff {
+            next: FIRST_BACKOFF,
+            state: hasher.finish() | 1,
+        }
+    }
+
+    fn next_wait(&mut self) -> Duration {
+        // xorshift64: plenty for spreading retries.
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let factor = 0.5 + (self.state >> 11) as f64 / (1u64 << 53) as f64;
+        let wait = self.next.mul_f64(factor);
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_userinfo_only() {
+        assert_eq!(redact_url("https://u:t0ken@h/x.git"), "https://h/x.git");
+        assert_eq!(redact_url("git@github.com:o/r.git"), "github.com:o/r.git");
+        assert_eq!(redact_url("/srv/repos/a@b:c"), "/srv/repos/a@b:c");
+        assert_eq!(
+            redact_url("git://127.0.0.1:9/x.git"),
+            "git://127.0.0.1:9/x.git"
+        );
+    }
+
+    #[test]
+    fn refuses_escaping_paths() {
+        for bad in [
+            "",
+            "/a",
+            "a/../b",
+            "..",
+            "a//b",
+            "./a",
+            ".git/config",
+            "a\\b",
+        ] {
+            assert!(split_path(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(split_path("a/b.yaml"), Ok(vec!["a", "b.yaml"]));
+    }
+
+    #[test]
+    fn backoff_stays_in_band() {
+        let mut b = Backoff::new();
+        let mut base = FIRST_BACKOFF;
+        for _ in 0..10 {
+            let w = b.next_wait();
+            assert!(
+                w >= base / 2 && w <= base.mul_f64(1.5),
+                "{w:?} outside {base:?} ±50%"
+            );
+            base = (base * 2).min(MAX_BACKOFF);
+        }
+    }
+}
