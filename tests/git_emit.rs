@@ -3,14 +3,14 @@
 //! The `git` CLI only sets fixtures up and inspects results; everything under test goes
 //! through git2. The concurrency test re-executes this binary as worker processes.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::collections::BTreeSet;
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use buildplane::git::{Change, EmitOutcome, GitError, GitTarget, emit, render_message};
+use buildplane::git::{Change, EmitOutcome, GitError, GitTarget, emit, redact_url, render_message};
 
 const WORKER_ENV: &str = "GIT_EMIT_WORKER";
 const WORKERS: usize = 8;
@@ -96,15 +96,13 @@ fn path_str(p: &Path) -> &str {
 
 fn git_cmd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(dir).args(args);
-    for (k, v) in [
-        ("GIT_AUTHOR_NAME", "fixture"),
-        ("GIT_AUTHOR_EMAIL", "fixture@example.com"),
-        ("GIT_COMMITTER_NAME", "fixture"),
-        ("GIT_COMMITTER_EMAIL", "fixture@example.com"),
-    ] {
-        cmd.env(k, v);
-    }
+    let identity = [
+        "-c",
+        "user.name=fixture",
+        "-c",
+        "user.email=fixture@example.com",
+    ];
+    cmd.args(identity).arg("-C").arg(dir).args(args);
     cmd
 }
 
@@ -171,6 +169,15 @@ fn workload_yaml(n: usize) -> String {
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
+fn emit_to(
+    url: &str,
+    branch: &str,
+    cache: &Path,
+    changes: &[Change],
+) -> Result<EmitOutcome, GitError> {
+    emit(&target(url, branch), cache, changes, DEADLINE)
+}
+
 #[test]
 fn emit_commits_once_then_reports_unchanged() {
     let daemon = Daemon::start();
@@ -178,13 +185,8 @@ fn emit_commits_once_then_reports_unchanged() {
     let cache = tempfile::tempdir().expect("tempdir");
     let change = workload(7);
 
-    let outcome = emit(
-        &target(&url, "main"),
-        cache.path(),
-        std::slice::from_ref(&change),
-        DEADLINE,
-    )
-    .expect("first emit");
+    let outcome =
+        emit_to(&url, "main", cache.path(), std::slice::from_ref(&change)).expect("first emit");
     let EmitOutcome::Committed { commit, attempts } = outcome else {
         panic!("expected a commit, got {outcome:?}");
     };
@@ -205,20 +207,10 @@ fn emit_commits_once_then_reports_unchanged() {
         "README.md\norg/project/component-7/workload.yaml"
     );
 
-    let again = emit(
-        &target(&url, "main"),
-        cache.path(),
-        std::slice::from_ref(&change),
-        DEADLINE,
-    );
+    let again = emit_to(&url, "main", cache.path(), std::slice::from_ref(&change));
     assert_eq!(again.expect("second emit"), EmitOutcome::Unchanged);
     let fresh_cache = tempfile::tempdir().expect("tempdir");
-    let from_fresh = emit(
-        &target(&url, "main"),
-        fresh_cache.path(),
-        &[change],
-        DEADLINE,
-    );
+    let from_fresh = emit_to(&url, "main", fresh_cache.path(), &[change]);
     assert_eq!(
         from_fresh.expect("emit from a new cache"),
         EmitOutcome::Unchanged
@@ -232,13 +224,7 @@ fn emit_creates_a_missing_branch_as_a_root_commit() {
     let (bare, url) = daemon.repo("fresh");
     let cache = tempfile::tempdir().expect("tempdir");
 
-    let outcome = emit(
-        &target(&url, "results/builds"),
-        cache.path(),
-        &[workload(1)],
-        DEADLINE,
-    )
-    .expect("emit");
+    let outcome = emit_to(&url, "results/builds", cache.path(), &[workload(1)]).expect("emit");
     assert!(
         matches!(outcome, EmitOutcome::Committed { attempts: 1, .. }),
         "{outcome:?}"
@@ -267,14 +253,12 @@ fn concurrent_emits_from_eight_processes() {
     if let Ok(index) = std::env::var(WORKER_ENV) {
         return run_worker(index.parse().expect("worker index"));
     }
-    let t00 = Instant::now();
     let daemon = Daemon::start();
     let (bare, url) = daemon.repo("race");
-    println!("setup {:?}", t00.elapsed());
     let caches = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("current exe");
     let started = Instant::now();
-    let mut children: Vec<Child> = (0..WORKERS)
+    let children: Vec<Child> = (0..WORKERS)
         .map(|i| {
             Command::new(&exe)
                 .args([
@@ -292,38 +276,29 @@ fn concurrent_emits_from_eight_processes() {
         })
         .collect();
     let mut retries = 0;
-    for (i, child) in children.iter_mut().enumerate() {
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait worker") {
-                break status;
-            }
+    for (i, mut child) in children.into_iter().enumerate() {
+        while child.try_wait().expect("wait worker").is_none() {
             if started.elapsed() > Duration::from_secs(180) {
                 let _ = child.kill();
                 panic!("worker {i} did not finish in time");
             }
             std::thread::sleep(Duration::from_millis(20));
-        };
-        let (mut out, mut err) = (String::new(), String::new());
-        child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out)
-            .expect("read");
-        child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut err)
-            .expect("read");
-        assert!(status.success(), "worker {i} failed: {out}\n{err}");
-        let line = out
+        }
+        let out = child.wait_with_output().expect("worker output");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "worker {i} failed: {stdout}\n{stderr}"
+        );
+        let line = stdout
             .lines()
             .find_map(|l| l.strip_prefix("GIT_EMIT_RETRIES="));
         retries += line
-            .expect("worker reports retries")
-            .parse::<u32>()
-            .expect("number");
+            .and_then(|n| n.parse::<u32>().ok())
+            .expect("worker reports retries");
     }
     let wall = started.elapsed();
     println!(
@@ -331,7 +306,6 @@ fn concurrent_emits_from_eight_processes() {
         WORKERS * PER_WORKER
     );
 
-    let verify = Instant::now();
     let total = WORKERS * PER_WORKER;
     assert_eq!(
         git(&bare, &["rev-list", "--count", "main"]),
@@ -349,43 +323,27 @@ fn concurrent_emits_from_eight_processes() {
         1
     );
 
-    // Every new commit adds exactly one file, and every file is added exactly once.
+    // Every new commit adds exactly one file, and no file is added twice.
     let log = git(
         &bare,
         &[
             "log",
-            "--format=@%H",
+            "--format=tformat:@",
             "--name-status",
             "--no-renames",
             "main",
         ],
     );
-    let mut added: BTreeMap<String, usize> = BTreeMap::new();
-    let mut commits: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut current = String::new();
-    for line in log.lines().filter(|l| !l.is_empty()) {
-        if let Some(id) = line.strip_prefix('@') {
-            current = id.to_owned();
-            commits.entry(current.clone()).or_default();
-        } else {
-            commits
-                .get_mut(&current)
-                .expect("commit")
-                .push(line.to_owned());
-            if let Some(path) = line.strip_prefix("A\t") {
-                *added.entry(path.to_owned()).or_default() += 1;
-            }
-        }
-    }
-    for (id, files) in &commits {
-        assert_eq!(files.len(), 1, "commit {id} changes {files:?}");
-        assert!(
-            files[0].starts_with("A\t"),
-            "commit {id} does not add: {files:?}"
-        );
+    let mut added = BTreeSet::new();
+    for commit in log.split('@').skip(1) {
+        let files: Vec<&str> = commit.lines().filter(|l| !l.is_empty()).collect();
+        let [file] = files[..] else {
+            panic!("a commit changes {files:?}");
+        };
+        let path = file.strip_prefix("A\t");
+        assert!(added.insert(path.unwrap_or_else(|| panic!("not an addition: {file}"))));
     }
     assert_eq!(added.len(), total + 1, "README plus one file per emit");
-    assert!(added.values().all(|&n| n == 1));
 
     let expected: Vec<String> = (0..total).map(|n| workload(n).path).collect();
     let input: String = expected.iter().map(|p| format!("main:{p}\n")).collect();
@@ -401,11 +359,9 @@ fn concurrent_emits_from_eight_processes() {
         assert_eq!(&body[..size], workload_yaml(n), "content of {path}");
         rest = body[size..].strip_prefix('\n').unwrap_or("");
     }
-    println!("verify {:?} total {:?}", verify.elapsed(), t00.elapsed());
 }
 
 fn run_worker(index: usize) {
-    let t = Instant::now();
     let url = std::env::var("GIT_EMIT_URL").expect("url");
     let cache = PathBuf::from(std::env::var("GIT_EMIT_CACHE").expect("cache"));
     let mut retries = 0;
@@ -416,20 +372,22 @@ fn run_worker(index: usize) {
             other => panic!("worker {index} emit {n}: {other:?}"),
         }
     }
-    eprintln!("worker {index} done in {:?}", t.elapsed());
     println!("GIT_EMIT_RETRIES={retries}");
 }
 
 #[test]
 fn escaping_paths_are_refused_before_any_request() {
-    for path in [
-        "../outside.yaml",
+    let refused = [
+        "../x",
         "org/../../x",
         "/etc/passwd",
         "a//b",
+        "./a",
         ".git/config",
+        "a\\b",
         "",
-    ] {
+    ];
+    for path in refused {
         let cache = tempfile::tempdir().expect("tempdir");
         let workdir = cache.path().join("clone");
         let change = Change {
@@ -438,11 +396,11 @@ fn escaping_paths_are_refused_before_any_request() {
             message: "m".into(),
         };
         // An address nothing listens on: any request would fail with Fetch, not InvalidPath.
-        let err = emit(
-            &target("git://127.0.0.1:1/x.git", "main"),
+        let err = emit_to(
+            "git://127.0.0.1:1/x.git",
+            "main",
             &workdir,
             &[workload(1), change],
-            DEADLINE,
         )
         .expect_err("refused");
         assert!(
@@ -453,19 +411,22 @@ fn escaping_paths_are_refused_before_any_request() {
     }
 }
 
+/// A pre-receive hook that moves the branch itself before the pushed update can land, so
+/// every push is stale. The quarantine is left so its commit survives the rejected push.
+const MOVE_FIRST_HOOK: &str = r#"#!/bin/sh
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+while read old new ref; do
+  c=$(git commit-tree "$old^{tree}" -p "$old" -m moved)
+  git update-ref "$ref" "$c" "$old"
+done
+"#;
+
 #[test]
 fn a_branch_that_keeps_moving_hits_the_deadline() {
     let daemon = Daemon::start();
     let (bare, url) = daemon.repo("moving");
-    // Before every update lands, the server moves the branch itself, so each push is stale.
     let hook = bare.join("hooks/pre-receive");
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\nwhile read old new ref; do\n  unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY \
-         GIT_ALTERNATE_OBJECT_DIRECTORIES\n  c=$(git commit-tree \"$old^{tree}\" -p \"$old\" -m moved)\n  \
-         git update-ref \"$ref\" \"$c\" \"$old\"\ndone\n",
-    )
-    .expect("write hook");
+    std::fs::write(&hook, MOVE_FIRST_HOOK).expect("write hook");
     let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     std::fs::set_permissions(&hook, executable).expect("chmod hook");
     let cache = tempfile::tempdir().expect("tempdir");
@@ -477,36 +438,35 @@ fn a_branch_that_keeps_moving_hits_the_deadline() {
         cache.path(),
         &[workload(3)],
         deadline,
-    )
-    .expect_err("deadline");
+    );
     let elapsed = started.elapsed();
-    let GitError::Deadline {
-        attempts,
-        ref branch,
-        ..
-    } = err
+    let text = format!("{err:?}");
+    let Err(GitError::Deadline {
+        attempts, branch, ..
+    }) = &err
     else {
-        panic!("expected Deadline, got {err}");
+        panic!("expected Deadline, got {text}");
     };
     assert_eq!(branch, "main");
-    assert!(attempts >= 2, "only {attempts} attempts");
+    assert!(*attempts >= 2, "only {attempts} attempts");
     assert!(
         elapsed < deadline + Duration::from_secs(5),
         "took {elapsed:?}"
     );
-    let text = err.to_string();
-    assert!(text.contains("main") && text.contains(&url), "{text}");
-    println!("deadline: {attempts} attempts in {elapsed:.2?}: {text}");
-    let moved: usize = git(&bare, &["rev-list", "--count", "main"])
-        .parse()
-        .expect("count");
-    assert!(moved > 1, "the hook never moved the branch");
-    assert_eq!(
-        git(&bare, &["log", "--format=%s", "main"])
-            .lines()
-            .filter(|s| s.starts_with("build"))
-            .count(),
-        0
+    let message = err.expect_err("deadline").to_string();
+    assert!(
+        message.contains("branch main") && message.contains(&url),
+        "{message}"
+    );
+    println!("deadline: {elapsed:.2?}: {message}");
+    let subjects = git(&bare, &["log", "--format=%s", "main"]);
+    assert!(
+        subjects.lines().any(|s| s == "moved"),
+        "the hook never moved the branch"
+    );
+    assert!(
+        !subjects.contains("build"),
+        "a stale push landed: {subjects}"
     );
 }
 
@@ -514,8 +474,7 @@ fn a_branch_that_keeps_moving_hits_the_deadline() {
 fn credentials_in_the_url_never_reach_the_error() {
     let cache = tempfile::tempdir().expect("tempdir");
     let url = "git://user:secret@127.0.0.1:1/x.git";
-    let err = emit(&target(url, "main"), cache.path(), &[workload(1)], DEADLINE)
-        .expect_err("unreachable");
+    let err = emit_to(url, "main", cache.path(), &[workload(1)]).expect_err("unreachable");
     let (text, debug) = (err.to_string(), format!("{err:?}"));
     assert!(matches!(err, GitError::Fetch { .. }), "{text}");
     assert!(
@@ -527,6 +486,12 @@ fn credentials_in_the_url_never_reach_the_error() {
         "{text}"
     );
     assert!(!format!("{:?}", target(url, "main")).contains("secret"));
+    assert_eq!(
+        redact_url("https://x-access-token:t0k@h/o/r.git"),
+        "https://h/o/r.git"
+    );
+    assert_eq!(redact_url("git@github.com:o/r.git"), "github.com:o/r.git");
+    assert_eq!(redact_url("/srv/a@b:c/r.git"), "/srv/a@b:c/r.git");
 }
 
 #[test]

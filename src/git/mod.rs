@@ -25,6 +25,17 @@ pub const TOKEN_ENV: &str = "BUILDPLANE_GIT_TOKEN";
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// A `GitError` variant with the context's credential-free URL and its branch filled in.
+macro_rules! fail {
+    ($ctx:expr, $variant:ident $(, $field:ident $(: $value:expr)?)* $(,)?) => {
+        GitError::$variant {
+            url: $ctx.url.clone(),
+            branch: $ctx.branch.clone(),
+            $($field $(: $value)?),*
+        }
+    };
+}
+
 /// Where results go. `url` may be any URL git2 understands, or a local path.
 #[derive(Clone)]
 pub struct GitTarget {
@@ -145,22 +156,17 @@ pub fn emit(
     let ctx = Ctx::new(target);
     let paths = changes
         .iter()
-        .map(|c| split_path(&c.path).map_err(|reason| ctx.invalid_path(&c.path, reason)))
+        .map(|c| {
+            split_path(&c.path)
+                .map_err(|reason| fail!(ctx, InvalidPath, path: c.path.clone(), reason))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if !git2::Reference::is_valid_name(&format!("refs/heads/{}", target.branch)) {
-        return Err(GitError::InvalidBranch {
-            url: ctx.url.clone(),
-            branch: ctx.branch.clone(),
-        });
+        return Err(fail!(ctx, InvalidBranch));
     }
     let repo = Repository::open_bare(workdir)
         .or_else(|_| Repository::init_bare(workdir))
-        .map_err(|source| GitError::Cache {
-            url: ctx.url.clone(),
-            branch: ctx.branch.clone(),
-            workdir: workdir.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| fail!(ctx, Cache, workdir: workdir.to_path_buf(), source))?;
     let signature =
         Signature::now(&target.author_name, &target.author_email).map_err(|e| ctx.commit(&e))?;
     let mut backoff = Backoff::new();
@@ -182,13 +188,7 @@ pub fn emit(
         };
         let wait = backoff.next_wait();
         if started.elapsed() + wait >= deadline {
-            return Err(GitError::Deadline {
-                url: ctx.url,
-                branch: ctx.branch,
-                attempts,
-                deadline,
-                last_rejection,
-            });
+            return Err(fail!(ctx, Deadline, attempts, deadline, last_rejection));
         }
         std::thread::sleep(wait);
     }
@@ -248,13 +248,12 @@ fn userinfo_span(url: &str) -> Option<(usize, usize)> {
     Some((start, start + at + 1))
 }
 
-/// The names every message carries, and the cache's refs for this branch.
+/// The names every message carries, and where the cache keeps the branch's last known tip.
 struct Ctx {
     raw_url: String,
     url: String,
     branch: String,
     tracking_ref: String,
-    outgoing_ref: String,
 }
 
 impl Ctx {
@@ -264,7 +263,6 @@ impl Ctx {
             url: redact_url(&target.url),
             branch: target.branch.clone(),
             tracking_ref: format!("refs/buildplane/remote/{}", target.branch),
-            outgoing_ref: format!("refs/buildplane/outgoing/{}", target.branch),
         }
     }
 
@@ -286,54 +284,21 @@ impl Ctx {
         }
     }
 
-    fn invalid_path(&self, path: &str, reason: &'static str) -> GitError {
-        GitError::InvalidPath {
-            url: self.url.clone(),
-            branch: self.branch.clone(),
-            path: path.to_owned(),
-            reason,
-        }
-    }
-
-    fn blocked(&self, path: &str, reason: &'static str) -> GitError {
-        GitError::PathBlocked {
-            url: self.url.clone(),
-            branch: self.branch.clone(),
-            path: path.to_owned(),
-            reason,
-        }
-    }
-
     fn fetch(&self, e: &git2::Error) -> GitError {
-        GitError::Fetch {
-            url: self.url.clone(),
-            branch: self.branch.clone(),
-            detail: self.scrub(e),
-        }
+        fail!(self, Fetch, detail: self.scrub(e))
     }
 
     fn push(&self, e: &git2::Error) -> GitError {
-        GitError::Push {
-            url: self.url.clone(),
-            branch: self.branch.clone(),
-            detail: self.scrub(e),
-        }
+        fail!(self, Push, detail: self.scrub(e))
     }
 
     fn commit(&self, e: &git2::Error) -> GitError {
-        GitError::Commit {
-            url: self.url.clone(),
-            branch: self.branch.clone(),
-            detail: self.scrub(e),
-        }
+        fail!(self, Commit, detail: self.scrub(e))
     }
 }
 
 /// The path's components, or why it is refused.
 fn split_path(path: &str) -> Result<Vec<&str>, &'static str> {
-    if path.is_empty() {
-        return Err("empty path");
-    }
     if path.starts_with('/') || path.contains('\\') || path.contains('\0') {
         return Err("must be relative, '/'-separated, without NUL");
     }
@@ -355,25 +320,26 @@ fn callbacks<'a>() -> RemoteCallbacks<'a> {
     let mut cbs = RemoteCallbacks::new();
     cbs.credentials(move |_url, username, allowed| {
         let user = username.unwrap_or("git");
+        let mut first_try = |kind| {
+            let fresh = allowed.contains(kind) && !tried.contains(kind);
+            if fresh {
+                tried |= kind;
+            }
+            fresh
+        };
         if allowed.contains(CredentialType::USERNAME) {
-            return Cred::username(user);
-        }
-        if allowed.contains(CredentialType::SSH_KEY) && !tried.contains(CredentialType::SSH_KEY) {
-            tried |= CredentialType::SSH_KEY;
-            return Cred::ssh_key_from_agent(user);
-        }
-        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
-            && !tried.contains(CredentialType::USER_PASS_PLAINTEXT)
-            && let Ok(token) = std::env::var(TOKEN_ENV)
+            Cred::username(user)
+        } else if first_try(CredentialType::SSH_KEY) {
+            Cred::ssh_key_from_agent(user)
+        } else if let Ok(token) = std::env::var(TOKEN_ENV)
+            && first_try(CredentialType::USER_PASS_PLAINTEXT)
         {
-            tried |= CredentialType::USER_PASS_PLAINTEXT;
-            return Cred::userpass_plaintext("x-access-token", &token);
+            Cred::userpass_plaintext("x-access-token", &token)
+        } else if first_try(CredentialType::DEFAULT) {
+            Cred::default()
+        } else {
+            Err(git2::Error::from_str("no usable credentials"))
         }
-        if allowed.contains(CredentialType::DEFAULT) && !tried.contains(CredentialType::DEFAULT) {
-            tried |= CredentialType::DEFAULT;
-            return Cred::default();
-        }
-        Err(git2::Error::from_str("no usable credentials"))
     });
     cbs
 }
@@ -416,11 +382,11 @@ fn build_commits(
 ) -> Result<Option<Oid>, GitError> {
     let git = |e: git2::Error| ctx.commit(&e);
     let mut head = tip;
-    let mut tree = match tip {
-        Some(tip) => Some(repo.find_commit(tip).and_then(|c| c.tree()).map_err(git)?),
-        None => None,
-    };
-    let mut committed = false;
+    let tip_commit = tip
+        .map(|id| repo.find_commit(id))
+        .transpose()
+        .map_err(git)?;
+    let mut tree = tip_commit.map(|c| c.tree()).transpose().map_err(git)?;
     for (change, parts) in changes.iter().zip(paths) {
         let blob = repo.blob(&change.content).map_err(git)?;
         let new_id = upsert(repo, ctx, tree.as_ref(), parts, blob, &change.path)?;
@@ -428,26 +394,18 @@ fn build_commits(
             continue;
         }
         let new_tree = repo.find_tree(new_id).map_err(git)?;
-        let parent = match head {
-            Some(id) => Some(repo.find_commit(id).map_err(git)?),
-            None => None,
-        };
-        let parents: Vec<_> = parent.iter().collect();
+        let parent = head
+            .map(|id| repo.find_commit(id))
+            .transpose()
+            .map_err(git)?;
+        let (parents, message) = (Vec::from_iter(&parent), &change.message);
         let id = repo
-            .commit(
-                None,
-                signature,
-                signature,
-                &change.message,
-                &new_tree,
-                &parents,
-            )
+            .commit(None, signature, signature, message, &new_tree, &parents)
             .map_err(git)?;
         head = Some(id);
         tree = Some(new_tree);
-        committed = true;
     }
-    Ok(head.filter(|_| committed))
+    Ok(head.filter(|&id| Some(id) != tip))
 }
 
 /// `base` with the blob at `parts` (intermediate trees created), written; returns its id.
@@ -461,7 +419,7 @@ fn upsert(
 ) -> Result<Oid, GitError> {
     let git = |e: git2::Error| ctx.commit(&e);
     let [name, rest @ ..] = parts else {
-        return Err(ctx.invalid_path(path, "empty path"));
+        return Err(fail!(ctx, InvalidPath, path: path.into(), reason: "empty path"));
     };
     let mut builder = repo.treebuilder(base).map_err(git)?;
     let existing = builder
@@ -471,7 +429,8 @@ fn upsert(
     if rest.is_empty() {
         let mode = match existing {
             Some((_, Some(ObjectType::Tree), _)) => {
-                return Err(ctx.blocked(path, "a directory has that path"));
+                let reason = "a directory has that path";
+                return Err(fail!(ctx, PathBlocked, path: path.into(), reason));
             }
             Some((_, _, mode)) if mode == i32::from(FileMode::BlobExecutable) => mode,
             _ => FileMode::Blob.into(),
@@ -480,7 +439,10 @@ fn upsert(
     } else {
         let sub = match existing {
             Some((id, Some(ObjectType::Tree), _)) => Some(repo.find_tree(id).map_err(git)?),
-            Some(_) => return Err(ctx.blocked(path, "a parent directory is a file")),
+            Some(_) => {
+                let reason = "a parent directory is a file";
+                return Err(fail!(ctx, PathBlocked, path: path.into(), reason));
+            }
             None => None,
         };
         let id = upsert(repo, ctx, sub.as_ref(), rest, blob, path)?;
@@ -503,12 +465,10 @@ enum Pushed {
 /// tip is unknown locally or not an ancestor (`ErrorCode::NotFastForward`), and the server
 /// refuses a ref whose value changed meanwhile (a status in `push_update_reference`).
 fn push(repo: &Repository, target: &GitTarget, ctx: &Ctx, commit: Oid) -> Result<Pushed, GitError> {
-    repo.reference(&ctx.outgoing_ref, commit, true, "buildplane: outgoing")
-        .map_err(|e| ctx.commit(&e))?;
     let mut remote = repo
         .remote_anonymous(&target.url)
         .map_err(|e| ctx.push(&e))?;
-    let refspec = format!("{}:refs/heads/{}", ctx.outgoing_ref, target.branch);
+    let refspec = format!("{commit}:refs/heads/{}", target.branch);
     let mut status = None;
     let result = {
         let mut cbs = callbacks();
@@ -541,7 +501,6 @@ impl Backoff {
     fn new() -> Self {
         let mut hasher = std::hash::RandomState::new().build_hasher();
         hasher.write_u32(std::process::id());
-        hasher.write_u128(Instant::now().elapsed().as_nanos());
         Backoff {
             next: FIRST_BACKOFF,
             state: hasher.finish() | 1,
@@ -565,44 +524,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_userinfo_only() {
-        assert_eq!(redact_url("https://u:t0ken@h/x.git"), "https://h/x.git");
-        assert_eq!(redact_url("git@github.com:o/r.git"), "github.com:o/r.git");
-        assert_eq!(redact_url("/srv/repos/a@b:c"), "/srv/repos/a@b:c");
-        assert_eq!(
-            redact_url("git://127.0.0.1:9/x.git"),
-            "git://127.0.0.1:9/x.git"
-        );
-    }
-
-    #[test]
-    fn refuses_escaping_paths() {
-        for bad in [
-            "",
-            "/a",
-            "a/../b",
-            "..",
-            "a//b",
-            "./a",
-            ".git/config",
-            "a\\b",
-        ] {
-            assert!(split_path(bad).is_err(), "{bad:?} accepted");
-        }
-        assert_eq!(split_path("a/b.yaml"), Ok(vec!["a", "b.yaml"]));
-    }
-
-    #[test]
-    fn backoff_stays_in_band() {
-        let mut b = Backoff::new();
-        let mut base = FIRST_BACKOFF;
-        for _ in 0..10 {
-            let w = b.next_wait();
+    fn backoff_doubles_to_two_seconds_within_fifty_percent() {
+        let mut backoff = Backoff::new();
+        for base in [50, 100, 200, 400, 800, 1600, 2000, 2000].map(Duration::from_millis) {
+            let wait = backoff.next_wait();
             assert!(
-                w >= base / 2 && w <= base.mul_f64(1.5),
-                "{w:?} outside {base:?} ±50%"
+                wait >= base / 2 && wait <= base.mul_f64(1.5),
+                "{wait:?} vs {base:?}"
             );
-            base = (base * 2).min(MAX_BACKOFF);
         }
     }
 }
