@@ -3,10 +3,15 @@
 //!    writer plays the Argo controller and sets each Workflow to Succeeded (the recorded status
 //!    of fixtures/argo-status/succeeded.yaml), noting the time; the latency is from that write's
 //!    response to the Workload file appearing (p50, p99).
-//! 2. memory: `buildplane watch` following 10,000 running builds; its resident set (VmRSS) once
-//!    it has listed them all.
+//! 2. memory: `buildplane watch` following 10,000 running builds, each Workflow with the status
+//!    Argo writes while push-step runs (nodes of four steps so far, from the Argo stand-in of
+//!    tests/argo); its resident set (VmRSS, peak over 30 s) once it has listed them all.
+
+#[path = "../tests/argo/mod.rs"]
+mod argo;
 
 use buildplane::kube::{ClientSettings, Kube};
+use futures::StreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -121,10 +126,30 @@ fn main() {
 
     // 2. Memory while watching 10,000 running builds.
     let big = tmp.path().join("memory");
-    write_builds(&big, 10_000, "mem");
+    let running = write_builds(&big, 10_000, "mem");
     sh(run(&["apply", big.to_str().unwrap(), "--inventory", "mem"])
         .arg("--request-timeout")
         .arg("120s"));
+    let api = rt.block_on(workflows_api(&kc, "openchoreo-ci-mem"));
+    let script = argo::Script::new(argo::Outcome::FailAt("workload-create-step"));
+    let now = || "2026-12-01T10:00:00Z".to_owned();
+    rt.block_on(
+        futures::stream::iter(running.iter().map(|(wf, _)| {
+            let frames = argo::frames(&json!({"metadata": {"name": wf}}), &script, &now);
+            let argo::Frame::Status { status, .. } = &frames[2] else {
+                unreachable!("push-step running is a status")
+            };
+            let body = json!({"status": status});
+            let api = api.clone();
+            async move {
+                api.patch(wf, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                    .expect("running status written")
+            }
+        }))
+        .buffer_unordered(16)
+        .for_each(|_| async {}),
+    );
     let mut watch = run(&["watch", big.to_str().unwrap(), "--timeout", "10m"])
         .stdout(Stdio::null())
         .spawn()
@@ -155,7 +180,7 @@ fn main() {
         latencies.last().unwrap().as_secs_f64() * 1e3
     );
     println!(
-        "  resident memory of `buildplane watch` following 10,000 running builds: {:.1} MB (peak VmRSS over 30 s)",
+        "  resident memory of `buildplane watch` following 10,000 running builds (status with nodes): {:.1} MB (peak VmRSS over 30 s)",
         peak_kb as f64 / 1024.0
     );
 }

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    init_logging();
     match cli::run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Differences) => ExitCode::from(1),
@@ -36,4 +37,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Diagnostics go to stderr, filtered by `BUILDPLANE_LOG` (`RUST_LOG` syntax). The default is
+/// buildplane's own warnings only: libraries' logs would repeat errors that are reported once.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BUILDPLANE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("buildplane=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
 }

@@ -4,6 +4,7 @@
 //! status (fixtures/argo-status/succeeded.yaml, reference §3) into each Workflow, with the
 //! workflow-specific names and outputs substituted.
 
+mod argo;
 mod cluster;
 
 use serde_json::{Value, json};
@@ -132,5 +133,109 @@ fn watch_survives_an_api_server_restart_and_emits_each_workload_once() {
         let f = emit.join(format!("faults/default/{component}/workload.yaml"));
         let w: Value = serde_saphyr::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         assert_eq!(w["spec"]["owner"]["componentName"], component.as_str());
+    }
+}
+
+/// A watch resumed with a resourceVersion older than the API server's watch cache gets `410
+/// Gone` and must list again. The restart makes that happen for real: the API server's new
+/// watch cache starts at etcd's current revision, which a ConfigMap written just before moved
+/// past the watch's last resourceVersion. The debug log shows the 410 and the second listing
+/// (which, here, already sees every build finished); each build is reported exactly once.
+#[test]
+fn a_410_gone_after_a_restart_forces_a_relist() {
+    let c = cluster::start_private();
+    let kc = &c.kubeconfig;
+    let o = bin()
+        .args([
+            "apply",
+            "--set",
+            "argo-workflows.workflowNamespaces={}",
+            "--kubeconfig",
+        ])
+        .arg(kc)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let builds = dir.path().join("builds");
+    std::fs::create_dir_all(&builds).unwrap();
+    for i in 0..3 {
+        let text = format!(
+            "apiVersion: openchoreo.dev/v1alpha1\nkind: Build\nmetadata: {{name: gone-{i}-build, namespace: gone}}\nspec:\n  owner: {{projectName: default, componentName: gone-{i}}}\n  repository: {{url: 'https://git.example.com/r.git', revision: {{branch: main}}, appPath: /}}\n  templateRef: {{name: google-cloud-buildpacks}}\n"
+        );
+        std::fs::write(builds.join(format!("{i}.yaml")), text).unwrap();
+    }
+    let o = bin()
+        .arg("apply")
+        .arg(&builds)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut child = bin()
+        .arg("watch")
+        .arg(&builds)
+        .args(["--timeout", "120s", "--kubeconfig"])
+        .arg(kc)
+        .env("BUILDPLANE_LOG", "buildplane=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    // Wait for the first listing to complete.
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("watch logs its listing");
+        if line.contains("listed Workflows") {
+            break;
+        }
+    }
+    let (code, body) = cluster::raw_request(
+        kc,
+        None,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(&json!({"metadata": {"generateName": "move-the-revision-"}})),
+        "application/json",
+    );
+    assert_eq!(code, 201, "{body}");
+    c.stop_apiserver();
+    std::thread::sleep(Duration::from_secs(2));
+    c.start_apiserver();
+    let _argo = argo::start(kc, &["openchoreo-ci-gone"], |_| {
+        Some(argo::Script::succeed().instant())
+    });
+    let status = child.wait().unwrap();
+    let log = reader.join().unwrap().join("\n");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status:?}\n{out}\n{log}");
+    assert!(
+        log.contains("code=410"),
+        "the watch was told 410 Gone:\n{log}"
+    );
+    assert!(
+        log.matches("listing Workflows").count() >= 2,
+        "listed again after the 410:\n{log}"
+    );
+    for i in 0..3 {
+        assert_eq!(
+            out.matches(&format!("gone/gone-{i}-build Succeeded"))
+                .count(),
+            1,
+            "{out}"
+        );
     }
 }

@@ -139,6 +139,9 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
     } else {
         Vec::new()
     };
+    if !waited.is_empty() {
+        args.emit.settings(&args.target.client).check()?;
+    }
     runtime()?.block_on(async {
         let kube = Kube::connect(&args.target.client.settings()).await?;
         let prepared = deploy::prepare(&kube, &rendered, &opts).await?;

@@ -1,6 +1,7 @@
 //! The command line: flags are parsed into plain structs here, then each subcommand module
 //! turns them into a pipeline request and prints the result.
 
+pub mod board;
 pub mod connect;
 pub mod deploy;
 pub mod logs;

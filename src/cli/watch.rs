@@ -1,15 +1,16 @@
 //! `buildplane watch BUILD...`: follow builds to the end, harvest their Workloads and emit them.
 
 use super::Outcome;
+use super::board::Board;
 use super::connect::{ClientArgs, parse_duration};
-use crate::core::manifest::{self, Manifest};
 use crate::core::workflow::{Phase, WorkloadOutcome};
-use crate::emit::{self, Emitted, PathVars};
+use crate::emit;
 use crate::kube::Kube;
 use crate::pipeline::LoadedBuild;
+use crate::pipeline::emit::{DEFAULT_MESSAGE, EmitSettings, Emitter, GitSettings};
 use crate::pipeline::watch::{self, BuildResult, Event, Target};
 use clap::{Args, ValueEnum};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,15 +20,35 @@ pub enum WatchOutput {
     Json,
 }
 
-/// Where Workloads go (shared with apply --wait and, later, sync).
+/// Where Workloads go (shared by watch, apply --wait and sync).
 #[derive(Debug, Clone, Args)]
 pub struct EmitArgs {
     /// Write each Workload under DIR (atomically).
     #[arg(long = "emit-dir", value_name = "DIR")]
     pub emit_dir: Option<PathBuf>,
-    /// Path of a Workload under the target: {org}, {project}, {component}, {build}.
+    /// Path of a Workload under the directory or repository: {org}, {project}, {component},
+    /// {build}.
     #[arg(long = "emit-path", value_name = "TEMPLATE", default_value = emit::DEFAULT_PATH_TEMPLATE)]
     pub emit_path: String,
+    /// Commit each Workload into a Git repository (URL or path) and push.
+    #[arg(long = "emit-git", value_name = "REPO")]
+    pub emit_git: Option<String>,
+    /// Branch of --emit-git (created when missing).
+    #[arg(long = "emit-branch", value_name = "BRANCH", default_value = "main")]
+    pub emit_branch: String,
+    /// Author and committer of --emit-git commits.
+    #[arg(
+        long = "emit-author",
+        value_name = "NAME <EMAIL>",
+        default_value = "buildplane <buildplane@openchoreo.dev>"
+    )]
+    pub emit_author: String,
+    /// Commit message: {build}, {org}, {project}, {component}, {image}, {commit}.
+    #[arg(long = "emit-message", value_name = "TEMPLATE", default_value = DEFAULT_MESSAGE)]
+    pub emit_message: String,
+    /// How long --emit-git keeps retrying a push that others' pushes reject.
+    #[arg(long = "emit-git-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+    pub emit_git_timeout: Duration,
     /// Server-side apply each Workload into the control-plane cluster (field manager
     /// build-controller, forced, in the Build's namespace).
     #[arg(long = "emit-cluster")]
@@ -40,27 +61,33 @@ pub struct EmitArgs {
     pub control_plane_context: Option<String>,
 }
 
-/// The field manager upstream's controller applies Workloads with.
-pub const WORKLOAD_FIELD_MANAGER: &str = "build-controller";
-
-/// Applies a Workload into the control plane; `Unchanged` when the server kept it as it was.
-pub async fn emit_to_cluster(cp: &Kube, workload: &serde_json::Value) -> Result<Emitted, String> {
-    let m = Manifest::new(workload.clone()).map_err(|e| e.to_string())?;
-    let r = cp
-        .resource("openchoreo.dev/v1alpha1", "Workload")
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the control plane serves no Workload (openchoreo.dev/v1alpha1): install charts/control-plane/crds")?;
-    let before = cp.get(&r, &m.id).await.map_err(|e| e.to_string())?;
-    let after = cp
-        .apply_as(WORKLOAD_FIELD_MANAGER, &r, &m, false, true)
-        .await
-        .map_err(|e| e.to_string())?;
-    let rv = |v: &serde_json::Value| v.pointer("/metadata/resourceVersion").cloned();
-    Ok(match before {
-        Some(b) if rv(&b) == rv(&after) => Emitted::Unchanged,
-        _ => Emitted::Written,
-    })
+impl EmitArgs {
+    /// The emit targets; the control plane defaults to the build plane's connection.
+    pub fn settings(&self, client: &ClientArgs) -> EmitSettings {
+        let cluster = self.emit_cluster.then(|| {
+            let mut settings = client.settings();
+            if let Some(k) = &self.control_plane_kubeconfig {
+                settings.kubeconfig = Some(k.clone());
+                settings.context = None;
+            }
+            if let Some(c) = &self.control_plane_context {
+                settings.context = Some(c.clone());
+            }
+            settings
+        });
+        EmitSettings {
+            dir: self.emit_dir.clone(),
+            path_template: self.emit_path.clone(),
+            git: self.emit_git.as_ref().map(|url| GitSettings {
+                url: url.clone(),
+                branch: self.emit_branch.clone(),
+                author: self.emit_author.clone(),
+                message: self.emit_message.clone(),
+                deadline: self.emit_git_timeout,
+            }),
+            cluster,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -79,82 +106,6 @@ pub struct WatchArgs {
     pub client: ClientArgs,
 }
 
-/// Emits one result's Workload to every target; the outcome feeds the Build's conditions.
-pub fn emit_result(
-    r: &BuildResult,
-    build: &LoadedBuild,
-    args: &EmitArgs,
-    cp: Option<&Kube>,
-) -> (WorkloadOutcome, Vec<String>) {
-    let Some(workload) = &r.workload else {
-        return match (&r.phase, &r.workload_error) {
-            (Phase::Succeeded, Some(e)) if e.contains("no Workload") => {
-                (WorkloadOutcome::Missing, vec![])
-            }
-            (Phase::Succeeded, Some(e)) => (WorkloadOutcome::Failed(e.clone()), vec![]),
-            _ => (WorkloadOutcome::NotYet, vec![]),
-        };
-    };
-    let mut notes = Vec::new();
-    let mut failure = None;
-    if let Some(cp) = cp {
-        let handle = tokio::runtime::Handle::current();
-        let id = format!(
-            "Workload/{}/{}",
-            build.build.organization(),
-            workload
-                .pointer("/metadata/name")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-        );
-        match tokio::task::block_in_place(|| handle.block_on(emit_to_cluster(cp, workload))) {
-            Ok(Emitted::Written) => notes.push(format!("applied {id}")),
-            Ok(Emitted::Unchanged) => notes.push(format!("unchanged {id}")),
-            Err(e) => {
-                notes.push(format!("emit to cluster failed: {e}"));
-                failure = Some(e);
-            }
-        }
-    }
-    let Some(dir) = &args.emit_dir else {
-        return match failure {
-            Some(e) => (WorkloadOutcome::Failed(e), notes),
-            None if cp.is_some() => (WorkloadOutcome::Updated, notes),
-            None => (WorkloadOutcome::NotYet, notes),
-        };
-    };
-    let owner = &build.build.spec.owner;
-    let vars = PathVars {
-        org: build.build.organization(),
-        project: &owner.project_name,
-        component: &owner.component_name,
-        build: &build.build.metadata.name,
-    };
-    let written = emit::expand_path(&args.emit_path, &vars)
-        .map_err(|e| e.to_string())
-        .and_then(|path| {
-            let m = Manifest::new(workload.clone()).map_err(|e| e.to_string())?;
-            let text = manifest::to_yaml(&m).map_err(|e| e.to_string())?;
-            emit::dir::write(dir, &path, text.as_bytes())
-                .map(|e| (path, e))
-                .map_err(|e| e.to_string())
-        });
-    match written {
-        Ok((path, Emitted::Written)) => (
-            WorkloadOutcome::Updated,
-            vec![format!("wrote {}", dir.join(path).display())],
-        ),
-        Ok((path, Emitted::Unchanged)) => (
-            WorkloadOutcome::Updated,
-            vec![format!("unchanged {}", dir.join(path).display())],
-        ),
-        Err(e) => (
-            WorkloadOutcome::Failed(e.clone()),
-            vec![format!("emit failed: {e}")],
-        ),
-    }
-}
-
 /// Follows `targets`, printing each step change and each result (with its conditions) and
 /// emitting Workloads; returns how many builds did not end with an emitted Workload.
 pub async fn follow(
@@ -169,24 +120,24 @@ pub async fn follow(
         .iter()
         .map(|t| (t.label(), t.build.clone()))
         .collect();
-    let cp = if emit.emit_cluster {
-        let mut settings = client.settings();
-        if let Some(k) = &emit.control_plane_kubeconfig {
-            settings.kubeconfig = Some(k.clone());
-            settings.context = None;
-        }
-        if let Some(c) = &emit.control_plane_context {
-            settings.context = Some(c.clone());
-        }
-        Some(Kube::connect(&settings).await?)
-    } else {
-        None
-    };
+    let emitter = Emitter::connect(emit.settings(client)).await?;
+    let handle = tokio::runtime::Handle::current();
     let mut out = std::io::stdout().lock();
+    // A live board on a terminal; plain lines (or JSON) otherwise.
+    let mut board = (!json && out.is_terminal()).then(|| Board::new(by_label.keys().cloned()));
+    if let Some(b) = &mut board {
+        let _ = write!(out, "{}", b.redraw(None));
+    }
     let mut failed = 0usize;
     watch::watch(kube, targets, timeout, |event| {
         let line = match event {
             Event::Step { build, step, phase } => {
+                if let Some(b) = &mut board {
+                    b.step(build, step, *phase);
+                    let _ = write!(out, "{}", b.redraw(None));
+                    let _ = out.flush();
+                    return;
+                }
                 if json {
                     serde_json::to_string(event).unwrap_or_default()
                 } else {
@@ -195,7 +146,9 @@ pub async fn follow(
             }
             Event::Finished(r) => {
                 let build = &by_label[&r.build];
-                let (outcome, notes) = emit_result(r, build, emit, cp.as_ref());
+                let emission =
+                    tokio::task::block_in_place(|| handle.block_on(emitter.emit(r, &build.build)));
+                let (outcome, notes) = (emission.outcome, emission.notes);
                 if r.phase != Phase::Succeeded
                     || r.workload.is_none()
                     || matches!(outcome, WorkloadOutcome::Failed(_))
@@ -213,7 +166,18 @@ pub async fn follow(
                 }
             }
         };
-        let _ = writeln!(out, "{line}");
+        match &mut board {
+            Some(b) => {
+                if let Event::Finished(r) = event {
+                    b.finish(&r.build);
+                }
+                let _ = write!(out, "{}", b.redraw(Some(&line)));
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = out.flush();
     })
     .await?;
     Ok(failed)
@@ -248,6 +212,7 @@ fn report_text(
 
 pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let builds = args.targets.load()?;
+    args.emit.settings(&args.client).check()?;
     let targets: Vec<Target> = builds.iter().map(Target::of).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

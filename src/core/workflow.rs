@@ -19,6 +19,8 @@ pub const PUSH_STEP: &str = "push-step";
 /// The step whose output parameter [`WORKLOAD_CR_OUTPUT`] carries the Workload YAML.
 pub const WORKLOAD_CREATE_STEP: &str = "workload-create-step";
 pub const IMAGE_OUTPUT: &str = "image";
+/// clone-step's output: the commit checked out.
+pub const REVISION_OUTPUT: &str = "git-revision";
 pub const WORKLOAD_CR_OUTPUT: &str = "workload-cr";
 
 /// Largest decompressed `status.compressedNodes` we accept (a Workflow object is limited by
@@ -409,6 +411,8 @@ pub struct Artifacts {
     pub image: Option<String>,
     /// Output `workload-cr` of the last `workload-create-step` attempt, only if it Succeeded.
     pub workload_cr: Option<String>,
+    /// Output `git-revision` of the last `clone-step` attempt: the commit that was built.
+    pub revision: Option<String>,
 }
 
 /// Harvests the artifacts from already-read nodes. Unlike upstream, the `push-step` node must
@@ -424,6 +428,7 @@ pub fn artifacts_from(nodes: &[Node]) -> Artifacts {
     Artifacts {
         image: succeeded_output(PUSH_STEP, IMAGE_OUTPUT).map(|s| s.trim().to_owned()),
         workload_cr: succeeded_output(WORKLOAD_CREATE_STEP, WORKLOAD_CR_OUTPUT).map(str::to_owned),
+        revision: succeeded_output(CLONE_STEP, REVISION_OUTPUT).map(|s| s.trim().to_owned()),
     }
 }
 
@@ -845,7 +850,12 @@ mod tests {
 
     #[test]
     fn no_artifacts_from_the_failed_build() {
-        assert_eq!(artifacts(&fixture("failed")).unwrap(), Artifacts::default());
+        // Only what the succeeded clone step reported: the revision it checked out.
+        let want = Artifacts {
+            revision: Some("4f2a9c1e".into()),
+            ..Artifacts::default()
+        };
+        assert_eq!(artifacts(&fixture("failed")).unwrap(), want);
     }
 
     #[test]
@@ -874,12 +884,16 @@ mod tests {
             .remove("outputs");
         node_mut(&mut wf, "469456046")["outputs"] =
             json!({"parameters": [{"name": "workload-cr"}, {"value": "x"}, 7]});
+        node_mut(&mut wf, "3628270336")["outputs"] =
+            json!({"parameters": [{"name": "git-revision"}]});
         assert_eq!(artifacts(&wf).unwrap(), Artifacts::default());
 
         let mut wf = fixture("succeeded");
         node_mut(&mut wf, "671376837")["outputs"] =
             json!({"parameters": [{"name": "image", "value": "  \n"}]});
         node_mut(&mut wf, "469456046")["outputs"] = json!({"parameters": null});
+        node_mut(&mut wf, "3628270336")["outputs"] =
+            json!({"parameters": [{"name": "git-revision", "value": " "}]});
         assert_eq!(artifacts(&wf).unwrap(), Artifacts::default());
 
         let mut wf = fixture("succeeded");

@@ -231,5 +231,6 @@ pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, Pipel
 }
 
 pub mod deploy;
+pub mod emit;
 pub mod logs;
 pub mod watch;

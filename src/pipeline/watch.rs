@@ -76,6 +76,21 @@ pub struct BuildResult {
     /// Why there is no Workload (none produced, invalid, owner mismatch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload_error: Option<String>,
+    /// The same, as a value: what the Build's WorkloadUpdated condition is decided from.
+    #[serde(skip)]
+    pub missing: Option<Missing>,
+    /// The commit clone-step checked out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+/// Why a succeeded build has no Workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// The Workflow produced no `workload-cr` output.
+    NoOutput,
+    /// It produced one that is not a usable Workload (the reason).
+    Unusable(String),
 }
 
 impl BuildResult {
@@ -110,35 +125,42 @@ fn harvest(t: &Target, wf: &Value) -> BuildResult {
         image: None,
         workload: None,
         workload_error: None,
+        missing: None,
+        revision: None,
     };
     if status.phase != Phase::Succeeded {
         return result;
     }
-    match workflow::artifacts(wf) {
-        Err(e) => result.workload_error = Some(e.to_string()),
-        Ok(a) => {
-            result.image = a.image;
-            let owner = &t.build.build.spec.owner;
-            result.workload = match a.workload_cr {
-                None => {
-                    result.workload_error = Some(
-                        "the build succeeded but produced no Workload (no workload-cr output)"
-                            .to_owned(),
-                    );
-                    None
-                }
-                Some(yaml) => workload::parse_workload_cr(&yaml)
-                    .and_then(|w| {
-                        workload::canonical(
-                            w,
-                            t.build.build.organization(),
-                            Some((&owner.project_name, &owner.component_name)),
-                        )
-                    })
-                    .map_err(|e| result.workload_error = Some(e.to_string()))
-                    .ok(),
-            };
+    let unusable = |r: &mut BuildResult, e: String| {
+        r.workload_error = Some(e.clone());
+        r.missing = Some(Missing::Unusable(e));
+    };
+    let a = match workflow::artifacts(wf) {
+        Ok(a) => a,
+        Err(e) => {
+            unusable(&mut result, e.to_string());
+            return result;
         }
+    };
+    result.image = a.image;
+    result.revision = a.revision;
+    let owner = &t.build.build.spec.owner;
+    let Some(yaml) = a.workload_cr else {
+        result.workload_error =
+            Some("the build succeeded but produced no Workload (no workload-cr output)".to_owned());
+        result.missing = Some(Missing::NoOutput);
+        return result;
+    };
+    let parsed = workload::parse_workload_cr(&yaml).and_then(|w| {
+        workload::canonical(
+            w,
+            t.build.build.organization(),
+            Some((&owner.project_name, &owner.component_name)),
+        )
+    });
+    match parsed {
+        Ok(w) => result.workload = Some(w),
+        Err(e) => unusable(&mut result, e.to_string()),
     }
     result
 }
@@ -152,6 +174,8 @@ fn gone(t: &Target, why: &str) -> BuildResult {
         image: None,
         workload: None,
         workload_error: None,
+        missing: None,
+        revision: None,
     }
 }
 
@@ -209,16 +233,26 @@ pub async fn watch(
         let Some((ns, event)) = next else { break };
         let event = match event {
             Ok(e) => e,
-            // The backoff retries; a failed attempt is not the end of the watch.
-            Err(_) => continue,
+            // The backoff retries; a failed attempt is not the end of the watch. A 410 Gone
+            // (resourceVersion too old) makes the watcher list again.
+            Err(e) => {
+                let code = match &e {
+                    watcher::Error::WatchError(status) => status.code,
+                    _ => 0,
+                };
+                tracing::warn!(namespace = %ns, code, error = %e, "watching Workflows failed; resuming");
+                continue;
+            }
         };
         let (object, deleted) = match event {
             watcher::Event::Init => {
+                tracing::debug!(namespace = %ns, "listing Workflows");
                 listing.insert(ns.clone(), BTreeSet::new());
                 continue;
             }
             watcher::Event::InitDone => {
                 let seen = listing.remove(&ns).unwrap_or_default();
+                tracing::debug!(namespace = %ns, workflows = seen.len(), "listed Workflows");
                 let missing: Vec<(String, String)> = pending
                     .keys()
                     .filter(|(n, w)| n == &ns && !seen.contains(w))

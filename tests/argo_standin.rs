@@ -1,0 +1,158 @@
+//! The Argo stand-in (tests/argo) writes what Argo writes: its timeline for the reading-list
+//! Workflow is compared with the statuses recorded from the reference (fixtures/argo-status,
+//! reference §3 and §4) field by field — node IDs (FNV-32a), names, display names, types,
+//! templates, phases, parents and children, inputs and outputs, progress and messages.
+
+mod argo;
+
+use argo::{Frame, Outcome, Script};
+use serde_json::{Value, json};
+use std::path::Path;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const WF: &str = "reading-list-service-build-7c9e4a1b-8081ce9a";
+
+fn workflow() -> Value {
+    json!({
+        "metadata": {"name": WF, "namespace": "openchoreo-ci-default"},
+        "spec": {"arguments": {"parameters": [
+            {"name": "project-name", "value": "default"},
+            {"name": "component-name", "value": "reading-list-service"},
+            {"name": "image-name", "value": "default-reading-list-service"},
+            {"name": "image-tag", "value": "default"},
+        ]}},
+    })
+}
+
+fn recorded(fixture: &str) -> Value {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(fixture)).unwrap();
+    let v: Value = serde_saphyr::from_str(&text).unwrap();
+    v["status"].clone()
+}
+
+fn final_status(script: &Script) -> (Vec<Frame>, Value) {
+    let frames = argo::frames(&workflow(), script, &|| "2025-07-01T10:00:00Z".to_owned());
+    let last = match frames.last() {
+        Some(Frame::Status { status, .. }) => status.clone(),
+        other => panic!("last frame {other:?}"),
+    };
+    (frames, last)
+}
+
+/// The fields of each node that Argo's algorithms decide (times and accounting left out).
+fn shape(nodes: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for (id, n) in nodes.as_object().unwrap() {
+        let mut keep = serde_json::Map::new();
+        for key in [
+            "id",
+            "name",
+            "displayName",
+            "type",
+            "templateName",
+            "phase",
+            "boundaryID",
+            "children",
+            "outboundNodes",
+            "message",
+        ] {
+            if let Some(v) = n.get(key) {
+                keep.insert(key.into(), v.clone());
+            }
+        }
+        let params = |side: &str| {
+            n.pointer(&format!("/{side}/parameters"))
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| json!([p["name"], p["value"]]))
+                        .collect::<Vec<_>>()
+                })
+        };
+        keep.insert("inputs".into(), json!(params("inputs")));
+        keep.insert("outputs".into(), json!(params("outputs")));
+        keep.insert(
+            "exitCode".into(),
+            n.pointer("/outputs/exitCode").cloned().into(),
+        );
+        out.insert(id.clone(), Value::Object(keep));
+    }
+    Value::Object(out)
+}
+
+#[test]
+fn a_success_matches_the_recorded_status() {
+    let (frames, status) = final_status(&Script::succeed());
+    let want = recorded("fixtures/argo-status/succeeded.yaml");
+    assert_eq!(shape(&status["nodes"]), shape(&want["nodes"]));
+    for key in [
+        "phase",
+        "progress",
+        "conditions",
+        "taskResultsCompletionStatus",
+    ] {
+        assert_eq!(status[key], want[key], "{key}");
+    }
+    // One write as each step starts, then the final one.
+    assert_eq!(frames.len(), 5);
+    let progress: Vec<&str> = frames
+        .iter()
+        .map(|f| match f {
+            Frame::Status { status, .. } => status["progress"].as_str().unwrap(),
+            Frame::Delete => "delete",
+        })
+        .collect();
+    assert_eq!(progress, ["0/1", "1/2", "2/3", "3/4", "4/4"]);
+}
+
+#[test]
+fn a_build_step_failure_matches_the_recorded_status() {
+    let (_, status) = final_status(&Script::new(Outcome::FailAt("build-step")));
+    let want = recorded("fixtures/argo-status/build-step-failed.yaml");
+    // The recorded example abridges some nodes' templateScope: compare what it states.
+    assert_eq!(shape(&status["nodes"]), shape(&want["nodes"]));
+    for key in ["phase", "progress", "message", "conditions"] {
+        assert_eq!(status[key], want[key], "{key}");
+    }
+}
+
+#[test]
+fn compressed_nodes_hold_the_same_map() {
+    let (_, plain) = final_status(&Script::succeed());
+    let (_, packed) = final_status(&Script::succeed().compressed());
+    assert!(packed.get("nodes").is_none());
+    let wf = json!({"status": packed});
+    let nodes = buildplane::core::workflow::nodes(&wf).unwrap();
+    assert_eq!(nodes.len(), plain["nodes"].as_object().unwrap().len());
+    let artifacts = buildplane::core::workflow::artifacts(&wf).unwrap();
+    assert_eq!(
+        artifacts.image.as_deref(),
+        Some("localhost:30003/default-reading-list-service:default-4f2a9c1e")
+    );
+}
+
+#[test]
+fn scripted_endings() {
+    let frames = argo::frames(
+        &workflow(),
+        &Script::new(Outcome::DeleteAt("push-step")),
+        &|| "2025-07-01T10:00:00Z".to_owned(),
+    );
+    assert!(matches!(frames.last(), Some(Frame::Delete)));
+    assert_eq!(frames.len(), 4, "clone, build, push running, then delete");
+    let (_, s) = final_status(&Script::new(Outcome::ErrorAt("clone-step")));
+    assert_eq!(s["phase"], "Error");
+    assert_eq!(s["progress"], "0/1");
+    let (frames, s) = final_status(&Script::new(Outcome::WorkflowError("no template".into())));
+    assert_eq!(
+        (frames.len(), &s["phase"], &s["message"]),
+        (1, &json!("Error"), &json!("no template"))
+    );
+    assert!(s.get("nodes").is_none());
+    let (_, s) = final_status(&Script::new(Outcome::NoWorkloadCr));
+    let wf = json!({"status": s});
+    let a = buildplane::core::workflow::artifacts(&wf).unwrap();
+    assert!(a.image.is_some() && a.workload_cr.is_none());
+    let (frames, _) = final_status(&Script::succeed().instant());
+    assert_eq!(frames.len(), 1);
+}
