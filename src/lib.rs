@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod controller;
 pub mod core;
 pub mod emit;
 pub mod engine;

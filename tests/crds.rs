@@ -4,7 +4,7 @@
 
 mod cluster;
 
-use buildplane::core::crd::{WORKLOAD_CRD_PATH, workload_crd};
+use buildplane::core::crd::{build_crd, buildplane_crd, control_plane_crds, workload_crd};
 use buildplane::core::manifest::{self, Manifest};
 use buildplane::kube::{ClientSettings, Kube};
 use serde_json::json;
@@ -12,18 +12,23 @@ use std::path::Path;
 use std::time::Duration;
 
 #[test]
-fn committed_workload_crd_equals_the_generated_one() {
-    let generated = manifest::to_yaml(&Manifest::new(workload_crd()).unwrap()).unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(WORKLOAD_CRD_PATH);
-    if std::env::var_os("BUILDPLANE_BLESS").is_some() {
-        std::fs::write(&path, &generated).unwrap();
+fn committed_crds_equal_the_generated_ones() {
+    for (rel, crd) in control_plane_crds() {
+        let generated = manifest::to_yaml(&Manifest::new(crd).unwrap()).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        if std::env::var_os("BUILDPLANE_BLESS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).expect("committed CRD (bless it)");
+        assert!(
+            committed == generated,
+            "{rel} differs from the types: bless and review"
+        );
+        assert!(!generated.contains("$ref") && !generated.contains("x-kubernetes-validations"));
     }
-    let committed = std::fs::read_to_string(&path).expect("committed CRD (bless it)");
-    assert!(
-        committed == generated,
-        "{WORKLOAD_CRD_PATH} differs from the types: bless and review"
-    );
-    // The schema speaks the field names the code writes.
+    // The schemas speak the field names the code reads and writes.
+    let text = |crd| manifest::to_yaml(&Manifest::new(crd).unwrap()).unwrap();
+    let workload = text(workload_crd());
     for key in [
         "projectName",
         "componentName",
@@ -32,9 +37,19 @@ fn committed_workload_crd_equals_the_generated_one() {
         "connections",
         "port",
     ] {
-        assert!(generated.contains(key), "{key}");
+        assert!(workload.contains(key), "{key}");
     }
-    assert!(!generated.contains("$ref") && !generated.contains("x-kubernetes-validations"));
+    let build = text(build_crd());
+    for key in [
+        "templateRef",
+        "appPath",
+        "imageStatus",
+        "conditions",
+        "lastTransitionTime",
+    ] {
+        assert!(build.contains(key), "{key}");
+    }
+    assert!(text(buildplane_crd()).contains("clusterRef"));
 }
 
 #[test]
@@ -48,18 +63,20 @@ fn the_crd_loads_and_enforces_its_schema_on_the_api_server() {
         })
         .await
         .unwrap();
-        let crd = Manifest::new(workload_crd()).unwrap();
         let r = kube
             .resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
             .await
             .unwrap()
             .unwrap();
-        kube.apply(&r, &crd, false, true)
-            .await
-            .expect("the CRD is accepted by Kubernetes 1.20");
-        kube.wait_crd_established("workloads.openchoreo.dev", Duration::from_secs(60))
-            .await
-            .unwrap();
+        for (_, crd) in control_plane_crds() {
+            let crd = Manifest::new(crd).unwrap();
+            kube.apply(&r, &crd, false, true)
+                .await
+                .unwrap_or_else(|e| panic!("{} refused by Kubernetes 1.20: {e}", crd.id));
+            kube.wait_crd_established(&crd.id.name, Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
     });
     let ns = cluster::unique_name("wl");
     assert_eq!(

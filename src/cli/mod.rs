@@ -3,6 +3,7 @@
 
 pub mod board;
 pub mod connect;
+pub mod controller;
 pub mod deploy;
 pub mod logs;
 pub mod render;
@@ -33,6 +34,10 @@ pub enum Command {
     /// Follow builds with a watch until they finish; harvest and emit their Workloads.
     /// Exit code 0: all succeeded, 1: any failed, 2: error or timeout.
     Watch(watch::WatchArgs),
+    /// Reconcile Build custom resources of a control plane onto their build planes (BuildPlane
+    /// → kubeconfig Secret), write their conditions and apply their Workloads. Runs until
+    /// SIGTERM or SIGINT.
+    Controller(controller::ControllerArgs),
 }
 
 /// How a command ended, for the exit code (decided in `main` alone).
@@ -52,5 +57,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Apply(args) => deploy::run_apply(args),
         Command::Logs(args) => logs::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Controller(args) => controller::run(args),
     }
 }

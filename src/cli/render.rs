@@ -28,6 +28,13 @@ pub struct RenderInputs {
     /// Put the build-plane bundle in front of the build manifests.
     #[arg(long)]
     pub install: bool,
+    /// Also render the control plane: the Build, BuildPlane and Workload CRDs and the
+    /// controller with its RBAC (alone when no builds and no --install are given).
+    #[arg(long = "control-plane")]
+    pub control_plane: bool,
+    /// Image of the controller's Deployment (with --control-plane).
+    #[arg(long = "controller-image", value_name = "IMAGE", default_value = concat!("ghcr.io/openchoreo/buildplane:", env!("CARGO_PKG_VERSION")))]
+    pub controller_image: String,
     /// Organization (Build namespace) for Builds that name none.
     #[arg(
         short = 'n',
@@ -47,6 +54,11 @@ impl RenderInputs {
             builds: self.builds.clone(),
             install: self.install,
             default_namespace: Some(self.namespace.clone()),
+            control_plane: self.control_plane.then(|| {
+                crate::core::control_plane::ControlPlaneSettings {
+                    image: self.controller_image.clone(),
+                }
+            }),
         }
     }
 

@@ -2,6 +2,8 @@
 //! is the one the code reads and writes. The generated YAML is committed under `charts/` and a
 //! test keeps it equal to what the types produce.
 
+use super::buildplane::{BuildPlaneSpec, BuildStatus};
+use super::spec::BuildSpec;
 use super::workload::WorkloadSpec;
 use kube::core::schema::StructuralSchemaRewriter;
 use schemars::JsonSchema;
@@ -31,19 +33,24 @@ pub fn structural_schema<T: JsonSchema>() -> Value {
     schema
 }
 
-/// `workloads.openchoreo.dev`: namespaced, `v1alpha1`, status subresource, as upstream's CRD
-/// (reference §2.3), with the schema of [`WorkloadSpec`]. Loads on Kubernetes 1.20 (no CEL).
-pub fn workload_crd() -> Value {
+/// Where the committed Build CRD lives.
+pub const BUILD_CRD_PATH: &str = "charts/control-plane/crds/builds.openchoreo.dev.yaml";
+/// Where the committed BuildPlane CRD lives.
+pub const BUILDPLANE_CRD_PATH: &str = "charts/control-plane/crds/buildplanes.openchoreo.dev.yaml";
+
+/// A namespaced `openchoreo.dev/v1alpha1` CRD with a status subresource, as upstream's (no short
+/// names, no printer columns). Loads on Kubernetes 1.20 (no CEL).
+fn crd(kind: &str, plural: &str, description: &str, spec: Value, status: Value) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": "workloads.openchoreo.dev",
+            "name": format!("{plural}.openchoreo.dev"),
             "labels": {"app.kubernetes.io/managed-by": "buildplane", "app.kubernetes.io/part-of": "openchoreo"},
         },
         "spec": {
             "group": "openchoreo.dev",
-            "names": {"kind": "Workload", "listKind": "WorkloadList", "plural": "workloads", "singular": "workload"},
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase()},
             "scope": "Namespaced",
             "versions": [{
                 "name": "v1alpha1",
@@ -52,17 +59,60 @@ pub fn workload_crd() -> Value {
                 "subresources": {"status": {}},
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
-                    "description": "Workload is what a build produced for the control plane: the component's containers, endpoints and connections.",
+                    "description": description,
                     "required": ["spec"],
                     "properties": {
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},
                         "metadata": {"type": "object"},
-                        "spec": structural_schema::<WorkloadSpec>(),
-                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "spec": spec,
+                        "status": status,
                     },
                 }},
             }],
         },
     })
+}
+
+/// `workloads.openchoreo.dev` (reference §2.3), with the schema of [`WorkloadSpec`].
+pub fn workload_crd() -> Value {
+    crd(
+        "Workload",
+        "workloads",
+        "Workload is what a build produced for the control plane: the component's containers, endpoints and connections.",
+        structural_schema::<WorkloadSpec>(),
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    )
+}
+
+/// `builds.openchoreo.dev` (reference §2.1): the spec buildplane reads from files, the status
+/// the controller writes.
+pub fn build_crd() -> Value {
+    crd(
+        "Build",
+        "builds",
+        "Build is one build of a component from a Git revision with a build template; its status carries upstream's conditions and the built image.",
+        structural_schema::<BuildSpec>(),
+        structural_schema::<BuildStatus>(),
+    )
+}
+
+/// `buildplanes.openchoreo.dev`: which cluster runs the builds of its namespace.
+pub fn buildplane_crd() -> Value {
+    crd(
+        "BuildPlane",
+        "buildplanes",
+        "BuildPlane names the cluster that runs the builds of its namespace: a Secret holding its kubeconfig.",
+        structural_schema::<BuildPlaneSpec>(),
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    )
+}
+
+/// The three CRDs of the control plane, with the paths they are committed at.
+pub fn control_plane_crds() -> Vec<(&'static str, Value)> {
+    vec![
+        (BUILD_CRD_PATH, build_crd()),
+        (BUILDPLANE_CRD_PATH, buildplane_crd()),
+        (WORKLOAD_CRD_PATH, workload_crd()),
+    ]
 }

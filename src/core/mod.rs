@@ -1,7 +1,9 @@
 //! The pure core: no I/O, no clock, no environment. Everything here is a function of its
 //! arguments, which is what makes renders byte-stable and testable without a cluster.
 
+pub mod buildplane;
 pub mod catalog;
+pub mod control_plane;
 pub mod crd;
 pub mod diff;
 pub mod manifest;

@@ -128,11 +128,36 @@ impl Kube {
     pub async fn connect(settings: &ClientSettings) -> Result<Kube, KubeError> {
         let path = settings.kubeconfig_path();
         let shown = path.display().to_string();
-        let cfg_err = |message: String| KubeError::Config {
+        let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| KubeError::Config {
             path: shown.clone(),
+            message: root_cause(&e),
+        })?;
+        Self::from_kubeconfig(kubeconfig, &shown, settings).await
+    }
+
+    /// A client from kubeconfig text (e.g. a Secret's); `shown` names it in errors. The text's
+    /// credentials never appear in an error.
+    pub async fn from_kubeconfig_text(
+        text: &str,
+        shown: &str,
+        settings: &ClientSettings,
+    ) -> Result<Kube, KubeError> {
+        let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| KubeError::Config {
+            path: shown.to_owned(),
+            message: root_cause(&e),
+        })?;
+        Self::from_kubeconfig(kubeconfig, shown, settings).await
+    }
+
+    async fn from_kubeconfig(
+        kubeconfig: Kubeconfig,
+        shown: &str,
+        settings: &ClientSettings,
+    ) -> Result<Kube, KubeError> {
+        let cfg_err = |message: String| KubeError::Config {
+            path: shown.to_owned(),
             message,
         };
-        let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| cfg_err(root_cause(&e)))?;
         let options = KubeConfigOptions {
             context: settings.context.clone(),
             ..Default::default()

@@ -140,6 +140,10 @@ pub async fn prepare(
     // 1. Label every object with its inventory.
     let mut labelled: Vec<(Manifest, String)> = Vec::new();
     for (set, inventory) in [
+        (
+            &rendered.control_plane,
+            crate::core::control_plane::CONTROL_PLANE_INVENTORY.to_owned(),
+        ),
         (&rendered.bundle, plan::BUNDLE_INVENTORY.to_owned()),
         (&rendered.builds, opts.inventory.clone()),
     ] {

@@ -142,6 +142,19 @@ impl Emitter {
         })
     }
 
+    /// Only the control plane, through a client the caller already has (the controller's).
+    pub fn control_plane_only(control_plane: Kube) -> Emitter {
+        Emitter {
+            settings: EmitSettings {
+                path_template: emit::DEFAULT_PATH_TEMPLATE.to_owned(),
+                ..EmitSettings::default()
+            },
+            control_plane: Some(control_plane),
+            git: None,
+            git_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// Emits `result`'s Workload to every target (cluster, directory, Git, in that order).
     pub async fn emit(&self, result: &BuildResult, build: &Build) -> Emission {
         let Some(workload) = &result.workload else {

@@ -65,6 +65,8 @@ pub struct RenderRequest {
     pub install: bool,
     /// Organization for Builds without `metadata.namespace`.
     pub default_namespace: Option<String>,
+    /// Also render the control plane (CRDs and the controller).
+    pub control_plane: Option<crate::core::control_plane::ControlPlaneSettings>,
 }
 
 /// A Build with the place it came from.
@@ -185,12 +187,18 @@ pub struct Rendered {
     pub bundle: Vec<Manifest>,
     /// Per-build objects, minus those the bundle already holds.
     pub builds: Vec<Manifest>,
+    /// The control plane's CRDs and controller (empty unless asked for).
+    pub control_plane: Vec<Manifest>,
 }
 
 impl Rendered {
     /// Both parts in the canonical order.
     pub fn all(&self) -> Vec<Manifest> {
-        let mut out: Vec<Manifest> = self.bundle.iter().chain(&self.builds).cloned().collect();
+        let mut out: Vec<Manifest> = (self.control_plane.iter())
+            .chain(&self.bundle)
+            .chain(&self.builds)
+            .cloned()
+            .collect();
         manifest::sort(&mut out);
         out
     }
@@ -200,7 +208,7 @@ impl Rendered {
 pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, PipelineError> {
     // Values are checked even when only builds are rendered: a bad -f or --set is an error.
     let values = merged_values(chart, req)?;
-    let with_chart = req.install || req.builds.is_empty();
+    let with_chart = req.install || (req.builds.is_empty() && req.control_plane.is_none());
     let builds = if req.builds.is_empty() {
         Vec::new()
     } else {
@@ -217,11 +225,18 @@ pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, Pipe
         .into_iter()
         .filter(|m| !seen.contains(&m.id.to_string()))
         .collect();
+    let mut control_plane = req
+        .control_plane
+        .as_ref()
+        .map(crate::core::control_plane::bundle)
+        .unwrap_or_default();
     manifest::sort(&mut bundle);
     manifest::sort(&mut build_objects);
+    manifest::sort(&mut control_plane);
     Ok(Rendered {
         bundle,
         builds: build_objects,
+        control_plane,
     })
 }
 

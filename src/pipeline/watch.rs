@@ -115,7 +115,9 @@ pub enum Event {
     Finished(BuildResult),
 }
 
-fn harvest(t: &Target, wf: &Value) -> BuildResult {
+/// What a completed Workflow produced for its build: phase, image, and the validated Workload
+/// (or why there is none).
+pub fn harvest(t: &Target, wf: &Value) -> BuildResult {
     let status = workflow::status(wf);
     let mut result = BuildResult {
         build: t.label(),

@@ -1,0 +1,52 @@
+//! `buildplane controller`: reconcile Build custom resources of the control plane onto their
+//! build planes until SIGTERM or SIGINT.
+
+use super::Outcome;
+use super::connect::{ClientArgs, parse_duration};
+use crate::controller::{self, ControllerSettings, Counters};
+use clap::Args;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// The control plane's connection (where Builds, BuildPlanes and Workloads live).
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Reconciles in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub concurrency: u16,
+    /// Timeout of each request to a build plane.
+    #[arg(long = "build-plane-request-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub plane_request_timeout: Duration,
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn terminated() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let settings = ControllerSettings {
+        control_plane: args.client.settings(),
+        concurrency: args.concurrency.max(1),
+        plane_request_timeout: args.plane_request_timeout,
+    };
+    let counters = Arc::new(Counters::default());
+    runtime.block_on(controller::run(settings, counters, terminated()))?;
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,153 @@
+//! Clients to build planes, one per BuildPlane, rebuilt when its kubeconfig Secret changes
+//! (upstream caches them forever). Each plane keeps a watch on its Workflows: a reflector store
+//! the reconciler reads instead of polling, and every change is sent back as a trigger for the
+//! Build that owns the Workflow.
+
+use crate::kube::{ClientSettings, Kube, KubeError};
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The annotation on a Workflow naming the Build it runs, `namespace/name`.
+pub const BUILD_ANNOTATION: &str = "buildplane.openchoreo.dev/build";
+
+/// `argoproj.io/v1alpha1` Workflow.
+pub fn workflow_resource() -> ApiResource {
+    ApiResource {
+        group: "argoproj.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "argoproj.io/v1alpha1".into(),
+        kind: "Workflow".into(),
+        plural: "workflows".into(),
+    }
+}
+
+/// A connected build plane.
+pub struct Plane {
+    /// `namespace/name` of the BuildPlane.
+    pub key: String,
+    pub kube: Kube,
+    /// The Secret's resourceVersion the client was built from.
+    pub secret_version: String,
+    /// Every build Workflow on the plane, kept current by a watch.
+    pub workflows: Store<DynamicObject>,
+    /// Organizations whose prerequisites (namespace, RBAC) this client has applied.
+    pub prepared: Mutex<HashSet<String>>,
+    watch: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
+}
+
+impl Plane {
+    /// The Workflow `namespace/name` once the first listing is in (None: it does not exist).
+    pub async fn workflow(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        let ready =
+            tokio::time::timeout(Duration::from_secs(30), self.workflows.wait_until_ready());
+        let _ = ready.await;
+        self.workflows
+            .get(&ObjectRef::new_with(name, workflow_resource()).within(namespace))
+    }
+}
+
+/// The planes in use, by BuildPlane.
+pub struct Planes {
+    by_key: tokio::sync::Mutex<HashMap<String, Arc<Plane>>>,
+    trigger: UnboundedSender<(String, String)>,
+    request_timeout: Duration,
+}
+
+impl Planes {
+    /// `trigger` receives `(namespace, name)` of a Build whose Workflow changed.
+    pub fn new(trigger: UnboundedSender<(String, String)>, request_timeout: Duration) -> Planes {
+        Planes {
+            by_key: Default::default(),
+            trigger,
+            request_timeout,
+        }
+    }
+
+    /// The cached plane of BuildPlane `key`, whatever its Secret says now.
+    pub async fn cached(&self, key: &str) -> Option<Arc<Plane>> {
+        self.by_key.lock().await.get(key).cloned()
+    }
+
+    /// The plane of BuildPlane `key` for the Secret at `secret_version`: the cached one while
+    /// the Secret is unchanged, otherwise a new client (and watch) from `kubeconfig`.
+    pub async fn get(
+        &self,
+        key: &str,
+        secret_version: &str,
+        kubeconfig: &str,
+        shown: &str,
+    ) -> Result<Arc<Plane>, KubeError> {
+        let mut planes = self.by_key.lock().await;
+        if let Some(p) = planes.get(key)
+            && p.secret_version == secret_version
+        {
+            return Ok(p.clone());
+        }
+        let settings = ClientSettings {
+            request_timeout: Some(self.request_timeout),
+            ..Default::default()
+        };
+        let kube = Kube::from_kubeconfig_text(kubeconfig, shown, &settings).await?;
+        let plane = Arc::new(self.start(key, kube, secret_version));
+        if planes.insert(key.to_owned(), plane.clone()).is_some() {
+            tracing::info!(
+                buildplane = key,
+                "kubeconfig Secret changed; new build-plane client"
+            );
+        }
+        Ok(plane)
+    }
+
+    fn start(&self, key: &str, kube: Kube, secret_version: &str) -> Plane {
+        let writer = reflector::store::Writer::new(workflow_resource());
+        let store = writer.as_reader();
+        let api: Api<DynamicObject> = Api::all_with(kube.client().clone(), &workflow_resource());
+        let config = watcher::Config::default()
+            .labels("target=build")
+            .timeout(30);
+        let trigger = self.trigger.clone();
+        let plane = key.to_owned();
+        let watch = tokio::spawn(async move {
+            let events = reflector::reflector(writer, watcher(api, config)).default_backoff();
+            let mut objects = events.touched_objects().boxed();
+            while let Some(next) = objects.next().await {
+                match next {
+                    Ok(wf) => {
+                        let owner = wf
+                            .metadata
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.get(BUILD_ANNOTATION))
+                            .and_then(|v| v.split_once('/'));
+                        if let Some((ns, name)) = owner {
+                            let _ = trigger.unbounded_send((ns.to_owned(), name.to_owned()));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(buildplane = %plane, error = %e, "watching Workflows failed; resuming")
+                    }
+                }
+            }
+        });
+        Plane {
+            key: key.to_owned(),
+            kube,
+            secret_version: secret_version.to_owned(),
+            workflows: store,
+            prepared: Mutex::default(),
+            watch,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! What `--control-plane` installs: the Build, BuildPlane and Workload CRDs and the controller
+//! (`buildplane controller`) with least-privilege RBAC. Pure: a function of its settings.
+
+use super::crd;
+use super::manifest::Manifest;
+use serde_json::{Value, json};
+
+/// The inventory the control-plane objects are recorded in.
+pub const CONTROL_PLANE_INVENTORY: &str = "control-plane";
+pub const NAMESPACE: &str = "buildplane-system";
+pub const NAME: &str = "buildplane-controller";
+
+/// How the controller is installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPlaneSettings {
+    /// The image holding the `buildplane` binary.
+    pub image: String,
+}
+
+fn labels() -> Value {
+    json!({"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "openchoreo",
+        "app.kubernetes.io/managed-by": "buildplane"})
+}
+
+/// The permissions the controller needs, and no more: it reads Builds and BuildPlanes, writes
+/// only Build status, reads (never lists) the kubeconfig Secrets BuildPlanes name, and applies
+/// Workloads.
+pub fn cluster_role_rules() -> Value {
+    json!([
+        {"apiGroups": ["openchoreo.dev"], "resources": ["builds", "buildplanes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["openchoreo.dev"], "resources": ["builds/status"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["openchoreo.dev"], "resources": ["workloads"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    ])
+}
+
+/// The objects, unsorted (the pipeline sorts).
+pub fn bundle(settings: &ControlPlaneSettings) -> Vec<Manifest> {
+    let l = labels();
+    let mut objects: Vec<Value> = crd::control_plane_crds()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    objects.extend([
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": l}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": l}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": NAME, "labels": l}, "rules": cluster_role_rules()}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": NAME, "labels": l},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": l},
+            "spec": {
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+                "template": {
+                    "metadata": {"labels": l},
+                    "spec": {
+                        "serviceAccountName": NAME,
+                        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [{
+                            "name": "controller",
+                            "image": settings.image,
+                            "args": ["controller"],
+                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                                          "limits": {"memory": "256Mi"}},
+                            "securityContext": {"allowPrivilegeEscalation": false,
+                                "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+                        }],
+                    },
+                },
+            }}),
+    ]);
+    objects
+        .into_iter()
+        .map(|o| Manifest::new(o).expect("control-plane objects carry kind and name"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_holds_the_crds_the_controller_and_nothing_broader_than_needed() {
+        let b = bundle(&ControlPlaneSettings {
+            image: "registry.test/buildplane:1".into(),
+        });
+        let ids: Vec<String> = b.iter().map(|m| m.id.to_string()).collect();
+        for id in [
+            "CustomResourceDefinition/builds.openchoreo.dev",
+            "CustomResourceDefinition/buildplanes.openchoreo.dev",
+            "CustomResourceDefinition/workloads.openchoreo.dev",
+            "Deployment/buildplane-system/buildplane-controller",
+            "ClusterRole/buildplane-controller",
+        ] {
+            assert!(ids.iter().any(|i| i == id), "{id} in {ids:?}");
+        }
+        let rules = cluster_role_rules().to_string();
+        assert!(!rules.contains("\"*\""), "no wildcard: {rules}");
+        assert!(!rules.contains("delete") && !rules.contains("create"));
+        let deploy = b.iter().find(|m| m.id.kind == "Deployment").unwrap();
+        assert_eq!(
+            deploy.object["spec"]["template"]["spec"]["containers"][0]["image"],
+            "registry.test/buildplane:1"
+        );
+    }
+}

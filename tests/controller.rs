@@ -1,0 +1,422 @@
+//! `buildplane controller` with real API servers: a private control plane (Builds, BuildPlanes,
+//! kubeconfig Secrets, Workloads), the shared cluster and a private one as build planes with
+//! the Argo stand-in running the builds. The controller runs as the real binary.
+
+mod argo;
+mod cluster;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_buildplane"));
+    c.current_dir(ROOT).env_remove("KUBECONFIG");
+    c
+}
+
+/// A running controller; stopped with SIGTERM when dropped (its log is printed on failure).
+struct Running {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("controller log:\n{}", self.log());
+        }
+    }
+}
+
+fn start_controller(cp: &Path) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("controller.log");
+    let child = bin()
+        .args(["controller", "--kubeconfig"])
+        .arg(cp)
+        .env("BUILDPLANE_LOG", "buildplane=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Running {
+        child,
+        log,
+        _dir: dir,
+    }
+}
+
+/// Installs the control plane's CRDs (and the controller's RBAC) with `apply --control-plane`.
+fn install_control_plane(cp: &Path) {
+    let o = bin()
+        .args(["apply", "--control-plane", "--kubeconfig"])
+        .arg(cp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A build plane: Argo's CRDs and the four templates.
+fn install_argo(kc: &Path) {
+    let o = bin()
+        .args([
+            "apply",
+            "--set",
+            "argo-workflows.workflowNamespaces={}",
+            "--kubeconfig",
+        ])
+        .arg(kc)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn post(kc: &Path, path: &str, body: Value) {
+    let (code, resp) =
+        cluster::raw_request(kc, None, "POST", path, Some(&body), "application/json");
+    assert_eq!(code, 201, "POST {path}: {resp}");
+}
+
+fn merge(kc: &Path, path: &str, body: Value) {
+    let (code, resp) = cluster::raw_request(
+        kc,
+        None,
+        "PATCH",
+        path,
+        Some(&body),
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "PATCH {path}: {resp}");
+}
+
+fn namespace(kc: &Path, name: &str) {
+    post(
+        kc,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": name}}),
+    );
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The kubeconfig of `kc` with `context` current, as a Secret would hold it.
+fn kubeconfig_text(kc: &Path, context: &str) -> String {
+    let text = std::fs::read_to_string(kc).unwrap();
+    let current = text
+        .lines()
+        .find_map(|l| l.strip_prefix("current-context: "))
+        .unwrap()
+        .to_owned();
+    text.replace(
+        &format!("current-context: {current}"),
+        &format!("current-context: {context}"),
+    )
+}
+
+fn secret(kc: &Path, ns: &str, name: &str, kubeconfig: &str) {
+    post(
+        kc,
+        &format!("/api/v1/namespaces/{ns}/secrets"),
+        json!({"metadata": {"name": name}, "data": {"kubeconfig": b64(kubeconfig)}}),
+    );
+}
+
+fn rotate(kc: &Path, ns: &str, name: &str, kubeconfig: &str) {
+    merge(
+        kc,
+        &format!("/api/v1/namespaces/{ns}/secrets/{name}"),
+        json!({"data": {"kubeconfig": b64(kubeconfig)}}),
+    );
+}
+
+fn build_plane(kc: &Path, org: &str, secret_ns: &str, secret: &str) {
+    post(
+        kc,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/buildplanes"),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "BuildPlane",
+            "metadata": {"name": "default"},
+            "spec": {"kubernetesCluster": {"clusterRef": {"name": secret, "namespace": secret_ns}}}}),
+    );
+}
+
+fn build(kc: &Path, org: &str, component: &str) -> String {
+    let name = format!("{component}-build");
+    post(
+        kc,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds"),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": name},
+            "spec": {"owner": {"projectName": "shop", "componentName": component},
+                "repository": {"url": "https://git.example.com/shop.git",
+                    "revision": {"branch": "main"}, "appPath": format!("/{component}")},
+                "templateRef": {"name": "google-cloud-buildpacks"}}}),
+    );
+    name
+}
+
+fn get_build(kc: &Path, org: &str, name: &str) -> Value {
+    let (code, b) = cluster::kubectl_like_get(
+        kc,
+        None,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds/{name}"),
+    );
+    assert_eq!(code, 200, "{b}");
+    b
+}
+
+/// `type status reason` of each condition.
+fn conditions(b: &Value) -> Vec<String> {
+    b.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| format!("{} {} {}", c["type"], c["status"], c["reason"]).replace('"', ""))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits (bounded) until the Build's conditions contain `wanted`; returns the Build.
+fn wait_for(kc: &Path, org: &str, name: &str, wanted: &str, c: &Running) -> Value {
+    let started = Instant::now();
+    loop {
+        let b = get_build(kc, org, name);
+        if conditions(&b).iter().any(|x| x == wanted) {
+            return b;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{org}/{name} never got {wanted}: {:?}\n{}",
+            conditions(&b),
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn workflow_names(kc: &Path, org: &str) -> Vec<String> {
+    let (code, list) = cluster::kubectl_like_get(
+        kc,
+        None,
+        &format!("/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows"),
+    );
+    assert_eq!(code, 200, "{list}");
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const DONE: [&str; 4] = [
+    "BuildInitiated True BuildInitiated",
+    "BuildTriggered True BuildTriggered",
+    "BuildCompleted True BuildCompleted",
+    "WorkloadUpdated True WorkloadUpdated",
+];
+
+#[test]
+fn builds_of_two_organizations_run_on_two_build_planes() {
+    let plane1 = cluster::with_argo();
+    let plane2 = cluster::start_private();
+    install_argo(&plane2.kubeconfig);
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let (a, b) = (cluster::unique_name("org-a"), cluster::unique_name("org-b"));
+    for org in [&a, &b] {
+        namespace(cpk, org);
+    }
+    namespace(cpk, "planes");
+    secret(
+        cpk,
+        "planes",
+        "plane-1",
+        &kubeconfig_text(&plane1, cluster::ADMIN),
+    );
+    secret(
+        cpk,
+        "planes",
+        "plane-2",
+        &kubeconfig_text(&plane2.kubeconfig, cluster::ADMIN),
+    );
+    build_plane(cpk, &a, "planes", "plane-1");
+    build_plane(cpk, &b, "planes", "plane-2");
+    let ns_a = format!("openchoreo-ci-{a}");
+    let ns_b = format!("openchoreo-ci-{b}");
+    let argo1 = argo::start(&plane1, &[&ns_a], |wf| {
+        let c = wf
+            .pointer("/metadata/labels/component-name")
+            .and_then(Value::as_str);
+        Some(match c {
+            Some("broken") => argo::Script::new(argo::Outcome::FailAt("build-step")),
+            _ => argo::Script::succeed(),
+        })
+    });
+    let argo2 = argo::start(&plane2.kubeconfig, &[&ns_b], |_| {
+        Some(argo::Script::succeed())
+    });
+    let c = start_controller(cpk);
+    let ok_a = build(cpk, &a, "cart");
+    let broken = build(cpk, &a, "broken");
+    let ok_b = build(cpk, &b, "search");
+
+    for (org, name, component) in [(&a, &ok_a, "cart"), (&b, &ok_b, "search")] {
+        let done = wait_for(cpk, org, name, DONE[3], &c);
+        assert_eq!(conditions(&done), DONE, "upstream's timeline, in order");
+        assert_eq!(
+            done["status"]["imageStatus"]["image"],
+            format!(
+                "{}/shop-{component}:default-{}",
+                argo::REGISTRY,
+                argo::REVISION
+            )
+        );
+        let (code, w) = cluster::kubectl_like_get(
+            cpk,
+            None,
+            &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads/{component}"),
+        );
+        assert_eq!(code, 200, "Workload in the control plane: {w}");
+        let managers: Vec<&str> = w["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert_eq!(managers, ["build-controller"]);
+    }
+    // Each organization's Workflows ran on its own plane only.
+    assert_eq!(workflow_names(&plane1, &a).len(), 2);
+    assert_eq!(workflow_names(&plane2.kubeconfig, &b).len(), 1);
+    assert_eq!(
+        cluster::kubectl_like_get(
+            &plane2.kubeconfig,
+            None,
+            &format!("/api/v1/namespaces/{ns_a}")
+        )
+        .0,
+        404
+    );
+
+    // The failed build ends BuildFailed and is not resubmitted: not when the Build is touched,
+    // not when its Workflow is deleted (as Argo's TTL would).
+    let failed = wait_for(cpk, &a, &broken, "BuildCompleted False BuildFailed", &c);
+    assert!(
+        !conditions(&failed)
+            .iter()
+            .any(|x| x.starts_with("WorkloadUpdated"))
+    );
+    let wf = buildplane::core::naming::workflow_name(&broken);
+    let wf_path = format!("/apis/argoproj.io/v1alpha1/namespaces/{ns_a}/workflows/{wf}");
+    let (code, _) =
+        cluster::raw_request(&plane1, None, "DELETE", &wf_path, None, "application/json");
+    assert_eq!(code, 200);
+    merge(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{a}/builds/{broken}"),
+        json!({"metadata": {"annotations": {"touched": "yes"}}}),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        cluster::kubectl_like_get(&plane1, None, &wf_path).0,
+        404,
+        "resubmitted"
+    );
+    let handled = argo1.handled.lock().unwrap().clone();
+    assert_eq!(handled.len(), 2, "{handled:?}");
+    assert_eq!(argo2.handled.lock().unwrap().len(), 1);
+    assert!(argo1.errors.lock().unwrap().is_empty());
+}
+
+#[test]
+fn failures_become_conditions_and_recover_when_fixed() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = cluster::unique_name("org-c");
+    namespace(cpk, &org);
+    let ns = format!("openchoreo-ci-{org}");
+    let _argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed()));
+    let c = start_controller(cpk);
+    let name = build(cpk, &org, "cart");
+
+    // 1. No BuildPlane in the namespace.
+    let b = wait_for(
+        cpk,
+        &org,
+        &name,
+        "BuildTriggered False BuildPlaneNotFound",
+        &c,
+    );
+    assert_eq!(conditions(&b)[0], "BuildInitiated True BuildInitiated");
+    // 2. A BuildPlane whose Secret holds no kubeconfig.
+    secret(cpk, &org, "plane", "this is not a kubeconfig");
+    build_plane(cpk, &org, &org, "plane");
+    let b = wait_for(
+        cpk,
+        &org,
+        &name,
+        "BuildTriggered False BuildPlaneCredentialsInvalid",
+        &c,
+    );
+    let message = b["status"]["conditions"][1]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains(&format!("Secret {org}/plane")),
+        "{message}"
+    );
+    // 3. Rotated to credentials the build plane refuses: the new client is used.
+    rotate(
+        cpk,
+        &org,
+        "plane",
+        &kubeconfig_text(&plane, cluster::LIMITED),
+    );
+    let b = wait_for(
+        cpk,
+        &org,
+        &name,
+        "BuildTriggered False PrerequisitesFailed",
+        &c,
+    );
+    let message = b["status"]["conditions"][1]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("forbidden") || message.contains("Forbidden"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("token"),
+        "no credentials in messages: {message}"
+    );
+    // 4. Rotated to working credentials: the build goes through.
+    rotate(cpk, &org, "plane", &kubeconfig_text(&plane, cluster::ADMIN));
+    let b = wait_for(cpk, &org, &name, DONE[3], &c);
+    assert_eq!(conditions(&b), DONE);
+    assert!(c.log().contains("kubeconfig Secret changed"), "{}", c.log());
+}
