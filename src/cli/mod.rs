@@ -6,6 +6,8 @@ pub mod connect;
 pub mod deploy;
 pub mod logs;
 pub mod render;
+pub mod retry;
+pub mod sync;
 pub mod watch;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +18,27 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Diagnostics on stderr as plain lines or as one JSON object per line.
+    #[arg(long = "log-format", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+/// The format of the diagnostics on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// The `BUILDPLANE_LOG` filter used when the variable is unset: the loop's events are
+    /// its output; one-shot commands show warnings only (their results go to stdout).
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Sync(_) => "buildplane=info",
+            _ => "buildplane=warn",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +56,12 @@ pub enum Command {
     /// Follow builds with a watch until they finish; harvest and emit their Workloads.
     /// Exit code 0: all succeeded, 1: any failed, 2: error or timeout.
     Watch(watch::WatchArgs),
+    /// Keep the build plane in step with Build specs in a Git branch or a directory: apply on
+    /// every change, follow the builds, emit each Workload. Runs until SIGTERM/SIGINT.
+    Sync(sync::SyncArgs),
+    /// Build again although the spec did not change: delete the finished Workflow, forget its
+    /// record, apply.
+    Retry(retry::RetryArgs),
 }
 
 /// How a command ended, for the exit code (decided in `main` alone).
@@ -52,5 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Apply(args) => deploy::run_apply(args),
         Command::Logs(args) => logs::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Sync(args) => sync::run(args),
+        Command::Retry(args) => retry::run(args),
     }
 }
