@@ -89,6 +89,7 @@ pub enum SyncError {
 
 /// What a round read: the commit (Git) or directory, and its files.
 struct Snapshot {
+    git: bool,
     revision: String,
     files: Vec<SourceFile>,
 }
@@ -171,6 +172,7 @@ impl Source {
                     })
                     .collect();
                 Ok(Snapshot {
+                    git: true,
                     revision: snap.commit,
                     files,
                 })
@@ -184,6 +186,7 @@ impl Source {
                     })
                     .collect();
                 Ok(Snapshot {
+                    git: false,
                     revision: dir.display().to_string(),
                     files,
                 })
@@ -205,10 +208,6 @@ impl Source {
                 }
             }
         }
-    }
-
-    fn is_git(&self) -> bool {
-        matches!(self, Source::Git { .. })
     }
 }
 
@@ -274,7 +273,7 @@ pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
                 continue;
             }
         };
-        if source.is_git() && !retry && last_ok.as_deref() == Some(snapshot.revision.as_str()) {
+        if snapshot.git && !retry && last_ok.as_deref() == Some(snapshot.revision.as_str()) {
             continue;
         }
         match attempt(&shared, snapshot, false, &mut followers).await {
@@ -346,13 +345,14 @@ async fn round(
     for b in &loaded.broken {
         tracing::error!(event = "file_skipped", file = %b.file, error = %b.error, "skipped a broken file");
     }
-    tracing::info!(
-        event = "sync_round",
-        revision = %snapshot.revision,
-        builds = loaded.builds.len(),
-        broken = loaded.broken.len(),
-        "read the source"
-    );
+    let (builds, broken) = (loaded.builds.len(), loaded.broken.len());
+    if snapshot.git {
+        let commit = &snapshot.revision;
+        tracing::info!(event = "sync_round", %commit, builds, broken, "read the branch");
+    } else {
+        let dir = &snapshot.revision;
+        tracing::info!(event = "sync_round", %dir, builds, broken, "read the directory");
+    }
     let mut objects = render_builds(&loaded.builds)?;
     manifest::sort(&mut objects);
     let rendered = Rendered {

@@ -255,7 +255,7 @@ fn a_pushed_spec_builds_once_is_committed_back_and_a_restart_starts_nothing() {
         sync.drain();
         sync.events("sync_round")
             .into_iter()
-            .find(|e| e["revision"] == own_commit.as_str())
+            .find(|e| e["commit"] == own_commit.as_str())
     });
     assert_eq!(round["builds"], 1, "{round}");
     assert_eq!(workflows(&kc, &org).len(), 1);
@@ -279,7 +279,7 @@ fn a_pushed_spec_builds_once_is_committed_back_and_a_restart_starts_nothing() {
 
     let mut again = start_sync(&kc, &args);
     let round = again.wait_event("sync_round", 1);
-    assert_eq!(round["revision"], commit.as_str(), "{round}");
+    assert_eq!(round["commit"], commit.as_str(), "{round}");
     // The finished Workflow is harvested again at start: idempotent, nothing new committed.
     let finished = again.wait_event("build_finished", 1);
     assert!(
@@ -440,6 +440,7 @@ fn a_build_file_written_into_a_watched_directory_builds() {
     );
     let first = sync.wait_event("sync_round", 1);
     assert_eq!(first["builds"], 0, "{first}");
+    assert_eq!(first["dir"], specs.to_str().unwrap(), "{first}");
     // Written in two parts 100 ms apart: the debounced round sees only the whole file.
     let text = build_yaml(&org, "cart");
     let (a, b) = text.split_at(text.len() / 2);
