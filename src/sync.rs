@@ -318,7 +318,8 @@ fn reconcile_error(metrics: &Metrics, e: &SyncError) {
     tracing::error!(event = "reconcile_error", error = %e, "round failed; trying again");
 }
 
-/// One round; the revision it applied, or None when it failed (logged and counted).
+/// One round; the revision it completed, or None when it failed (logged and counted) or left
+/// a changed spec waiting (both are tried again after `--interval`).
 async fn attempt(
     shared: &Arc<Shared>,
     snapshot: Snapshot,
@@ -327,7 +328,8 @@ async fn attempt(
 ) -> Option<String> {
     let revision = snapshot.revision.clone();
     match round(shared, snapshot, startup, followers).await {
-        Ok(()) => Some(revision),
+        Ok(Round { waiting: false }) => Some(revision),
+        Ok(Round { waiting: true }) => None,
         Err(e) => {
             reconcile_error(&shared.metrics, &e);
             None
@@ -335,12 +337,18 @@ async fn attempt(
     }
 }
 
+/// What a round left to do: `waiting` when a changed spec waits for its running Workflow, so
+/// the round is repeated after `--interval` even if the source does not change.
+struct Round {
+    waiting: bool,
+}
+
 async fn round(
     shared: &Arc<Shared>,
     snapshot: Snapshot,
     startup: bool,
     followers: &mut JoinSet<()>,
-) -> Result<(), SyncError> {
+) -> Result<Round, SyncError> {
     let loaded = tolerant::load(&snapshot.files, Some(&shared.default_namespace));
     for b in &loaded.broken {
         tracing::error!(event = "file_skipped", file = %b.file, error = %b.error, "skipped a broken file");
@@ -361,9 +369,17 @@ async fn round(
     };
     let prepared = deploy::prepare(&shared.kube, &rendered, &shared.deploy).await?;
     let mut submitted: Vec<ObjectId> = Vec::new();
+    let mut waiting = false;
     deploy::apply(&shared.kube, &prepared, &shared.deploy, |id, action| {
-        if id.kind == "Workflow" && matches!(action, Action::Created | Action::Configured) {
-            submitted.push(id.clone());
+        match action {
+            Action::Created | Action::Configured if id.kind == "Workflow" => {
+                submitted.push(id.clone());
+            }
+            Action::Skipped(why) => {
+                waiting = true;
+                tracing::info!(event = "build_waiting", workflow = %id, reason = %why, "changed spec waits");
+            }
+            _ => {}
         }
     })
     .await?;
@@ -401,7 +417,7 @@ async fn round(
         }
     }
     spawn_follower(shared, follow, followers);
-    Ok(())
+    Ok(Round { waiting })
 }
 
 fn label(lb: &LoadedBuild) -> String {
