@@ -418,11 +418,11 @@ fn sigterm_during_a_write_back_loses_nothing() {
 }
 
 #[test]
-fn a_build_file_written_into_a_watched_directory_builds() {
+fn a_build_file_written_into_a_watched_directory_builds_and_a_change_builds_again() {
     let kc = cluster::with_argo();
     let org = cluster::unique_name("sd");
     let ns = ci_namespace(&org);
-    let _argo = argo::start(&kc, &[&ns], |_| Some(Script::succeed()));
+    let argo = argo::start(&kc, &[&ns], |_| Some(Script::succeed()));
     let tmp = tempfile::tempdir().unwrap();
     let (specs, out) = (tmp.path().join("specs"), tmp.path().join("out"));
     std::fs::create_dir_all(&specs).unwrap();
@@ -460,7 +460,18 @@ fn a_build_file_written_into_a_watched_directory_builds() {
     let round = sync.wait_event("sync_round", 2);
     assert_eq!(round["builds"], 1, "{round}");
     assert!(sync.events("file_skipped").is_empty(), "{:#?}", sync.seen);
-    assert_eq!(workflows(&kc, &org).len(), 1);
+    let first = workflows(&kc, &org).remove(0);
+    sync.wait_event("build_finished", 1);
+
+    // A changed spec builds again: the finished Workflow is replaced, once.
+    std::fs::write(&file, text.replace("appPath: /cart", "appPath: /cart/v2")).unwrap();
+    let finished = sync.wait_event("build_finished", 2);
+    assert_eq!(finished["phase"], "Succeeded", "{finished}");
+    assert_eq!(sync.events("build_submitted").len(), 2);
+    let now = workflows(&kc, &org);
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0]["metadata"]["uid"], first["metadata"]["uid"]);
+    assert_eq!(argo.handled.lock().unwrap().len(), 2);
     assert_eq!(sync.terminate(), Some(0));
 }
 
