@@ -9,4 +9,6 @@ pub mod engine;
 pub mod git;
 pub mod kube;
 pub mod pipeline;
+pub mod serve;
 pub mod source;
+pub mod sync;

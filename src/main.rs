@@ -2,7 +2,7 @@
 //! failed builds, 2 errors (bad input, unreachable cluster). Nothing else decides how to exit.
 #![forbid(unsafe_code)]
 
-use buildplane::cli::{self, Cli, Outcome};
+use buildplane::cli::{self, Cli, LogFormat, Outcome};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging();
+    init_logging(cli.log_format, cli.default_log_filter());
     match cli::run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Differences) => ExitCode::from(1),
@@ -40,13 +40,17 @@ fn main() -> ExitCode {
 }
 
 /// Diagnostics go to stderr, filtered by `BUILDPLANE_LOG` (`RUST_LOG` syntax). The default is
-/// buildplane's own warnings only: libraries' logs would repeat errors that are reported once.
-fn init_logging() {
+/// the command's own (`Cli::default_log_filter`): libraries' logs would repeat errors that are
+/// reported once. JSON lines carry the same events for log collectors.
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BUILDPLANE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("buildplane=warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }

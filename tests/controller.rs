@@ -44,12 +44,13 @@ impl Drop for Running {
     }
 }
 
-fn start_controller(cp: &Path) -> Running {
+fn start_controller(cp: &Path, extra: &[&str]) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("controller.log");
     let child = bin()
         .args(["controller", "--kubeconfig"])
         .arg(cp)
+        .args(extra)
         .env("BUILDPLANE_LOG", "buildplane=debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -275,7 +276,13 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
     let argo2 = argo::start(&plane2.kubeconfig, &[&ns_b], |_| {
         Some(argo::Script::succeed())
     });
-    let c = start_controller(cpk);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let c = start_controller(cpk, &["--metrics-addr", &addr]);
     let ok_a = build(cpk, &a, "cart");
     let broken = build(cpk, &a, "broken");
     let ok_b = build(cpk, &b, "search");
@@ -346,6 +353,20 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
     assert_eq!(handled.len(), 2, "{handled:?}");
     assert_eq!(argo2.handled.lock().unwrap().len(), 1);
     assert!(argo1.errors.lock().unwrap().is_empty());
+    // The counters saw three submissions, two successes, one failure.
+    let out = Command::new("curl")
+        .args(["-sS", &format!("http://{addr}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "buildplane_builds_started_total 3",
+        "buildplane_builds_succeeded_total 2",
+        "buildplane_builds_failed_total 1",
+        "buildplane_emit_latency_seconds_count 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 }
 
 #[test]
@@ -358,7 +379,7 @@ fn failures_become_conditions_and_recover_when_fixed() {
     namespace(cpk, &org);
     let ns = format!("openchoreo-ci-{org}");
     let _argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed()));
-    let c = start_controller(cpk);
+    let c = start_controller(cpk, &[]);
     let name = build(cpk, &org, "cart");
 
     // 1. No BuildPlane in the namespace.

@@ -3,8 +3,10 @@
 
 use super::Outcome;
 use super::connect::{ClientArgs, parse_duration};
-use crate::controller::{self, ControllerSettings, Counters};
+use crate::controller::{self, ControllerSettings};
+use crate::serve::{self, Metrics};
 use clap::Args;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,9 @@ pub struct ControllerArgs {
     /// Timeout of each request to a build plane.
     #[arg(long = "build-plane-request-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub plane_request_timeout: Duration,
+    /// Serve /healthz and Prometheus /metrics on this address (off when absent).
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -46,7 +51,13 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
         concurrency: args.concurrency.max(1),
         plane_request_timeout: args.plane_request_timeout,
     };
-    let counters = Arc::new(Counters::default());
-    runtime.block_on(controller::run(settings, counters, terminated()))?;
+    let metrics = Arc::new(Metrics::default());
+    runtime.block_on(async {
+        if let Some(addr) = args.metrics_addr {
+            serve::serve(addr, metrics.clone()).await?;
+        }
+        controller::run(settings, metrics, terminated()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(Outcome::Success)
 }

@@ -7,6 +7,8 @@ pub mod controller;
 pub mod deploy;
 pub mod logs;
 pub mod render;
+pub mod retry;
+pub mod sync;
 pub mod watch;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +19,27 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Diagnostics on stderr as plain lines or as one JSON object per line.
+    #[arg(long = "log-format", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+/// The format of the diagnostics on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// The `BUILDPLANE_LOG` filter used when the variable is unset: the loop's events are
+    /// its output; one-shot commands show warnings only (their results go to stdout).
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Sync(_) | Command::Controller(_) => "buildplane=info",
+            _ => "buildplane=warn",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +61,12 @@ pub enum Command {
     /// → kubeconfig Secret), write their conditions and apply their Workloads. Runs until
     /// SIGTERM or SIGINT.
     Controller(controller::ControllerArgs),
+    /// Keep the build plane in step with Build specs in a Git branch or a directory: apply on
+    /// every change, follow the builds, emit each Workload. Runs until SIGTERM/SIGINT.
+    Sync(sync::SyncArgs),
+    /// Build again although the spec did not change: delete the finished Workflow, forget its
+    /// record, apply.
+    Retry(retry::RetryArgs),
 }
 
 /// How a command ended, for the exit code (decided in `main` alone).
@@ -58,5 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Logs(args) => logs::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Controller(args) => controller::run(args),
+        Command::Sync(args) => sync::run(args),
+        Command::Retry(args) => retry::run(args),
     }
 }

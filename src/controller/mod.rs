@@ -9,6 +9,7 @@ pub mod reconcile;
 
 use crate::kube::{ClientSettings, Kube, KubeError};
 use crate::pipeline::emit::Emitter;
+use crate::serve::Metrics;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
@@ -17,7 +18,6 @@ use kube::runtime::watcher;
 use planes::{Plane, Planes};
 use reconcile::ReconcileError;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,14 +44,6 @@ pub enum ControllerError {
     NoCrd(&'static str),
 }
 
-/// Counters the controller keeps (served by `--metrics-addr`).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub builds_started: AtomicU64,
-    pub builds_succeeded: AtomicU64,
-    pub reconcile_errors: AtomicU64,
-}
-
 /// Shared by every reconcile.
 pub struct Ctx {
     pub control_plane: Kube,
@@ -59,11 +51,13 @@ pub struct Ctx {
     pub buildplanes: ApiResource,
     pub planes: Planes,
     pub emitter: Emitter,
-    pub counters: Arc<Counters>,
+    pub metrics: Arc<Metrics>,
     /// Build namespace → the plane serving it (dropped when a BuildPlane changes).
     by_namespace: Mutex<HashMap<String, Arc<Plane>>>,
     /// Builds whose Workflow was just created and not yet seen by the plane's watch.
     awaiting: Mutex<HashSet<(String, String)>>,
+    /// The status last written per Build, until the watch cache shows it.
+    written: Mutex<HashMap<(String, String), reconcile::Status>>,
     /// Consecutive failures per Build with the same reason, for the backoff.
     failures: Mutex<HashMap<(String, String), (String, u32)>>,
 }
@@ -79,6 +73,23 @@ impl Ctx {
         self.awaiting
             .lock()
             .is_ok_and(|a| a.contains(&(ns.to_owned(), name.to_owned())))
+    }
+
+    fn written(&self, ns: &str, name: &str) -> Option<reconcile::Status> {
+        let key = (ns.to_owned(), name.to_owned());
+        self.written.lock().ok()?.get(&key).cloned()
+    }
+
+    fn drop_written(&self, ns: &str, name: &str) {
+        if let Ok(mut w) = self.written.lock() {
+            w.remove(&(ns.to_owned(), name.to_owned()));
+        }
+    }
+
+    fn remember_written(&self, ns: &str, name: &str, status: reconcile::Status) {
+        if let Ok(mut w) = self.written.lock() {
+            w.insert((ns.to_owned(), name.to_owned()), status);
+        }
     }
 
     /// The plane's watch has the Build's Workflow.
@@ -110,13 +121,18 @@ impl Ctx {
     }
 
     fn metrics_started(&self) {
-        self.counters.builds_started.fetch_add(1, Ordering::Relaxed);
+        self.metrics.builds_started.inc();
     }
 
-    fn metrics_succeeded(&self) {
-        self.counters
-            .builds_succeeded
-            .fetch_add(1, Ordering::Relaxed);
+    fn metrics_finished(&self, succeeded: bool, emit: Option<Duration>) {
+        if succeeded {
+            self.metrics.builds_succeeded.inc();
+        } else {
+            self.metrics.builds_failed.inc();
+        }
+        if let Some(d) = emit {
+            self.metrics.observe_emit(d);
+        }
     }
 }
 
@@ -136,9 +152,7 @@ pub fn backoff(n: u32) -> Duration {
 }
 
 fn error_policy(obj: Arc<DynamicObject>, e: &ReconcileError, ctx: Arc<Ctx>) -> Action {
-    ctx.counters
-        .reconcile_errors
-        .fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.reconcile_errors.inc();
     if !e.retryable() {
         return Action::await_change();
     }
@@ -166,7 +180,7 @@ fn error_policy(obj: Arc<DynamicObject>, e: &ReconcileError, ctx: Arc<Ctx>) -> A
 /// Runs until `shutdown` completes; in-flight reconciles finish first.
 pub async fn run(
     settings: ControllerSettings,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), ControllerError> {
     let cp = Kube::connect(&settings.control_plane).await?;
@@ -193,10 +207,11 @@ pub async fn run(
         buildplanes: buildplanes.clone(),
         planes: Planes::new(trigger_tx, settings.plane_request_timeout),
         emitter: Emitter::control_plane_only(cp.clone()),
-        counters,
+        metrics,
         by_namespace: Default::default(),
         awaiting: Default::default(),
         failures: Default::default(),
+        written: Default::default(),
     });
     let controller = Controller::new_with(
         Api::<DynamicObject>::all_with(cp.client().clone(), &builds),

@@ -92,9 +92,30 @@ impl ReconcileError {
 }
 
 /// What the reconcile found out, to be written into the status.
-struct Status {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
     conditions: Vec<Condition>,
     image: String,
+}
+
+/// The status to start from: the object's, unless the watch cache has not caught up with the
+/// status this controller last wrote (then that one: conditions only move forward, and acting
+/// on the stale copy would submit or emit twice).
+fn current_status(ctx: &Ctx, ns: &str, name: &str, observed: Status) -> Status {
+    let Some(written) = ctx.written(ns, name) else {
+        return observed;
+    };
+    let caught_up = written.image == observed.image
+        && written.conditions.iter().all(|w| {
+            workflow::find_condition(&observed.conditions, &w.type_)
+                .is_some_and(|o| o.status == w.status && o.reason == w.reason)
+        });
+    if caught_up {
+        ctx.drop_written(ns, name);
+        observed
+    } else {
+        written
+    }
 }
 
 fn now() -> String {
@@ -128,7 +149,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action,
     let generation = obj.metadata.generation;
     let value =
         serde_json::to_value(&*obj).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
-    let before = parse_status(&value);
+    let before = current_status(&ctx, &ns, &name, parse_status(&value));
     // Upstream ignores a Build whose Workload was updated; a failed build is never resubmitted.
     if is(
         &before,
@@ -181,8 +202,9 @@ async fn write_status(ctx: &Ctx, ns: &str, name: &str, s: &Status) -> Result<(),
     }
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
         .await
-        .map(|_| ())
-        .map_err(|e| ReconcileError::ControlPlane(e.to_string()))
+        .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
+    ctx.remember_written(ns, name, s.clone());
+    Ok(())
 }
 
 /// Everything after BuildInitiated: trigger once, then follow the Workflow from the plane's
@@ -227,6 +249,7 @@ async fn progress(
         let mut c = Condition::build_failed(generation);
         c.message = format!("Build workflow {wf_ns}/{wf_name} was deleted before it finished");
         set(status, c);
+        ctx.metrics_finished(false, None);
         return Ok(Action::await_change());
     };
     ctx.seen(ns, name);
@@ -236,7 +259,10 @@ async fn progress(
     match phase {
         Phase::Unknown | Phase::Pending => return Ok(Action::await_change()),
         Phase::Running => set(status, Condition::build_in_progress(generation)),
-        Phase::Failed => set(status, Condition::build_failed(generation)),
+        Phase::Failed => {
+            set(status, Condition::build_failed(generation));
+            ctx.metrics_finished(false, None);
+        }
         Phase::Succeeded => {
             set(status, Condition::build_completed(generation));
             let target = Target {
@@ -249,14 +275,16 @@ async fn progress(
             };
             let result = watch::harvest(&target, &live);
             status.image = result.image.clone().unwrap_or_default();
+            let emitting = std::time::Instant::now();
             let emission = ctx.emitter.emit(&result, &build).await;
             match emission.outcome {
                 WorkloadOutcome::Updated => {
                     set(status, Condition::workload_updated(generation));
-                    ctx.metrics_succeeded();
+                    ctx.metrics_finished(true, Some(emitting.elapsed()));
                 }
                 WorkloadOutcome::Failed(detail) => return Err(ReconcileError::Workload(detail)),
                 other => {
+                    ctx.metrics_finished(false, None);
                     for c in workflow::conditions_for(&Phase::Succeeded, other, generation) {
                         set(status, c);
                     }

@@ -36,6 +36,8 @@ macro_rules! fail {
     };
 }
 
+pub mod read;
+
 /// Where results go. `url` may be any URL git2 understands, or a local path.
 #[derive(Clone)]
 pub struct GitTarget {
@@ -126,6 +128,16 @@ pub enum GitError {
         url: String,
         branch: String,
         detail: String,
+    },
+    /// The branch is not on the remote (reading a source needs it).
+    #[error("{url} has no branch {branch}")]
+    NoBranch { url: String, branch: String },
+    /// The sub-directory to read is not a directory on the branch.
+    #[error("{url} branch {branch} has no directory {path}")]
+    NoDirectory {
+        url: String,
+        branch: String,
+        path: String,
     },
     /// The branch kept moving (or pushes kept being rejected) until the deadline passed.
     #[error(

@@ -628,3 +628,45 @@ async fn write_inventories(
     }
     Ok(())
 }
+
+/// What `retry` did to one Workflow before applying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// Finished (or gone): it will be submitted again.
+    Resubmit,
+    /// Still running: left alone, not submitted twice.
+    Running,
+}
+
+/// Makes the next `apply` of `prepared` submit its Workflows again although their specs are
+/// unchanged: each finished one is deleted (and waited for) and its record forgotten, so the
+/// submit-once rule sees a spec never submitted. A running Workflow is left as it is.
+pub async fn forget_builds(
+    kube: &Kube,
+    prepared: &mut Prepared,
+) -> Result<Vec<(ObjectId, Retry)>, DeployError> {
+    let mut out = Vec::new();
+    for p in prepared
+        .objects
+        .iter_mut()
+        .filter(|p| p.manifest.id.kind == "Workflow")
+    {
+        let phase = p.live.as_ref().map(|l| {
+            l.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        });
+        if phase.is_some_and(|ph| !plan::is_finished(ph)) {
+            out.push((p.manifest.id.clone(), Retry::Running));
+            continue;
+        }
+        if p.live.is_some() {
+            kube.delete(&p.resource, &p.manifest.id).await?;
+            wait_gone(kube, p).await?;
+        }
+        p.live = None;
+        p.recorded = None;
+        out.push((p.manifest.id.clone(), Retry::Resubmit));
+    }
+    Ok(out)
+}

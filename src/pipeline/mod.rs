@@ -124,9 +124,23 @@ fn load_file(
     default_namespace: Option<&str>,
 ) -> Result<Vec<LoadedBuild>, PipelineError> {
     let text = source::read_text(file)?;
-    let name = file.display().to_string();
+    builds_in_text(&file.display().to_string(), &text, default_namespace, false)
+}
+
+/// The Builds of one file's text, validated. With `only_builds`, documents of other kinds are
+/// left out instead of being errors: a sync source may hold Workloads next to Builds.
+pub fn builds_in_text(
+    name: &str,
+    text: &str,
+    default_namespace: Option<&str>,
+    only_builds: bool,
+) -> Result<Vec<LoadedBuild>, PipelineError> {
     let mut builds = Vec::new();
-    for (origin, doc) in spec::parse_documents(&name, &text)? {
+    for (origin, doc) in spec::parse_documents(name, text)? {
+        let kind = doc.get("kind").and_then(Value::as_str);
+        if only_builds && kind.is_some_and(|k| k != "Build") {
+            continue;
+        }
         let mut build = spec::build_from_value(&origin, doc)?;
         if build.metadata.namespace.is_none() {
             build.metadata.namespace = default_namespace.map(str::to_owned);
@@ -248,4 +262,5 @@ pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, Pipel
 pub mod deploy;
 pub mod emit;
 pub mod logs;
+pub mod tolerant;
 pub mod watch;

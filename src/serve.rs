@@ -1,0 +1,172 @@
+//! The health and metrics endpoint of the long-running commands (`sync`, later `controller`):
+//! `/healthz` answers `ok` while the process runs, `/metrics` serves the registry in the
+//! Prometheus text format. HTTP/1 only, no TLS: it is meant for a loopback or a pod port.
+
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Body = http_body_util::Full<Bytes>;
+
+/// The endpoint could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address is taken or not ours to bind.
+    #[error("--metrics-addr {addr}: cannot listen: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The counters and histograms a build loop keeps, registered under `buildplane_`.
+pub struct Metrics {
+    pub registry: Registry,
+    pub builds_started: Counter,
+    pub builds_succeeded: Counter,
+    pub builds_failed: Counter,
+    pub reconcile_errors: Counter,
+    /// Seconds from a Workflow seen completed to its Workload emitted.
+    pub emit_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("buildplane");
+        let m = Metrics {
+            builds_started: Counter::default(),
+            builds_succeeded: Counter::default(),
+            builds_failed: Counter::default(),
+            reconcile_errors: Counter::default(),
+            // 1 ms … ~33 s: a directory write is milliseconds, a contended Git push seconds.
+            emit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "builds_started",
+            "Workflows submitted",
+            m.builds_started.clone(),
+        );
+        registry.register(
+            "builds_succeeded",
+            "Builds that succeeded with their Workload emitted",
+            m.builds_succeeded.clone(),
+        );
+        registry.register(
+            "builds_failed",
+            "Builds that failed, or whose Workload was not emitted",
+            m.builds_failed.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Rounds that could not read, render or apply",
+            m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "emit_latency_seconds",
+            "Time from a Workflow seen completed to its Workload emitted",
+            m.emit_latency.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The registry in the text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Records one emit's latency.
+    pub fn observe_emit(&self, latency: Duration) {
+        self.emit_latency.observe(latency.as_secs_f64());
+    }
+}
+
+/// Binds `addr` (so a taken port is an error at start, not later) and serves in the
+/// background until the runtime stops or the handle is aborted.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    tracing::info!(%addr, "serving /healthz and /metrics");
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let metrics = metrics.clone();
+                    async move { Ok::<_, std::convert::Infallible>(respond(&req, &metrics)) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "metrics connection ended");
+                }
+            });
+        }
+    }))
+}
+
+fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Body> {
+    let (status, content_type, body) = match req.uri().path() {
+        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok".to_owned()),
+        "/metrics" => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found".to_owned(),
+        ),
+    };
+    let mut response = Response::new(Body::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histogram_are_named_as_documented() {
+        let m = Metrics::default();
+        m.builds_started.inc();
+        m.observe_emit(Duration::from_millis(3));
+        let text = m.encode();
+        assert!(text.contains("buildplane_builds_started_total 1"), "{text}");
+        assert!(text.contains("buildplane_builds_failed_total 0"), "{text}");
+        assert!(
+            text.contains("buildplane_reconcile_errors_total 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("buildplane_emit_latency_seconds_count 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! The GitOps loop: read Build specs from a Git branch or a directory, apply them with the
+//! deploy pipeline, follow what was submitted, emit each Workload. Every decision is the
+//! pipeline's: "submit once per spec hash" lives in `deploy::apply` and the inventory, so the
+//! loop keeps no state that a restart could lose — it is derived from the cluster and the
+//! source at every round.
+
+use crate::core::manifest::{self, ObjectId};
+use crate::core::plan;
+use crate::core::workflow::{Phase, WorkloadOutcome};
+use crate::git::{GitError, read::read_branch};
+use crate::kube::{ClientSettings, Kube, KubeError};
+use crate::pipeline::deploy::{self, Action, DeployError, DeployOptions};
+use crate::pipeline::emit::{EmitError, EmitSettings, Emitter};
+use crate::pipeline::tolerant::{self, SourceFile};
+use crate::pipeline::watch::{self, BuildResult, Event, Target};
+use crate::pipeline::{LoadedBuild, PipelineError, Rendered, render_builds};
+use crate::serve::{self, Metrics, ServeError};
+use crate::source::{self, DirWatch, SourceError};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Where Build specs come from.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    /// A branch of a Git repository, fetched every interval; `path` is a directory inside it.
+    Git {
+        url: String,
+        branch: String,
+        path: Option<String>,
+        cache_dir: Option<PathBuf>,
+    },
+    /// A local directory, watched for changes.
+    Dir { dir: PathBuf },
+}
+
+/// Everything the loop needs, resolved from the flags.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub source: SourceSettings,
+    /// How often a Git source is fetched; how soon a failed round is tried again.
+    pub interval: Duration,
+    /// How long a directory must be quiet before a round reads it.
+    pub debounce: Duration,
+    /// Organization of Builds that name none.
+    pub default_namespace: String,
+    pub deploy: DeployOptions,
+    pub emit: EmitSettings,
+    pub client: ClientSettings,
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long in-flight emits may take after SIGTERM/SIGINT.
+    pub grace: Duration,
+}
+
+/// Why the loop could not start (a failing round is logged and retried, never returned).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The Git source could not be fetched or read.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The directory source could not be read or watched.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An emit setting is unusable, or the control plane unreachable.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+    /// The build plane's kubeconfig is unusable.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// The metrics endpoint could not listen.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// The Builds could not be rendered.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Applying failed.
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    /// A local resource (clone cache, signal handler, a background task) failed.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// What a round read: the commit (Git) or directory, and its files.
+struct Snapshot {
+    git: bool,
+    revision: String,
+    files: Vec<SourceFile>,
+}
+
+enum Source {
+    Git {
+        url: String,
+        branch: String,
+        path: Option<String>,
+        cache: PathBuf,
+        _temp: Option<tempfile::TempDir>,
+    },
+    Dir {
+        dir: PathBuf,
+        watch: DirWatch,
+    },
+}
+
+impl Source {
+    /// Prepares the cache or starts watching (before the first read, so no change is missed).
+    fn open(settings: &SourceSettings) -> Result<Source, SyncError> {
+        Ok(match settings.clone() {
+            SourceSettings::Git {
+                url,
+                branch,
+                path,
+                cache_dir,
+            } => {
+                let (cache, temp) = match cache_dir {
+                    Some(d) => (d, None),
+                    None => {
+                        let t = tempfile::Builder::new()
+                            .prefix("buildplane-sync-")
+                            .tempdir()
+                            .map_err(|e| SyncError::Local(format!("clone cache: {e}")))?;
+                        (t.path().to_path_buf(), Some(t))
+                    }
+                };
+                Source::Git {
+                    url,
+                    branch,
+                    path,
+                    cache,
+                    _temp: temp,
+                }
+            }
+            SourceSettings::Dir { dir } => {
+                std::fs::read_dir(&dir).map_err(|e| SourceError {
+                    path: dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                let watch = source::watch_dir(&dir)?;
+                Source::Dir { dir, watch }
+            }
+        })
+    }
+
+    async fn read(&self) -> Result<Snapshot, SyncError> {
+        match self {
+            Source::Git {
+                url,
+                branch,
+                path,
+                cache,
+                ..
+            } => {
+                let (url, branch, path, cache) =
+                    (url.clone(), branch.clone(), path.clone(), cache.clone());
+                let snap = tokio::task::spawn_blocking(move || {
+                    read_branch(&url, &branch, &cache, path.as_deref())
+                })
+                .await
+                .map_err(|e| SyncError::Local(e.to_string()))??;
+                let files = snap
+                    .files
+                    .into_iter()
+                    .map(|f| SourceFile {
+                        text: String::from_utf8(f.content).map_err(|_| "not UTF-8 text".to_owned()),
+                        name: f.path,
+                    })
+                    .collect();
+                Ok(Snapshot {
+                    git: true,
+                    revision: snap.commit,
+                    files,
+                })
+            }
+            Source::Dir { dir, .. } => {
+                let files = source::read_dir_files(dir)?
+                    .into_iter()
+                    .map(|(path, text)| SourceFile {
+                        name: path.display().to_string(),
+                        text: text.map_err(|e| e.message),
+                    })
+                    .collect();
+                Ok(Snapshot {
+                    git: false,
+                    revision: dir.display().to_string(),
+                    files,
+                })
+            }
+        }
+    }
+
+    /// Waits for the next reason to read: the interval (Git), a change, or — after a failed
+    /// round — the interval too (a directory that does not change would never be retried).
+    async fn next(&mut self, interval: Duration, debounce: Duration, retry: bool) {
+        match self {
+            Source::Git { .. } => tokio::time::sleep(interval).await,
+            Source::Dir { watch, .. } => {
+                tokio::select! {
+                    alive = watch.changed(debounce) => if !alive {
+                        std::future::pending::<()>().await;
+                    },
+                    _ = tokio::time::sleep(interval), if retry => {}
+                }
+            }
+        }
+    }
+}
+
+/// A finished build on its way to the emit worker.
+struct Finished {
+    result: BuildResult,
+    build: LoadedBuild,
+    seen: Instant,
+}
+
+/// What every round and follower shares.
+struct Shared {
+    kube: Kube,
+    metrics: Arc<Metrics>,
+    deploy: DeployOptions,
+    default_namespace: String,
+    /// Workflows (`ns/name`) a follower is watching now: not followed twice.
+    following: Mutex<HashSet<String>>,
+    finished: mpsc::UnboundedSender<Finished>,
+}
+
+/// Runs the loop until SIGTERM or SIGINT. The source is read before the first request, so an
+/// unreadable source or bad settings fail at once and contact no cluster.
+pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
+    let local = |e: std::io::Error| SyncError::Local(format!("signal handler: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(local)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(local)?;
+    settings.emit.check()?;
+    let mut source = Source::open(&settings.source)?;
+    let first = source.read().await?;
+    let kube = Kube::connect(&settings.client).await?;
+    let emitter = Emitter::connect(settings.emit.clone()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let server = match settings.metrics_addr {
+        Some(addr) => Some(serve::serve(addr, metrics.clone()).await?),
+        None => None,
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        kube,
+        metrics: metrics.clone(),
+        deploy: settings.deploy.clone(),
+        default_namespace: settings.default_namespace.clone(),
+        following: Mutex::default(),
+        finished: tx,
+    });
+    let emits = tokio::spawn(emit_worker(rx, emitter, metrics.clone()));
+    let mut followers = JoinSet::new();
+    let mut last_ok = attempt(&shared, first, true, &mut followers).await;
+    let mut retry = last_ok.is_none();
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = source.next(settings.interval, settings.debounce, retry) => {}
+        }
+        while followers.try_join_next().is_some() {}
+        let snapshot = match source.read().await {
+            Ok(s) => s,
+            Err(e) => {
+                reconcile_error(&metrics, &e);
+                retry = true;
+                continue;
+            }
+        };
+        if snapshot.git && !retry && last_ok.as_deref() == Some(snapshot.revision.as_str()) {
+            continue;
+        }
+        match attempt(&shared, snapshot, false, &mut followers).await {
+            Some(rev) => (last_ok, retry) = (Some(rev), false),
+            None => retry = true,
+        }
+    }
+    shutdown(shared, followers, emits, settings.grace).await;
+    if let Some(s) = server {
+        s.abort();
+    }
+    Ok(())
+}
+
+/// Stops following (a restart follows again), then lets queued and in-flight emits finish
+/// within `grace`.
+async fn shutdown(
+    shared: Arc<Shared>,
+    mut followers: JoinSet<()>,
+    emits: tokio::task::JoinHandle<()>,
+    grace: Duration,
+) {
+    tracing::info!(
+        event = "shutdown",
+        "stopping: no more rounds; finishing emits"
+    );
+    followers.abort_all();
+    while followers.join_next().await.is_some() {}
+    // The last sender goes with `shared`: the worker ends when the queue is empty.
+    drop(shared);
+    if tokio::time::timeout(grace, emits).await.is_err() {
+        tracing::warn!(
+            event = "shutdown",
+            grace_seconds = grace.as_secs(),
+            "emits still running after the grace period; leaving them to the next start"
+        );
+    }
+}
+
+fn reconcile_error(metrics: &Metrics, e: &SyncError) {
+    metrics.reconcile_errors.inc();
+    tracing::error!(event = "reconcile_error", error = %e, "round failed; trying again");
+}
+
+/// One round; the revision it completed, or None when it failed (logged and counted) or left
+/// a changed spec waiting (both are tried again after `--interval`).
+async fn attempt(
+    shared: &Arc<Shared>,
+    snapshot: Snapshot,
+    startup: bool,
+    followers: &mut JoinSet<()>,
+) -> Option<String> {
+    let revision = snapshot.revision.clone();
+    match round(shared, snapshot, startup, followers).await {
+        Ok(Round { waiting: false }) => Some(revision),
+        Ok(Round { waiting: true }) => None,
+        Err(e) => {
+            reconcile_error(&shared.metrics, &e);
+            None
+        }
+    }
+}
+
+/// What a round left to do: `waiting` when a changed spec waits for its running Workflow, so
+/// the round is repeated after `--interval` even if the source does not change.
+struct Round {
+    waiting: bool,
+}
+
+async fn round(
+    shared: &Arc<Shared>,
+    snapshot: Snapshot,
+    startup: bool,
+    followers: &mut JoinSet<()>,
+) -> Result<Round, SyncError> {
+    let loaded = tolerant::load(&snapshot.files, Some(&shared.default_namespace));
+    for b in &loaded.broken {
+        tracing::error!(event = "file_skipped", file = %b.file, error = %b.error, "skipped a broken file");
+    }
+    let (builds, broken) = (loaded.builds.len(), loaded.broken.len());
+    if snapshot.git {
+        let commit = &snapshot.revision;
+        tracing::info!(event = "sync_round", %commit, builds, broken, "read the branch");
+    } else {
+        let dir = &snapshot.revision;
+        tracing::info!(event = "sync_round", %dir, builds, broken, "read the directory");
+    }
+    let mut objects = render_builds(&loaded.builds)?;
+    manifest::sort(&mut objects);
+    let rendered = Rendered {
+        builds: objects,
+        ..Rendered::default()
+    };
+    let prepared = deploy::prepare(&shared.kube, &rendered, &shared.deploy).await?;
+    let mut submitted: Vec<ObjectId> = Vec::new();
+    let mut waiting = false;
+    deploy::apply(&shared.kube, &prepared, &shared.deploy, |id, action| {
+        match action {
+            Action::Created | Action::Configured if id.kind == "Workflow" => {
+                submitted.push(id.clone());
+            }
+            Action::Skipped(why) => {
+                waiting = true;
+                tracing::info!(event = "build_waiting", workflow = %id, reason = %why, "changed spec waits");
+            }
+            _ => {}
+        }
+    })
+    .await?;
+    let by_workflow: BTreeMap<(String, String), &LoadedBuild> = loaded
+        .builds
+        .iter()
+        .map(|lb| (crate::pipeline::logs::workflow_of(lb), lb))
+        .collect();
+    let key = |id: &ObjectId| (id.namespace.clone().unwrap_or_default(), id.name.clone());
+    let mut follow: Vec<Target> = Vec::new();
+    for id in &submitted {
+        if let Some(lb) = by_workflow.get(&key(id)) {
+            shared.metrics.builds_started.inc();
+            tracing::info!(event = "build_submitted", build = %label(lb), workflow = %id, "submitted");
+            follow.push(Target::of(lb));
+        }
+    }
+    // Workflows that exist and were not submitted now: at start, all of them (a finished one
+    // is harvested at once: a Workload lost by a crash is written now); later, running ones
+    // nobody follows (e.g. re-submitted by `buildplane retry`).
+    for p in prepared
+        .objects
+        .iter()
+        .filter(|p| p.manifest.id.kind == "Workflow")
+    {
+        let (Some(live), Some(lb)) = (&p.live, by_workflow.get(&key(&p.manifest.id))) else {
+            continue;
+        };
+        let finished = live
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .is_some_and(plan::is_finished);
+        if !submitted.contains(&p.manifest.id) && (startup || !finished) {
+            follow.push(Target::of(lb));
+        }
+    }
+    spawn_follower(shared, follow, followers);
+    Ok(Round { waiting })
+}
+
+fn label(lb: &LoadedBuild) -> String {
+    format!("{}/{}", lb.build.organization(), lb.build.metadata.name)
+}
+
+/// Follows `targets` in the background; each result goes to the emit worker.
+fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut JoinSet<()>) {
+    let targets: Vec<Target> = {
+        let mut following = shared.following.lock().expect("not poisoned");
+        targets
+            .into_iter()
+            .filter(|t| following.insert(format!("{}/{}", t.namespace, t.workflow)))
+            .collect()
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let shared = shared.clone();
+    followers.spawn(async move {
+        let builds: BTreeMap<String, LoadedBuild> = targets
+            .iter()
+            .map(|t| (t.label(), t.build.clone()))
+            .collect();
+        let keys: Vec<String> = targets
+            .iter()
+            .map(|t| format!("{}/{}", t.namespace, t.workflow))
+            .collect();
+        let mut done = HashSet::new();
+        let watched = watch::watch(&shared.kube, targets, None, |event| {
+            let Event::Finished(r) = event else { return };
+            let seen = Instant::now();
+            shared
+                .following
+                .lock()
+                .expect("not poisoned")
+                .remove(&r.workflow);
+            done.insert(r.workflow.clone());
+            if let Some(build) = builds.get(&r.build) {
+                let result = r.clone();
+                let build = build.clone();
+                let _ = shared.finished.send(Finished {
+                    result,
+                    build,
+                    seen,
+                });
+            }
+        })
+        .await;
+        if let Err(e) = watched {
+            let mut following = shared.following.lock().expect("not poisoned");
+            for k in keys.iter().filter(|k| !done.contains(*k)) {
+                following.remove(k);
+            }
+            shared.metrics.reconcile_errors.inc();
+            tracing::error!(event = "reconcile_error", error = %e, "following builds failed");
+        }
+    });
+}
+
+/// Emits finished builds one after the other (Git pushes are serialized anyway) until every
+/// sender is gone.
+async fn emit_worker(
+    mut rx: mpsc::UnboundedReceiver<Finished>,
+    emitter: Emitter,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(f) = rx.recv().await {
+        let emission = emitter.emit(&f.result, &f.build.build).await;
+        let r = &f.result;
+        let ok = r.phase == Phase::Succeeded
+            && r.workload.is_some()
+            && emission.outcome == WorkloadOutcome::Updated;
+        if r.workload.is_some() {
+            metrics.observe_emit(f.seen.elapsed());
+        }
+        if ok {
+            metrics.builds_succeeded.inc();
+        } else {
+            metrics.builds_failed.inc();
+        }
+        let outcome = match &emission.outcome {
+            WorkloadOutcome::Updated => "emitted".to_owned(),
+            WorkloadOutcome::NotYet => "none".to_owned(),
+            WorkloadOutcome::Missing => "no workload-cr output".to_owned(),
+            WorkloadOutcome::Failed(e) => format!("failed: {e}"),
+        };
+        tracing::info!(
+            event = "build_finished",
+            build = %r.build,
+            workflow = %r.workflow,
+            phase = %r.phase,
+            detail = r.message.as_deref().unwrap_or(""),
+            workload = %outcome,
+            emitted = %emission.notes.join("; "),
+            "build finished"
+        );
+    }
+}
