@@ -73,19 +73,30 @@ fn install_control_plane(cp: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// A build plane: Argo's CRDs and the four templates.
-fn install_argo(kc: &Path) {
-    let o = bin()
-        .args([
-            "apply",
-            "--set",
-            "argo-workflows.workflowNamespaces={}",
-            "--kubeconfig",
-        ])
-        .arg(kc)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+/// A kubeconfig for the controller's own ServiceAccount (`apply --control-plane` made it and its
+/// ClusterRole), with a token from the TokenRequest API: the controller then runs with exactly
+/// the permissions the install grants.
+fn service_account_kubeconfig(cp: &Path, dir: &Path) -> PathBuf {
+    let (code, resp) = cluster::raw_request(
+        cp,
+        None,
+        "POST",
+        "/api/v1/namespaces/buildplane-system/serviceaccounts/buildplane-controller/token",
+        Some(
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600}}),
+        ),
+        "application/json",
+    );
+    assert_eq!(code, 201, "{resp}");
+    let token = resp["status"]["token"].as_str().unwrap();
+    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(cp).unwrap()).unwrap();
+    for user in kc["users"].as_array_mut().unwrap() {
+        user["user"] = json!({"token": token});
+    }
+    let path = dir.join("controller-kubeconfig.yaml");
+    std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
+    path
 }
 
 fn post(kc: &Path, path: &str, body: Value) {
@@ -239,7 +250,7 @@ const DONE: [&str; 4] = [
 fn builds_of_two_organizations_run_on_two_build_planes() {
     let plane1 = cluster::with_argo();
     let plane2 = cluster::start_private();
-    install_argo(&plane2.kubeconfig);
+    cluster::install_argo(&plane2.kubeconfig);
     let cp = cluster::start_private();
     let cpk = &cp.kubeconfig;
     install_control_plane(cpk);
@@ -379,7 +390,9 @@ fn failures_become_conditions_and_recover_when_fixed() {
     namespace(cpk, &org);
     let ns = format!("openchoreo-ci-{org}");
     let _argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed()));
-    let c = start_controller(cpk, &[]);
+    // The controller runs as its ServiceAccount: the rendered RBAC is enough, and no more is used.
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_controller(&service_account_kubeconfig(cpk, dir.path()), &[]);
     let name = build(cpk, &org, "cart");
 
     // 1. No BuildPlane in the namespace.
@@ -440,4 +453,21 @@ fn failures_become_conditions_and_recover_when_fixed() {
     let b = wait_for(cpk, &org, &name, DONE[3], &c);
     assert_eq!(conditions(&b), DONE);
     assert!(c.log().contains("kubeconfig Secret changed"), "{}", c.log());
+}
+
+#[test]
+fn in_a_pod_without_a_kubeconfig_the_service_account_is_used() {
+    let home = tempfile::tempdir().unwrap();
+    let o = bin()
+        .arg("controller")
+        .env("HOME", home.path())
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    // Outside a pod the service account's token file is missing: the in-cluster path was taken.
+    assert!(err.contains("in-cluster service account"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }

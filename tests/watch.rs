@@ -245,27 +245,7 @@ fn the_workload_is_applied_into_the_control_plane() {
     let kc = cluster::with_argo();
     let cp = cluster::start_private();
     // The control plane gets the Workload CRD generated from our types.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use buildplane::kube::{ClientSettings, Kube};
-        let kube = Kube::connect(&ClientSettings {
-            kubeconfig: Some(cp.kubeconfig.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let crd = buildplane::core::manifest::Manifest::new(buildplane::core::crd::workload_crd())
-            .unwrap();
-        let r = kube
-            .resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-            .await
-            .unwrap()
-            .unwrap();
-        kube.apply(&r, &crd, false, true).await.unwrap();
-        kube.wait_crd_established("workloads.openchoreo.dev", Duration::from_secs(60))
-            .await
-            .unwrap();
-    });
+    cluster::install_workload_crd(&cp.kubeconfig);
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     assert_eq!(

@@ -380,35 +380,11 @@ fn slow_steps_show_progress_and_the_timeout_ends_the_watch() {
     assert!(!events.iter().any(|e| e["event"] == "finished"));
 }
 
-fn install_workload_crd(kc: &Path) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use buildplane::kube::{ClientSettings, Kube};
-        let kube = Kube::connect(&ClientSettings {
-            kubeconfig: Some(kc.to_path_buf()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let crd = buildplane::core::manifest::Manifest::new(buildplane::core::crd::workload_crd())
-            .unwrap();
-        let r = kube
-            .resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-            .await
-            .unwrap()
-            .unwrap();
-        kube.apply(&r, &crd, false, true).await.unwrap();
-        kube.wait_crd_established("workloads.openchoreo.dev", Duration::from_secs(60))
-            .await
-            .unwrap();
-    });
-}
-
 #[test]
 fn the_workload_reaches_a_directory_a_git_branch_and_the_control_plane() {
     let kc = cluster::with_argo();
     // The shared cluster is the control plane too: Workloads go to namespace <org>.
-    install_workload_crd(&kc);
+    cluster::install_workload_crd(&kc);
     let dir = tempfile::tempdir().unwrap();
     let org = cluster::unique_name("targets");
     let (code, body) = cluster::raw_request(

@@ -35,17 +35,7 @@ fn status_for(template: &str, wf: &str, component: &str) -> Value {
 fn watch_survives_an_api_server_restart_and_emits_each_workload_once() {
     let c = cluster::start_private();
     let kc = &c.kubeconfig;
-    let o = bin()
-        .args([
-            "apply",
-            "--set",
-            "argo-workflows.workflowNamespaces={}",
-            "--kubeconfig",
-        ])
-        .arg(kc)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    cluster::install_argo(kc);
     let dir = tempfile::tempdir().unwrap();
     let builds = dir.path().join("builds");
     std::fs::create_dir_all(&builds).unwrap();
@@ -145,17 +135,7 @@ fn watch_survives_an_api_server_restart_and_emits_each_workload_once() {
 fn a_410_gone_after_a_restart_forces_a_relist() {
     let c = cluster::start_private();
     let kc = &c.kubeconfig;
-    let o = bin()
-        .args([
-            "apply",
-            "--set",
-            "argo-workflows.workflowNamespaces={}",
-            "--kubeconfig",
-        ])
-        .arg(kc)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    cluster::install_argo(kc);
     let dir = tempfile::tempdir().unwrap();
     let builds = dir.path().join("builds");
     std::fs::create_dir_all(&builds).unwrap();

@@ -99,15 +99,17 @@ impl Ctx {
         }
     }
 
-    /// The Build made progress: no backoff, nothing awaited.
-    fn forget(&self, ns: &str, name: &str) {
-        let key = (ns.to_owned(), name.to_owned());
-        if let Ok(mut a) = self.awaiting.lock() {
-            a.remove(&key);
-        }
+    /// The Build made progress: its backoff starts over.
+    fn reset_backoff(&self, ns: &str, name: &str) {
         if let Ok(mut f) = self.failures.lock() {
-            f.remove(&key);
+            f.remove(&(ns.to_owned(), name.to_owned()));
         }
+    }
+
+    /// The Build is done: nothing about it is kept.
+    fn forget(&self, ns: &str, name: &str) {
+        self.seen(ns, name);
+        self.reset_backoff(ns, name);
     }
 
     fn plane_of_namespace(&self, ns: &str) -> Option<Arc<Plane>> {
@@ -245,13 +247,22 @@ pub async fn run(
         )
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
+        .run(reconcile::reconcile, error_policy, ctx.clone())
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "reconcile failed");
             }
         })
         .await;
+    let (plane_requests, plane_writes) = ctx.planes.counts().await;
+    tracing::info!(
+        event = "shutdown",
+        control_plane_requests = cp.requests(),
+        control_plane_writes = cp.writes(),
+        build_plane_requests = plane_requests,
+        build_plane_writes = plane_writes,
+        "stopped; HTTP requests sent"
+    );
     Ok(())
 }
 

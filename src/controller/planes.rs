@@ -75,6 +75,14 @@ impl Planes {
         }
     }
 
+    /// Requests and writes sent to build planes by the clients in use now.
+    pub async fn counts(&self) -> (usize, usize) {
+        let planes = self.by_key.lock().await;
+        planes.values().fold((0, 0), |(r, w), p| {
+            (r + p.kube.requests(), w + p.kube.writes())
+        })
+    }
+
     /// The cached plane of BuildPlane `key`, whatever its Secret says now.
     pub async fn cached(&self, key: &str) -> Option<Arc<Plane>> {
         self.by_key.lock().await.get(key).cloned()

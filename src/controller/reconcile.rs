@@ -183,7 +183,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action,
     }
     match outcome {
         Ok(action) => {
-            ctx.forget(&ns, &name);
+            ctx.reset_backoff(&ns, &name);
             Ok(action)
         }
         Err(e) => {
@@ -241,20 +241,36 @@ async fn progress(
         submit(ctx, &plane, eng, &build, &mut wf, ns, name).await?;
         set(status, Condition::build_triggered(generation));
     }
-    let Some(live) = plane.workflow(&wf_ns, &wf_name).await else {
-        if ctx.awaiting(ns, name) {
-            // Just created: its watch event is on the way and triggers the next reconcile.
-            return Ok(Action::await_change());
+    let live = match plane.workflow(&wf_ns, &wf_name).await {
+        Some(live) => {
+            serde_json::to_value(&*live).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?
         }
-        let mut c = Condition::build_failed(generation);
-        c.message = format!("Build workflow {wf_ns}/{wf_name} was deleted before it finished");
-        set(status, c);
-        ctx.metrics_finished(false, None);
-        return Ok(Action::await_change());
+        // Just created: its watch event is on the way and triggers the next reconcile.
+        None if ctx.awaiting(ns, name) => return Ok(Action::await_change()),
+        // Not in the watch cache: a lagging cache must not end a build, so ask the plane.
+        None => match plane
+            .kube
+            .get(&workflow_api(&plane, &wf).await?, &wf.id)
+            .await
+        {
+            Ok(Some(live)) => live,
+            Ok(None) => {
+                let mut c = Condition::build_failed(generation);
+                c.message =
+                    format!("Build workflow {wf_ns}/{wf_name} was deleted before it finished");
+                set(status, c);
+                ctx.metrics_finished(false, None);
+                return Ok(Action::await_change());
+            }
+            Err(source) => {
+                return Err(ReconcileError::Workflow {
+                    plane: plane.key.clone(),
+                    source,
+                });
+            }
+        },
     };
     ctx.seen(ns, name);
-    let live =
-        serde_json::to_value(&*live).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
     let phase = workflow::status(&live).phase;
     match phase {
         Phase::Unknown | Phase::Pending => return Ok(Action::await_change()),
@@ -402,6 +418,23 @@ async fn submit(
         .map_err(failed)?;
     ctx.metrics_started();
     Ok(())
+}
+
+/// The Workflow API of the plane (discovery, cached by the client).
+async fn workflow_api(
+    plane: &Plane,
+    wf: &Manifest,
+) -> Result<crate::kube::Resource, ReconcileError> {
+    let failed = |source| ReconcileError::Workflow {
+        plane: plane.key.clone(),
+        source,
+    };
+    plane
+        .kube
+        .resource(&wf.id.api_version, &wf.id.kind)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| failed(no_api(wf)))
 }
 
 fn no_api(m: &Manifest) -> KubeError {

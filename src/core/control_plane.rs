@@ -24,12 +24,12 @@ fn labels() -> Value {
 
 /// The permissions the controller needs, and no more: it reads Builds and BuildPlanes, writes
 /// only Build status, reads (never lists) the kubeconfig Secrets BuildPlanes name, and applies
-/// Workloads.
+/// Workloads (a server-side apply that creates an object needs `create` besides `patch`).
 pub fn cluster_role_rules() -> Value {
     json!([
         {"apiGroups": ["openchoreo.dev"], "resources": ["builds", "buildplanes"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["openchoreo.dev"], "resources": ["builds/status"], "verbs": ["get", "patch"]},
-        {"apiGroups": ["openchoreo.dev"], "resources": ["workloads"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["openchoreo.dev"], "resources": ["workloads"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     ])
 }
@@ -66,7 +66,9 @@ pub fn bundle(settings: &ControlPlaneSettings) -> Vec<Manifest> {
                         "containers": [{
                             "name": "controller",
                             "image": settings.image,
-                            "args": ["controller"],
+                            "args": ["controller", "--metrics-addr", "0.0.0.0:9090"],
+                            "ports": [{"name": "metrics", "containerPort": 9090}],
+                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
                             "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
                                           "limits": {"memory": "256Mi"}},
                             "securityContext": {"allowPrivilegeEscalation": false,
@@ -103,7 +105,20 @@ mod tests {
         }
         let rules = cluster_role_rules().to_string();
         assert!(!rules.contains("\"*\""), "no wildcard: {rules}");
-        assert!(!rules.contains("delete") && !rules.contains("create"));
+        assert!(!rules.contains("delete") && !rules.contains("update"));
+        let all = cluster_role_rules();
+        let creates: Vec<&Value> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["verbs"].to_string().contains("create"))
+            .map(|r| &r["resources"])
+            .collect();
+        assert_eq!(
+            creates,
+            [&json!(["workloads"])],
+            "only Workloads are created"
+        );
         let deploy = b.iter().find(|m| m.id.kind == "Deployment").unwrap();
         assert_eq!(
             deploy.object["spec"]["template"]["spec"]["containers"][0]["image"],

@@ -1,6 +1,8 @@
 //! The cluster edge: a client from a kubeconfig and context, discovery of any kind, and the
-//! few calls diff and apply need. Every call is counted, so commands and benchmarks can say
+//! few calls diff and apply need. Every HTTP request is counted at the wire (`count`), so commands and benchmarks can say
 //! how many requests they sent. Errors are one line and name the object.
+
+pub mod count;
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
@@ -14,7 +16,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -76,6 +77,15 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
+    /// Inside a pod with no kubeconfig named and none at the default place, the pod's service
+    /// account is used, as kubectl and client-go do.
+    fn in_cluster(&self, path: &std::path::Path) -> bool {
+        self.kubeconfig.is_none()
+            && std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty())
+            && !path.exists()
+            && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+    }
+
     fn kubeconfig_path(&self) -> PathBuf {
         if let Some(p) = &self.kubeconfig {
             return p.clone();
@@ -104,8 +114,7 @@ pub struct Resource {
 pub struct Kube {
     client: Client,
     server: String,
-    requests: Arc<AtomicUsize>,
-    writes: Arc<AtomicUsize>,
+    counts: count::Counts,
     discovery: Arc<Mutex<DiscoveryCache>>,
 }
 
@@ -127,6 +136,13 @@ impl Kube {
     /// Reads the kubeconfig and builds a client. Nothing is sent yet.
     pub async fn connect(settings: &ClientSettings) -> Result<Kube, KubeError> {
         let path = settings.kubeconfig_path();
+        if settings.in_cluster(&path) {
+            let config = Config::incluster().map_err(|e| KubeError::Config {
+                path: "in-cluster service account".into(),
+                message: root_cause(&e),
+            })?;
+            return Self::from_config(config, "in-cluster service account", settings);
+        }
         let shown = path.display().to_string();
         let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| KubeError::Config {
             path: shown.clone(),
@@ -162,9 +178,21 @@ impl Kube {
             context: settings.context.clone(),
             ..Default::default()
         };
-        let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| cfg_err(root_cause(&e)))?;
+        Self::from_config(config, shown, settings)
+    }
+
+    fn from_config(
+        mut config: Config,
+        shown: &str,
+        settings: &ClientSettings,
+    ) -> Result<Kube, KubeError> {
+        let cfg_err = |message: String| KubeError::Config {
+            path: shown.to_owned(),
+            message,
+        };
         if let Some(t) = settings.request_timeout {
             config.read_timeout = Some(t);
             config.write_timeout = Some(t);
@@ -172,12 +200,15 @@ impl Kube {
             config.reset_reader_on_write = true;
         }
         let server = config.cluster_url.to_string();
-        let client = Client::try_from(config).map_err(|e| cfg_err(root_cause(&e)))?;
+        let counts = count::Counts::default();
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| cfg_err(root_cause(&e)))?
+            .with_layer(&counts)
+            .build();
         Ok(Kube {
             client,
             server: server.trim_end_matches('/').to_owned(),
-            requests: Arc::default(),
-            writes: Arc::default(),
+            counts,
             discovery: Arc::default(),
         })
     }
@@ -186,21 +217,14 @@ impl Kube {
         &self.client
     }
 
-    /// Requests sent so far (reads and writes).
+    /// HTTP requests sent so far, of every kind (discovery, reads, writes, watches).
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::Relaxed)
+        self.counts.requests()
     }
 
-    /// Writes sent so far (applies that were not dry runs, deletes).
+    /// Writes sent so far (anything but GET/HEAD, dry runs excluded).
     pub fn writes(&self) -> usize {
-        self.writes.load(Ordering::Relaxed)
-    }
-
-    fn count(&self, write: bool) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if write {
-            self.writes.fetch_add(1, Ordering::Relaxed);
-        }
+        self.counts.writes()
     }
 
     /// Maps a client error to one line naming `object`.
@@ -236,7 +260,6 @@ impl Kube {
     ) -> Result<Option<Resource>, KubeError> {
         let mut cache = self.discovery.lock().await;
         if !cache.contains_key(api_version) {
-            self.count(false);
             let listed = if api_version.contains('/') {
                 self.client.list_api_group_resources(api_version).await
             } else {
@@ -295,7 +318,6 @@ impl Kube {
         r: &Resource,
         namespace: Option<&str>,
     ) -> Result<Vec<Value>, KubeError> {
-        self.count(false);
         let what = format!(
             "{} in {}",
             r.api.kind,
@@ -331,7 +353,6 @@ impl Kube {
         namespace: &str,
         selector: &str,
     ) -> Result<Vec<Value>, KubeError> {
-        self.count(false);
         let what = format!("{} in {namespace} ({selector})", r.api.kind);
         let list = self
             .api(r, Some(namespace))
@@ -355,7 +376,6 @@ impl Kube {
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), KubeError> {
         use futures::AsyncBufReadExt;
-        self.count(false);
         let object = format!("Pod/{namespace}/{pod}");
         let api: Api<k8s_openapi::api::core::v1::Pod> =
             Api::namespaced(self.client.clone(), namespace);
@@ -385,7 +405,6 @@ impl Kube {
 
     /// One object, or `None` if it does not exist.
     pub async fn get(&self, r: &Resource, id: &ObjectId) -> Result<Option<Value>, KubeError> {
-        self.count(false);
         match self.api(r, id.namespace.as_deref()).get_opt(&id.name).await {
             Ok(o) => Ok(o.map(|o| serde_json::to_value(o).expect("objects serialize"))),
             Err(e) => Err(self.error(&id.to_string(), e)),
@@ -412,7 +431,6 @@ impl Kube {
         dry_run: bool,
         force: bool,
     ) -> Result<Value, KubeError> {
-        self.count(!dry_run);
         let mut params = PatchParams::apply(manager);
         if force {
             params = params.force();
@@ -441,7 +459,6 @@ impl Kube {
 
     /// Deletes an object (background propagation); a missing object is not an error.
     pub async fn delete(&self, r: &Resource, id: &ObjectId) -> Result<(), KubeError> {
-        self.count(true);
         match self
             .api(r, id.namespace.as_deref())
             .delete(&id.name, &DeleteParams::background())
@@ -461,7 +478,6 @@ impl Kube {
         resource: &str,
         namespace: Option<&str>,
     ) -> Result<bool, KubeError> {
-        self.count(false);
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
@@ -489,7 +505,6 @@ impl Kube {
         name: &str,
         timeout: Duration,
     ) -> Result<(), KubeError> {
-        self.count(false);
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let cond = kube::runtime::wait::conditions::is_crd_established();
         match tokio::time::timeout(

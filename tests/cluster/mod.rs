@@ -371,31 +371,68 @@ current-context: counter
     file
 }
 
-/// The shared cluster with Argo's CRDs and the four ClusterWorkflowTemplates installed by the
-/// real binary, once per test process (cluster-scoped objects every build test needs).
+/// Installs Argo's CRDs and the four ClusterWorkflowTemplates into the cluster of `kubeconfig`
+/// with the real binary (a build plane, without build namespaces).
+pub fn install_argo(kubeconfig: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_buildplane"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KUBECONFIG")
+        .args([
+            "apply",
+            "--set",
+            "argo-workflows.workflowNamespaces={}",
+            "--force-conflicts",
+            "--kubeconfig",
+        ])
+        .arg(kubeconfig)
+        .output()
+        .expect("run buildplane");
+    assert!(
+        out.status.success(),
+        "installing Argo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The shared cluster with Argo installed ([`install_argo`]), once per test process
+/// (cluster-scoped objects every build test needs).
 pub fn with_argo() -> PathBuf {
     static DONE: OnceLock<PathBuf> = OnceLock::new();
     DONE.get_or_init(|| {
         let kc = kubeconfig();
-        let out = Command::new(env!("CARGO_BIN_EXE_buildplane"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("KUBECONFIG")
-            .args([
-                "apply",
-                "--set",
-                "argo-workflows.workflowNamespaces={}",
-                "--force-conflicts",
-                "--kubeconfig",
-            ])
-            .arg(&kc)
-            .output()
-            .expect("run buildplane");
-        assert!(
-            out.status.success(),
-            "installing Argo: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        install_argo(&kc);
         kc
     })
     .clone()
+}
+
+/// Installs the Workload CRD generated from the Rust types (a control plane for
+/// `--emit-cluster`) and waits until it is Established.
+pub fn install_workload_crd(kubeconfig: &Path) {
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    rt.block_on(async {
+        use buildplane::kube::{ClientSettings, Kube};
+        let kube = Kube::connect(&ClientSettings {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            ..Default::default()
+        })
+        .await
+        .expect("a client");
+        let crd = buildplane::core::manifest::Manifest::new(buildplane::core::crd::workload_crd())
+            .expect("a manifest");
+        let r = kube
+            .resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            .await
+            .expect("discovery")
+            .expect("CRDs are served");
+        kube.apply(&r, &crd, false, true)
+            .await
+            .expect("the CRD applies");
+        kube.wait_crd_established(
+            "workloads.openchoreo.dev",
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("the CRD is Established");
+    });
 }

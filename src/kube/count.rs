@@ -1,0 +1,69 @@
+//! Counts every HTTP request a client sends — reads, writes, discovery, watches — at the wire,
+//! so request figures (`buildplane controller`'s, the benchmarks') cannot miss a call path.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+/// Shared counters: every request, and those that change something (not GET/HEAD, not a
+/// `dryRun` request).
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    requests: Arc<AtomicUsize>,
+    writes: Arc<AtomicUsize>,
+}
+
+impl Counts {
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn record<B>(&self, req: &http::Request<B>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+        let dry = req.uri().query().is_some_and(|q| q.contains("dryRun="));
+        if !read && !dry {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for Counts {
+    type Service = Counted<S>;
+
+    fn layer(&self, inner: S) -> Counted<S> {
+        Counted {
+            inner,
+            counts: self.clone(),
+        }
+    }
+}
+
+/// A service that counts what passes through it.
+#[derive(Debug, Clone)]
+pub struct Counted<S> {
+    inner: S,
+    counts: Counts,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Counted<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        self.counts.record(&req);
+        self.inner.call(req)
+    }
+}
