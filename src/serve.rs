@@ -1,4 +1,4 @@
-//! The health and metrics endpoint of the long-running commands (`sync`, later `controller`):
+//! The health and metrics endpoint of the long-running commands (`sync`, `controller`):
 //! `/healthz` answers `ok` while the process runs, `/metrics` serves the registry in the
 //! Prometheus text format. HTTP/1 only, no TLS: it is meant for a loopback or a pod port.
 

@@ -10,7 +10,7 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The annotation on a Workflow naming the Build it runs, `namespace/name`.
@@ -37,7 +37,7 @@ pub struct Plane {
     /// Every build Workflow on the plane, kept current by a watch.
     pub workflows: Store<DynamicObject>,
     /// Organizations whose prerequisites (namespace, RBAC) this client has applied.
-    pub prepared: Mutex<HashSet<String>>,
+    pub prepared: tokio::sync::Mutex<HashSet<String>>,
     watch: tokio::task::JoinHandle<()>,
 }
 
@@ -154,7 +154,7 @@ impl Planes {
             kube,
             secret_version: secret_version.to_owned(),
             workflows: store,
-            prepared: Mutex::default(),
+            prepared: Default::default(),
             watch,
         }
     }

@@ -380,12 +380,9 @@ async fn submit(
         source,
     };
     let org = build.organization().to_owned();
-    let prepared = plane
-        .prepared
-        .lock()
-        .map(|p| p.contains(&org))
-        .unwrap_or(false);
-    if !prepared {
+    // Held while applying, so concurrent first builds of an organization apply them once.
+    let mut prepared = plane.prepared.lock().await;
+    if !prepared.contains(&org) {
         for m in eng.prerequisites(build) {
             let r = plane
                 .kube
@@ -395,10 +392,9 @@ async fn submit(
                 .ok_or_else(|| pre(no_api(&m)))?;
             plane.kube.apply(&r, &m, false, true).await.map_err(pre)?;
         }
-        if let Ok(mut p) = plane.prepared.lock() {
-            p.insert(org);
-        }
+        prepared.insert(org);
     }
+    drop(prepared);
     wf.object["metadata"]["annotations"][BUILD_ANNOTATION] = json!(format!("{ns}/{name}"));
     let failed = |source| ReconcileError::Workflow {
         plane: plane.key.clone(),

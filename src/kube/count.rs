@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 /// Shared counters: every request, and those that change something (not GET/HEAD, not a
-/// `dryRun` request).
+/// `dryRun` request, not an access review: a SelfSubjectAccessReview is a POST that only asks).
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
     requests: Arc<AtomicUsize>,
@@ -26,7 +26,8 @@ impl Counts {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
         let dry = req.uri().query().is_some_and(|q| q.contains("dryRun="));
-        if !read && !dry {
+        let review = req.uri().path().starts_with("/apis/authorization.k8s.io/");
+        if !read && !dry && !review {
             self.writes.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -65,5 +66,36 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         self.counts.record(&req);
         self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, uri: &str) -> http::Request<()> {
+        http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn writes_are_what_changes_state() {
+        let c = Counts::default();
+        for (method, uri) in [
+            ("GET", "/api/v1/namespaces"),
+            ("PATCH", "/api/v1/namespaces/a?fieldManager=x&dryRun=All"),
+            (
+                "POST",
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            ),
+            ("PATCH", "/api/v1/namespaces/a?fieldManager=x"),
+            ("DELETE", "/api/v1/namespaces/a"),
+        ] {
+            c.record(&request(method, uri));
+        }
+        assert_eq!((c.requests(), c.writes()), (5, 2));
     }
 }
