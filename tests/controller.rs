@@ -220,6 +220,16 @@ fn wait_for(kc: &Path, org: &str, name: &str, wanted: &str, c: &Running) -> Valu
             conditions(&b),
             c.log()
         );
+        // A controller that died (a panic) is the failure to report, not the wait.
+        let alive = Command::new("kill")
+            .args(["-0", &c.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let log = c.log();
+        assert!(
+            alive && !log.contains("panicked"),
+            "the controller stopped:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

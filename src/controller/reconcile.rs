@@ -21,6 +21,7 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Why a reconcile could not go on. Each variant maps to one condition (type, reason, message).
 #[derive(Debug, thiserror::Error)]
@@ -140,12 +141,21 @@ fn is(status: &Status, type_: &str, reason: &str, value: bool) -> bool {
         .is_some_and(|c| c.reason == reason && c.is_true() == value)
 }
 
-/// Reconciles one Build; the status is written once at the end, only when it changed.
+/// Reconciles one Build in a span naming it; the status is written once at the end, only when
+/// it changed.
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     let ns = obj.metadata.namespace.clone().unwrap_or_default();
     let name = obj.metadata.name.clone().unwrap_or_default();
     let span = tracing::info_span!("reconcile", build = %format!("{ns}/{name}"));
-    let _enter = span.enter();
+    reconcile_build(obj, ctx, ns, name).instrument(span).await
+}
+
+async fn reconcile_build(
+    obj: Arc<DynamicObject>,
+    ctx: Arc<Ctx>,
+    ns: String,
+    name: String,
+) -> Result<Action, ReconcileError> {
     let generation = obj.metadata.generation;
     let value =
         serde_json::to_value(&*obj).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
