@@ -2,7 +2,7 @@
 //! is read and validated before anything is produced, so bad input yields an error and no
 //! output (and, for the commands that talk to a cluster, no request).
 
-use crate::core::manifest::{self, Manifest};
+use crate::core::manifest::{self, Manifest, ObjectId};
 use crate::core::render::{self, Chart, RenderError};
 use crate::core::spec::{self, Build, Origin, SpecError};
 use crate::core::values::{self, SetKind, ValuesError};
@@ -154,18 +154,6 @@ pub fn builds_in_text(
 /// The objects for a set of Builds: each organization's prerequisites once, and one build
 /// object per Build. Duplicates are errors, not silent overwrites.
 pub fn render_builds(builds: &[LoadedBuild]) -> Result<Vec<Manifest>, PipelineError> {
-    let mut by_name: BTreeMap<(&str, &str), &Origin> = BTreeMap::new();
-    for lb in builds {
-        let b = &lb.build;
-        if let Some(first) = by_name.insert((b.organization(), &b.metadata.name), &lb.origin) {
-            return Err(PipelineError::DuplicateBuild {
-                namespace: b.organization().to_owned(),
-                name: b.metadata.name.clone(),
-                first: first.to_string(),
-                second: lb.origin.to_string(),
-            });
-        }
-    }
     let engines: Vec<&'static dyn engine::Engine> = builds
         .iter()
         .map(|lb| engine::for_build(&lb.origin, &lb.build))
@@ -173,15 +161,9 @@ pub fn render_builds(builds: &[LoadedBuild]) -> Result<Vec<Manifest>, PipelineEr
     let work: Vec<(&LoadedBuild, &'static dyn engine::Engine)> =
         builds.iter().zip(engines).collect();
     let rendered = crate::core::par::map(&work, |(lb, e)| e.build_object(&lb.build));
-    let mut by_object: BTreeMap<&crate::core::manifest::ObjectId, &Origin> = BTreeMap::new();
-    for (lb, object) in builds.iter().zip(&rendered) {
-        if let Some(first) = by_object.insert(&object.id, &lb.origin) {
-            return Err(PipelineError::DuplicateWorkflow {
-                workflow: object.id.to_string(),
-                first: first.to_string(),
-                second: lb.origin.to_string(),
-            });
-        }
+    let ids: Vec<&ObjectId> = rendered.iter().map(|m| &m.id).collect();
+    if let Some(clash) = clashes(builds, &ids).into_iter().next() {
+        return Err(clash.error);
     }
     let mut objects = Vec::with_capacity(builds.len() + 8);
     let mut namespaces_done = std::collections::BTreeSet::new();
@@ -192,6 +174,55 @@ pub fn render_builds(builds: &[LoadedBuild]) -> Result<Vec<Manifest>, PipelineEr
         objects.push(object);
     }
     Ok(objects)
+}
+
+/// Two Builds that cannot both be rendered: `second` (an index into the Builds) names the same
+/// Build as `first`, or renders the same build object.
+#[derive(Debug)]
+pub struct Clash {
+    pub first: usize,
+    pub second: usize,
+    pub error: PipelineError,
+}
+
+/// Every later definition that clashes with an earlier one, in input order; `objects[i]` is the
+/// build object Build `i` renders. A one-shot render stops at the first; a sync loop sets aside
+/// the files of each.
+pub fn clashes(builds: &[LoadedBuild], objects: &[&ObjectId]) -> Vec<Clash> {
+    let mut by_name: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut by_object: BTreeMap<&ObjectId, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, (lb, id)) in builds.iter().zip(objects).enumerate() {
+        let b = &lb.build;
+        let origin = |j: usize| builds[j].origin.to_string();
+        if let Some(&first) = by_name.get(&(b.organization(), b.metadata.name.as_str())) {
+            out.push(Clash {
+                first,
+                second: i,
+                error: PipelineError::DuplicateBuild {
+                    namespace: b.organization().to_owned(),
+                    name: b.metadata.name.clone(),
+                    first: origin(first),
+                    second: origin(i),
+                },
+            });
+        } else if let Some(&first) = by_object.get(id) {
+            out.push(Clash {
+                first,
+                second: i,
+                error: PipelineError::DuplicateWorkflow {
+                    workflow: id.to_string(),
+                    first: origin(first),
+                    second: origin(i),
+                },
+            });
+        }
+        by_name
+            .entry((b.organization(), &b.metadata.name))
+            .or_insert(i);
+        by_object.entry(id).or_insert(i);
+    }
+    out
 }
 
 /// A render split by where objects come from: they are recorded in different inventories.

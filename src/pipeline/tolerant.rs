@@ -2,9 +2,10 @@
 //! with its error and the others are used. A one-shot command stops at the first error instead
 //! (`load_builds`); a sync loop cannot, or one typo would stop every team's builds.
 
-use super::logs::workflow_of;
-use super::{LoadedBuild, PipelineError, builds_in_text};
-use std::collections::{BTreeMap, BTreeSet};
+use super::{LoadedBuild, builds_in_text, clashes};
+use crate::core::manifest::ObjectId;
+use crate::engine;
+use std::collections::BTreeMap;
 
 /// One file of a source: its name as shown in messages, and its text (or why it is unreadable).
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ pub struct Loaded {
 /// Two files that define the same Build (or Builds rendering the same Workflow) are both set
 /// aside: neither may silently win.
 pub fn load(files: &[SourceFile], default_namespace: Option<&str>) -> Loaded {
-    let mut per_file: Vec<(String, Vec<LoadedBuild>)> = Vec::new();
+    let mut all: Vec<LoadedBuild> = Vec::new();
     let mut broken = Vec::new();
     for f in files {
         let result = f
@@ -42,63 +43,45 @@ pub fn load(files: &[SourceFile], default_namespace: Option<&str>) -> Loaded {
                 builds_in_text(&f.name, text, default_namespace, true).map_err(|e| e.to_string())
             });
         match result {
-            Ok(builds) => per_file.push((f.name.clone(), builds)),
+            Ok(builds) => all.extend(builds),
             Err(error) => broken.push(Broken {
                 file: f.name.clone(),
                 error,
             }),
         }
     }
-    let clashes = clashes(&per_file);
-    let mut builds = Vec::new();
-    for (file, file_builds) in per_file {
-        match clashes.get(&file) {
-            Some(error) => broken.push(Broken {
-                file,
-                error: error.clone(),
-            }),
-            None => builds.extend(file_builds),
+    // Files whose Builds clash are set aside whole, both sides: neither may silently win.
+    let mut set_aside: BTreeMap<String, String> = BTreeMap::new();
+    let mut objects: Vec<ObjectId> = Vec::with_capacity(all.len());
+    all.retain(|lb| match engine::for_build(&lb.origin, &lb.build) {
+        Ok(e) => {
+            objects.push(e.build_object(&lb.build).id);
+            true
+        }
+        Err(e) => {
+            set_aside.insert(lb.origin.file.clone(), e.to_string());
+            false
+        }
+    });
+    let ids: Vec<&ObjectId> = objects.iter().collect();
+    for c in clashes(&all, &ids) {
+        for i in [c.first, c.second] {
+            set_aside
+                .entry(all[i].origin.file.clone())
+                .or_insert_with(|| c.error.to_string());
         }
     }
+    let builds = all
+        .into_iter()
+        .filter(|lb| !set_aside.contains_key(&lb.origin.file))
+        .collect();
+    broken.extend(
+        set_aside
+            .into_iter()
+            .map(|(file, error)| Broken { file, error }),
+    );
     broken.sort_by(|a, b| a.file.cmp(&b.file));
     Loaded { builds, broken }
-}
-
-/// Per file, the first clash it takes part in, as the error `render_builds` would report.
-fn clashes(per_file: &[(String, Vec<LoadedBuild>)]) -> BTreeMap<String, String> {
-    let mut by_workflow: BTreeMap<(String, String), Vec<&LoadedBuild>> = BTreeMap::new();
-    for (_, builds) in per_file {
-        for lb in builds {
-            by_workflow.entry(workflow_of(lb)).or_default().push(lb);
-        }
-    }
-    let mut out = BTreeMap::new();
-    for ((ns, name), defs) in by_workflow {
-        let files: BTreeSet<&str> = defs.iter().map(|d| d.origin.file.as_str()).collect();
-        if defs.len() < 2 {
-            continue;
-        }
-        let (first, second) = (defs[0], defs[1]);
-        let (a, b) = (&first.build, &second.build);
-        let error = if a.organization() == b.organization() && a.metadata.name == b.metadata.name {
-            PipelineError::DuplicateBuild {
-                namespace: a.organization().to_owned(),
-                name: a.metadata.name.clone(),
-                first: first.origin.to_string(),
-                second: second.origin.to_string(),
-            }
-        } else {
-            PipelineError::DuplicateWorkflow {
-                workflow: format!("Workflow/{ns}/{name}"),
-                first: first.origin.to_string(),
-                second: second.origin.to_string(),
-            }
-        };
-        for f in files {
-            out.entry(f.to_owned()).or_insert_with(|| error.to_string());
-        }
-    }
-    out
 }
 
 #[cfg(test)]
