@@ -9,6 +9,7 @@
 mod argo;
 
 use base64::Engine as _;
+use buildplane::controller::openchoreo;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -42,16 +43,6 @@ impl Drop for Down {
 fn up(dir: &Path) -> Down {
     sh(Command::new("scripts/kube-testenv").arg("up").arg(dir));
     Down(dir.to_path_buf())
-}
-
-fn openchoreo(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: "openchoreo.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: "openchoreo.dev/v1alpha1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
 }
 
 async fn client(kubeconfig: &Path) -> kube::Client {

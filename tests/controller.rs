@@ -325,13 +325,7 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
             &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads/{component}"),
         );
         assert_eq!(code, 200, "Workload in the control plane: {w}");
-        let managers: Vec<&str> = w["metadata"]["managedFields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|m| m["manager"].as_str())
-            .collect();
-        assert_eq!(managers, ["build-controller"]);
+        assert_eq!(cluster::managers(&w), ["build-controller"]);
     }
     // Each organization's Workflows ran on its own plane only.
     assert_eq!(workflow_names(&plane1, &a).len(), 2);

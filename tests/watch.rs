@@ -312,13 +312,7 @@ fn the_workload_is_applied_into_the_control_plane() {
     );
     assert_eq!(code, 200);
     assert_eq!(w["spec"]["owner"]["componentName"], "reading-list-service");
-    let managers: Vec<&str> = w["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
-    assert_eq!(managers, ["build-controller"]);
+    assert_eq!(cluster::managers(&w), ["build-controller"]);
     // Not in the build plane.
     assert_eq!(
         cluster::kubectl_like_get(&kc, None, &format!("/api/v1/namespaces/{org}")).0,

@@ -9,7 +9,7 @@ mod cluster;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -31,23 +31,30 @@ fn status_for(template: &str, wf: &str, component: &str) -> Value {
     json!({"status": v["status"]})
 }
 
+/// Writes `n` Builds `<prefix>-<i>-build` (components `<prefix>-<i>`) of organization `org`
+/// into `dir/builds`; returns the directory and each Build's (Workflow, component).
+fn write_builds(dir: &Path, org: &str, prefix: &str, n: usize) -> (PathBuf, Vec<(String, String)>) {
+    let builds = dir.join("builds");
+    std::fs::create_dir_all(&builds).unwrap();
+    let mut workflows = Vec::new();
+    for i in 0..n {
+        let (name, component) = (format!("{prefix}-{i}-build"), format!("{prefix}-{i}"));
+        let text = format!(
+            "apiVersion: openchoreo.dev/v1alpha1\nkind: Build\nmetadata: {{name: {name}, namespace: {org}}}\nspec:\n  owner: {{projectName: default, componentName: {component}}}\n  repository: {{url: 'https://git.example.com/r.git', revision: {{branch: main}}, appPath: /}}\n  templateRef: {{name: google-cloud-buildpacks}}\n"
+        );
+        std::fs::write(builds.join(format!("{i:03}.yaml")), text).unwrap();
+        workflows.push((buildplane::core::naming::workflow_name(&name), component));
+    }
+    (builds, workflows)
+}
+
 #[test]
 fn watch_survives_an_api_server_restart_and_emits_each_workload_once() {
     let c = cluster::start_private();
     let kc = &c.kubeconfig;
     cluster::install_argo(kc);
     let dir = tempfile::tempdir().unwrap();
-    let builds = dir.path().join("builds");
-    std::fs::create_dir_all(&builds).unwrap();
-    let mut workflows = Vec::new();
-    for i in 0..BUILDS {
-        let (name, component) = (format!("svc-{i}-build"), format!("svc-{i}"));
-        let text = format!(
-            "apiVersion: openchoreo.dev/v1alpha1\nkind: Build\nmetadata: {{name: {name}, namespace: faults}}\nspec:\n  owner: {{projectName: default, componentName: {component}}}\n  repository: {{url: 'https://git.example.com/r.git', revision: {{branch: main}}, appPath: /}}\n  templateRef: {{name: google-cloud-buildpacks}}\n"
-        );
-        std::fs::write(builds.join(format!("{i:03}.yaml")), text).unwrap();
-        workflows.push((buildplane::core::naming::workflow_name(&name), component));
-    }
+    let (builds, workflows) = write_builds(dir.path(), "faults", "svc", BUILDS);
     let o = bin()
         .arg("apply")
         .arg(&builds)
@@ -137,14 +144,7 @@ fn a_410_gone_after_a_restart_forces_a_relist() {
     let kc = &c.kubeconfig;
     cluster::install_argo(kc);
     let dir = tempfile::tempdir().unwrap();
-    let builds = dir.path().join("builds");
-    std::fs::create_dir_all(&builds).unwrap();
-    for i in 0..3 {
-        let text = format!(
-            "apiVersion: openchoreo.dev/v1alpha1\nkind: Build\nmetadata: {{name: gone-{i}-build, namespace: gone}}\nspec:\n  owner: {{projectName: default, componentName: gone-{i}}}\n  repository: {{url: 'https://git.example.com/r.git', revision: {{branch: main}}, appPath: /}}\n  templateRef: {{name: google-cloud-buildpacks}}\n"
-        );
-        std::fs::write(builds.join(format!("{i}.yaml")), text).unwrap();
-    }
+    let (builds, _) = write_builds(dir.path(), "gone", "gone", 3);
     let o = bin()
         .arg("apply")
         .arg(&builds)

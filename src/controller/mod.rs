@@ -138,7 +138,8 @@ impl Ctx {
     }
 }
 
-fn openchoreo(kind: &str, plural: &str) -> ApiResource {
+/// An `openchoreo.dev/v1alpha1` resource (Build, BuildPlane, Workload).
+pub fn openchoreo(kind: &str, plural: &str) -> ApiResource {
     ApiResource {
         group: "openchoreo.dev".into(),
         version: "v1alpha1".into(),

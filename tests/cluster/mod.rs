@@ -293,6 +293,19 @@ pub fn raw_request(
     (status, value)
 }
 
+/// The field managers of an object (`metadata.managedFields[].manager`), in order.
+pub fn managers(object: &Value) -> Vec<String> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|m| m["manager"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Counts the TCP connections made to `addr` (each is accepted, counted, then closed at once).
 pub struct RequestCounter {
     pub addr: SocketAddr,
