@@ -187,17 +187,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), ControllerError> {
     let cp = Kube::connect(&settings.control_plane).await?;
-    for (kind, plural) in [
-        ("Build", "builds"),
-        ("BuildPlane", "buildplanes"),
-        ("Workload", "workloads"),
-    ] {
+    for kind in ["Build", "BuildPlane", "Workload"] {
         if cp
             .resource("openchoreo.dev/v1alpha1", kind)
             .await?
             .is_none()
         {
-            let _ = plural;
             return Err(ControllerError::NoCrd(kind));
         }
     }
