@@ -372,7 +372,7 @@ async fn round(
     let mut waiting = false;
     deploy::apply(&shared.kube, &prepared, &shared.deploy, |id, action| {
         match action {
-            Action::Created | Action::Configured if id.kind == "Workflow" => {
+            Action::Created | Action::Configured if crate::engine::is_build_object(id) => {
                 submitted.push(id.clone());
             }
             Action::Skipped(why) => {
@@ -403,15 +403,13 @@ async fn round(
     for p in prepared
         .objects
         .iter()
-        .filter(|p| p.manifest.id.kind == "Workflow")
+        .filter(|p| crate::engine::is_build_object(&p.manifest.id))
     {
         let (Some(live), Some(lb)) = (&p.live, by_workflow.get(&key(&p.manifest.id))) else {
             continue;
         };
-        let finished = live
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            .is_some_and(plan::is_finished);
+        let finished =
+            crate::engine::for_object(&p.manifest.id).is_some_and(|e| e.is_finished(live));
         if !submitted.contains(&p.manifest.id) && (startup || !finished) {
             follow.push(Target::of(lb));
         }

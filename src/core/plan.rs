@@ -280,50 +280,35 @@ pub enum BuildDecision {
     Busy,
 }
 
-/// The Argo phases after which a Workflow no longer changes.
-pub fn is_finished(phase: &str) -> bool {
-    matches!(phase, "Succeeded" | "Failed" | "Error")
+/// What the cluster holds of a build's object, as its engine reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveBuild<'a> {
+    /// The spec hash it was made from (its annotation).
+    pub spec_hash: Option<&'a str>,
+    /// Whether it reached a phase after which it no longer changes.
+    pub finished: bool,
 }
 
-/// Decides whether a build is (re)submitted. The rule: a Workflow is submitted once per Build
-/// spec hash. A finished or deleted Workflow is never re-created for the same spec; a changed
-/// spec replaces a finished Workflow and waits for a running one.
+/// Decides whether a build is (re)submitted. The rule: a build object is submitted once per
+/// Build spec hash. A finished or deleted one is never re-created for the same spec; a changed
+/// spec replaces a finished one and waits for a running one. `recorded_spec_hash` is what the
+/// caller's record (an inventory entry, a Build's status) says was submitted last, as
+/// [`recorded_spec_hash`] cuts it.
 pub fn decide_build(
     rendered_spec_hash: &str,
-    recorded: Option<&Entry>,
-    live: Option<&Value>,
+    recorded_spec_hash: Option<&str>,
+    live: Option<LiveBuild<'_>>,
 ) -> BuildDecision {
-    let live_hash = live.and_then(|l| {
-        l.pointer(&format!(
-            "/metadata/annotations/{}",
-            super::spec::SPEC_HASH_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
-    });
     match live {
-        Some(l) => {
-            if live_hash == Some(rendered_spec_hash) {
-                BuildDecision::AlreadySubmitted
-            } else {
-                let phase = l
-                    .pointer("/status/phase")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                if is_finished(phase) {
-                    BuildDecision::Replace
-                } else {
-                    BuildDecision::Busy
-                }
-            }
+        Some(l) if l.spec_hash == Some(rendered_spec_hash) => BuildDecision::AlreadySubmitted,
+        Some(l) if l.finished => BuildDecision::Replace,
+        Some(_) => BuildDecision::Busy,
+        None if recorded_spec_hash
+            == Some(self::recorded_spec_hash(rendered_spec_hash).as_str()) =>
+        {
+            BuildDecision::AlreadySubmitted
         }
-        None => {
-            let recorded_hash = recorded.and_then(|e| e.spec_hash.as_deref());
-            if recorded_hash == Some(recorded_spec_hash(rendered_spec_hash).as_str()) {
-                BuildDecision::AlreadySubmitted
-            } else {
-                BuildDecision::Submit
-            }
-        }
+        None => BuildDecision::Submit,
     }
 }
 
@@ -449,36 +434,37 @@ mod tests {
 
     #[test]
     fn builds_are_submitted_once_per_spec() {
-        let key = crate::core::spec::SPEC_HASH_ANNOTATION;
-        let live = |hash: &str, phase: &str| json!({"metadata": {"annotations": {key: hash}}, "status": {"phase": phase}});
-        let recorded = Entry {
-            api_version: "argoproj.io/v1alpha1".into(),
-            kind: "Workflow".into(),
-            namespace: Some("ns".into()),
-            name: "w".into(),
-            hash: "h".into(),
-            spec_hash: Some("s1".into()),
+        let live = |hash: &'static str, finished: bool| {
+            Some(LiveBuild {
+                spec_hash: Some(hash),
+                finished,
+            })
         };
+        let recorded = Some("s1");
         assert_eq!(decide_build("s1", None, None), BuildDecision::Submit);
         assert_eq!(
-            decide_build("s1", Some(&recorded), None),
+            decide_build("s1", recorded, None),
+            BuildDecision::AlreadySubmitted
+        );
+        assert_eq!(decide_build("s2", recorded, None), BuildDecision::Submit);
+        assert_eq!(
+            decide_build("s1", None, live("s1", true)),
             BuildDecision::AlreadySubmitted
         );
         assert_eq!(
-            decide_build("s2", Some(&recorded), None),
-            BuildDecision::Submit
-        );
-        assert_eq!(
-            decide_build("s1", None, Some(&live("s1", "Failed"))),
-            BuildDecision::AlreadySubmitted
-        );
-        assert_eq!(
-            decide_build("s2", None, Some(&live("s1", "Succeeded"))),
+            decide_build("s2", None, live("s1", true)),
             BuildDecision::Replace
         );
         assert_eq!(
-            decide_build("s2", None, Some(&live("s1", "Running"))),
+            decide_build("s2", recorded, live("s1", false)),
             BuildDecision::Busy
+        );
+        // A record cut to the recorded length still matches the full hash.
+        let full = "a".repeat(64);
+        let cut = recorded_spec_hash(&full);
+        assert_eq!(
+            decide_build(&full, Some(&cut), None),
+            BuildDecision::AlreadySubmitted
         );
     }
 }

@@ -1,7 +1,7 @@
 //! The Argo Workflows engine: per-build prerequisites and the `Workflow` that instantiates one
 //! of the chart's ClusterWorkflowTemplates, named and labelled as upstream does.
 
-use super::Engine;
+use super::{BuildKind, Engine};
 use crate::core::catalog::{self, RESERVED_PARAMETERS};
 use crate::core::manifest::Manifest;
 use crate::core::naming;
@@ -16,6 +16,21 @@ pub use crate::core::spec::SPEC_HASH_ANNOTATION;
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "buildplane");
 
 pub struct ArgoEngine;
+
+/// `argoproj.io/v1alpha1` Workflow, selected by upstream's `target=build` label.
+pub const WORKFLOW: BuildKind = BuildKind {
+    group: "argoproj.io",
+    version: "v1alpha1",
+    api_version: "argoproj.io/v1alpha1",
+    kind: "Workflow",
+    plural: "workflows",
+    selector: "target=build",
+};
+
+/// The Argo phases after which a Workflow no longer changes.
+pub fn is_finished_phase(phase: &str) -> bool {
+    matches!(phase, "Succeeded" | "Failed" | "Error")
+}
 
 impl Engine for ArgoEngine {
     fn name(&self) -> &'static str {
@@ -151,6 +166,16 @@ impl Engine for ArgoEngine {
             },
         });
         Manifest::new(object).expect("a Workflow carries kind and name")
+    }
+
+    fn build_kind(&self) -> BuildKind {
+        WORKFLOW
+    }
+
+    fn is_finished(&self, live: &Value) -> bool {
+        live.pointer("/status/phase")
+            .and_then(Value::as_str)
+            .is_some_and(is_finished_phase)
     }
 }
 

@@ -4,8 +4,23 @@
 
 pub mod argo;
 
-use crate::core::manifest::Manifest;
-use crate::core::spec::{Build, Origin, SpecError};
+use crate::core::manifest::{Manifest, ObjectId};
+use crate::core::plan::LiveBuild;
+use crate::core::spec::{Build, Origin, SPEC_HASH_ANNOTATION, SpecError};
+use serde_json::Value;
+
+/// The API of the objects an engine runs builds with, and the label every one of them carries
+/// (what watches select on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildKind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    /// The label selector of build objects (`key=value`).
+    pub selector: &'static str,
+}
 
 /// What a build engine does with a Build.
 pub trait Engine: Sync {
@@ -17,6 +32,10 @@ pub trait Engine: Sync {
     fn prerequisites(&self, build: &Build) -> Vec<Manifest>;
     /// The object that runs the build.
     fn build_object(&self, build: &Build) -> Manifest;
+    /// The API of [`Engine::build_object`]'s objects.
+    fn build_kind(&self) -> BuildKind;
+    /// Whether a live build object has reached a phase after which it no longer changes.
+    fn is_finished(&self, live: &Value) -> bool;
 }
 
 static ENGINES: &[&dyn Engine] = &[&argo::ArgoEngine];
@@ -39,4 +58,34 @@ pub fn for_build(origin: &Origin, build: &Build) -> Result<&'static dyn Engine, 
                 ),
             )
         })
+}
+
+/// The engine whose build objects have `id`'s kind, if any (a Workflow, not a ConfigMap).
+pub fn for_object(id: &ObjectId) -> Option<&'static dyn Engine> {
+    ENGINES.iter().copied().find(|e| {
+        let k = e.build_kind();
+        k.api_version == id.api_version && k.kind == id.kind
+    })
+}
+
+/// Whether `id` names an object that runs a build: the one kind the submit-once rule governs.
+pub fn is_build_object(id: &ObjectId) -> bool {
+    for_object(id).is_some()
+}
+
+/// What the submit-once rule needs to know of a live build object: the spec it was made from
+/// and whether it finished.
+pub fn live_build<'a>(engine: &dyn Engine, live: &'a Value) -> LiveBuild<'a> {
+    LiveBuild {
+        spec_hash: spec_hash_of(live),
+        finished: engine.is_finished(live),
+    }
+}
+
+/// The spec hash annotation of a rendered or live object.
+pub fn spec_hash_of(object: &Value) -> Option<&str> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(SPEC_HASH_ANNOTATION))
+        .and_then(Value::as_str)
 }

@@ -6,7 +6,7 @@ use super::Rendered;
 use crate::core::diff::{self, Change, PlanEntry, Summary};
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::plan::{self, BuildDecision, Entry, Inventory, STAGES, Stage};
-use crate::core::spec::SPEC_HASH_ANNOTATION;
+use crate::engine;
 use crate::kube::{Kube, KubeError, Resource, resource_from_crd};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
@@ -119,12 +119,19 @@ type ListKey = (String, String, Option<String>);
 type Permission = (String, String, String, Option<String>);
 
 fn spec_hash_of(v: &Value) -> Option<String> {
-    v.pointer(&format!(
-        "/metadata/annotations/{}",
-        SPEC_HASH_ANNOTATION.replace('/', "~1")
-    ))
-    .and_then(Value::as_str)
-    .map(str::to_owned)
+    engine::spec_hash_of(v).map(str::to_owned)
+}
+
+/// The submit-once rule for a planned build object: its rendered spec hash against its
+/// inventory record and the live object.
+fn decide(p: &Planned) -> BuildDecision {
+    let spec = spec_hash_of(&p.manifest.object).unwrap_or_default();
+    let recorded = p.recorded.as_ref().and_then(|e| e.spec_hash.as_deref());
+    let live = match (engine::for_object(&p.manifest.id), &p.live) {
+        (Some(e), Some(l)) => Some(engine::live_build(e, l)),
+        _ => None,
+    };
+    plan::decide_build(&spec, recorded, live)
 }
 
 fn group_of(api_version: &str) -> &str {
@@ -337,7 +344,7 @@ async fn check_permissions(
                 ns.clone(),
             ));
         }
-        if opts.prune || p.manifest.id.kind == "Workflow" {
+        if opts.prune || engine::is_build_object(&p.manifest.id) {
             needed.insert((
                 "delete".into(),
                 group.clone(),
@@ -394,9 +401,8 @@ type Compared = (Change, Option<Value>, Option<Value>, Option<String>);
 
 async fn compare(kube: &Kube, p: &Planned, opts: &DeployOptions) -> Result<Compared, DeployError> {
     let m = &p.manifest;
-    if m.id.kind == "Workflow" {
-        let spec = spec_hash_of(&m.object).unwrap_or_default();
-        match plan::decide_build(&spec, p.recorded.as_ref(), p.live.as_ref()) {
+    if engine::is_build_object(&m.id) {
+        match decide(p) {
             BuildDecision::AlreadySubmitted | BuildDecision::Busy => {
                 return Ok((Change::Unchanged, None, None, None));
             }
@@ -492,9 +498,8 @@ fn resource_version(v: &Value) -> Option<&str> {
 
 async fn apply_one(kube: &Kube, p: &Planned, opts: &DeployOptions) -> Result<Action, DeployError> {
     let m = &p.manifest;
-    if m.id.kind == "Workflow" {
-        let spec = spec_hash_of(&m.object).unwrap_or_default();
-        match plan::decide_build(&spec, p.recorded.as_ref(), p.live.as_ref()) {
+    if engine::is_build_object(&m.id) {
+        match decide(p) {
             BuildDecision::AlreadySubmitted => return Ok(Action::Unchanged),
             BuildDecision::Busy => {
                 return Ok(Action::Skipped(
@@ -649,14 +654,13 @@ pub async fn forget_builds(
     for p in prepared
         .objects
         .iter_mut()
-        .filter(|p| p.manifest.id.kind == "Workflow")
+        .filter(|p| engine::is_build_object(&p.manifest.id))
     {
-        let phase = p.live.as_ref().map(|l| {
-            l.pointer("/status/phase")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        });
-        if phase.is_some_and(|ph| !plan::is_finished(ph)) {
+        let running = match (engine::for_object(&p.manifest.id), &p.live) {
+            (Some(e), Some(live)) => !e.is_finished(live),
+            _ => false,
+        };
+        if running {
             out.push((p.manifest.id.clone(), Retry::Running));
             continue;
         }
