@@ -56,12 +56,12 @@ impl Default for Metrics {
         );
         registry.register(
             "builds_succeeded",
-            "Builds that succeeded with their Workload emitted",
+            "Builds that succeeded with a valid Workload that every emit target took",
             m.builds_succeeded.clone(),
         );
         registry.register(
             "builds_failed",
-            "Builds that failed, or whose Workload was not emitted",
+            "Builds that failed, produced no valid Workload, or whose Workload a target refused",
             m.builds_failed.clone(),
         );
         registry.register(
@@ -90,6 +90,19 @@ impl Metrics {
     /// Records one emit's latency.
     pub fn observe_emit(&self, latency: Duration) {
         self.emit_latency.observe(latency.as_secs_f64());
+    }
+
+    /// Counts a finished build by its one verdict; `emit_latency` is recorded when there was
+    /// a Workload to emit (time from the build seen finished to its emits done).
+    pub fn finished(&self, outcome: &crate::lifecycle::BuildOutcome, emit_latency: Duration) {
+        if outcome.workload().is_some() {
+            self.observe_emit(emit_latency);
+        }
+        if outcome.succeeded() {
+            self.builds_succeeded.inc();
+        } else {
+            self.builds_failed.inc();
+        }
     }
 }
 

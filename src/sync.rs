@@ -5,40 +5,23 @@
 //! source at every round.
 
 use crate::core::manifest::{self, ObjectId};
-use crate::core::plan;
-use crate::core::workflow::{Phase, WorkloadOutcome};
-use crate::git::{GitError, read::read_branch};
+use crate::emit::{EmitError, EmitSettings, Emitter};
+use crate::engine;
 use crate::kube::{ClientSettings, Kube, KubeError};
+use crate::lifecycle::{self, BuildOutcome, Event, Target};
 use crate::pipeline::deploy::{self, Action, DeployError, DeployOptions};
-use crate::pipeline::emit::{EmitError, EmitSettings, Emitter};
-use crate::pipeline::tolerant::{self, SourceFile};
-use crate::pipeline::watch::{self, BuildResult, Event, Target};
+use crate::pipeline::tolerant;
 use crate::pipeline::{LoadedBuild, PipelineError, Rendered, render_builds};
 use crate::serve::{self, Metrics, ServeError};
-use crate::source::{self, DirWatch, SourceError};
-use serde_json::Value;
+use crate::signal::Shutdown;
+pub use crate::source::specs::SourceSettings;
+use crate::source::specs::{Snapshot, SpecSource, SpecSourceError};
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-
-/// Where Build specs come from.
-#[derive(Debug, Clone)]
-pub enum SourceSettings {
-    /// A branch of a Git repository, fetched every interval; `path` is a directory inside it.
-    Git {
-        url: String,
-        branch: String,
-        path: Option<String>,
-        cache_dir: Option<PathBuf>,
-    },
-    /// A local directory, watched for changes.
-    Dir { dir: PathBuf },
-}
 
 /// Everything the loop needs, resolved from the flags.
 #[derive(Debug, Clone)]
@@ -61,12 +44,9 @@ pub struct SyncSettings {
 /// Why the loop could not start (a failing round is logged and retried, never returned).
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    /// The Git source could not be fetched or read.
+    /// The source could not be opened or read.
     #[error(transparent)]
-    Git(#[from] GitError),
-    /// The directory source could not be read or watched.
-    #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(#[from] SpecSourceError),
     /// An emit setting is unusable, or the control plane unreachable.
     #[error(transparent)]
     Emit(#[from] EmitError),
@@ -82,138 +62,14 @@ pub enum SyncError {
     /// Applying failed.
     #[error(transparent)]
     Deploy(#[from] DeployError),
-    /// A local resource (clone cache, signal handler, a background task) failed.
-    #[error("{0}")]
-    Local(String),
-}
-
-/// What a round read: the commit (Git) or directory, and its files.
-struct Snapshot {
-    git: bool,
-    revision: String,
-    files: Vec<SourceFile>,
-}
-
-enum Source {
-    Git {
-        url: String,
-        branch: String,
-        path: Option<String>,
-        cache: PathBuf,
-        _temp: Option<tempfile::TempDir>,
-    },
-    Dir {
-        dir: PathBuf,
-        watch: DirWatch,
-    },
-}
-
-impl Source {
-    /// Prepares the cache or starts watching (before the first read, so no change is missed).
-    fn open(settings: &SourceSettings) -> Result<Source, SyncError> {
-        Ok(match settings.clone() {
-            SourceSettings::Git {
-                url,
-                branch,
-                path,
-                cache_dir,
-            } => {
-                let (cache, temp) = match cache_dir {
-                    Some(d) => (d, None),
-                    None => {
-                        let t = tempfile::Builder::new()
-                            .prefix("buildplane-sync-")
-                            .tempdir()
-                            .map_err(|e| SyncError::Local(format!("clone cache: {e}")))?;
-                        (t.path().to_path_buf(), Some(t))
-                    }
-                };
-                Source::Git {
-                    url,
-                    branch,
-                    path,
-                    cache,
-                    _temp: temp,
-                }
-            }
-            SourceSettings::Dir { dir } => {
-                std::fs::read_dir(&dir).map_err(|e| SourceError {
-                    path: dir.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                let watch = source::watch_dir(&dir)?;
-                Source::Dir { dir, watch }
-            }
-        })
-    }
-
-    async fn read(&self) -> Result<Snapshot, SyncError> {
-        match self {
-            Source::Git {
-                url,
-                branch,
-                path,
-                cache,
-                ..
-            } => {
-                let (url, branch, path, cache) =
-                    (url.clone(), branch.clone(), path.clone(), cache.clone());
-                let snap = tokio::task::spawn_blocking(move || {
-                    read_branch(&url, &branch, &cache, path.as_deref())
-                })
-                .await
-                .map_err(|e| SyncError::Local(e.to_string()))??;
-                let files = snap
-                    .files
-                    .into_iter()
-                    .map(|f| SourceFile {
-                        text: String::from_utf8(f.content).map_err(|_| "not UTF-8 text".to_owned()),
-                        name: f.path,
-                    })
-                    .collect();
-                Ok(Snapshot {
-                    git: true,
-                    revision: snap.commit,
-                    files,
-                })
-            }
-            Source::Dir { dir, .. } => {
-                let files = source::read_dir_files(dir)?
-                    .into_iter()
-                    .map(|(path, text)| SourceFile {
-                        name: path.display().to_string(),
-                        text: text.map_err(|e| e.message),
-                    })
-                    .collect();
-                Ok(Snapshot {
-                    git: false,
-                    revision: dir.display().to_string(),
-                    files,
-                })
-            }
-        }
-    }
-
-    /// Waits for the next reason to read: the interval (Git), a change, or — after a failed
-    /// round — the interval too (a directory that does not change would never be retried).
-    async fn next(&mut self, interval: Duration, debounce: Duration, retry: bool) {
-        match self {
-            Source::Git { .. } => tokio::time::sleep(interval).await,
-            Source::Dir { watch, .. } => {
-                tokio::select! {
-                    alive = watch.changed(debounce) => if !alive {
-                        std::future::pending::<()>().await;
-                    },
-                    _ = tokio::time::sleep(interval), if retry => {}
-                }
-            }
-        }
-    }
+    /// The signal handlers could not be installed.
+    #[error("cannot install the signal handlers")]
+    Signals(#[source] std::io::Error),
 }
 
 /// A finished build on its way to the emit worker.
 struct Finished {
-    result: BuildResult,
+    outcome: BuildOutcome,
     build: LoadedBuild,
     seen: Instant,
 }
@@ -232,11 +88,9 @@ struct Shared {
 /// Runs the loop until SIGTERM or SIGINT. The source is read before the first request, so an
 /// unreadable source or bad settings fail at once and contact no cluster.
 pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
-    let local = |e: std::io::Error| SyncError::Local(format!("signal handler: {e}"));
-    let mut term = signal(SignalKind::terminate()).map_err(local)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(local)?;
+    let mut shutdown = Shutdown::install().map_err(SyncError::Signals)?;
     settings.emit.check()?;
-    let mut source = Source::open(&settings.source)?;
+    let mut source = SpecSource::open(&settings.source)?;
     let first = source.read().await?;
     let kube = Kube::connect(&settings.client).await?;
     let emitter = Emitter::connect(settings.emit.clone()).await?;
@@ -260,15 +114,14 @@ pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
     let mut retry = last_ok.is_none();
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = shutdown.recv() => break,
             _ = source.next(settings.interval, settings.debounce, retry) => {}
         }
         while followers.try_join_next().is_some() {}
         let snapshot = match source.read().await {
             Ok(s) => s,
             Err(e) => {
-                reconcile_error(&metrics, &e);
+                reconcile_error(&metrics, &e.into());
                 retry = true;
                 continue;
             }
@@ -281,7 +134,7 @@ pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
             None => retry = true,
         }
     }
-    shutdown(shared, followers, emits, settings.grace).await;
+    drain(shared, followers, emits, settings.grace).await;
     if let Some(s) = server {
         s.abort();
     }
@@ -290,7 +143,7 @@ pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
 
 /// Stops following (a restart follows again), then lets queued and in-flight emits finish
 /// within `grace`.
-async fn shutdown(
+async fn drain(
     shared: Arc<Shared>,
     mut followers: JoinSet<()>,
     emits: tokio::task::JoinHandle<()>,
@@ -372,7 +225,7 @@ async fn round(
     let mut waiting = false;
     deploy::apply(&shared.kube, &prepared, &shared.deploy, |id, action| {
         match action {
-            Action::Created | Action::Configured if crate::engine::is_build_object(id) => {
+            Action::Created | Action::Configured if engine::is_build_object(id) => {
                 submitted.push(id.clone());
             }
             Action::Skipped(why) => {
@@ -386,7 +239,7 @@ async fn round(
     let by_workflow: BTreeMap<(String, String), &LoadedBuild> = loaded
         .builds
         .iter()
-        .map(|lb| (crate::pipeline::logs::workflow_of(lb), lb))
+        .filter_map(|lb| Target::of(lb).ok().map(|t| ((t.namespace, t.name), lb)))
         .collect();
     let key = |id: &ObjectId| (id.namespace.clone().unwrap_or_default(), id.name.clone());
     let mut follow: Vec<Target> = Vec::new();
@@ -394,7 +247,7 @@ async fn round(
         if let Some(lb) = by_workflow.get(&key(id)) {
             shared.metrics.builds_started.inc();
             tracing::info!(event = "build_submitted", build = %label(lb), workflow = %id, "submitted");
-            follow.push(Target::of(lb));
+            follow.extend(Target::of(lb).ok());
         }
     }
     // Workflows that exist and were not submitted now: at start, all of them (a finished one
@@ -403,7 +256,7 @@ async fn round(
     for p in prepared
         .objects
         .iter()
-        .filter(|p| crate::engine::is_build_object(&p.manifest.id))
+        .filter(|p| engine::is_build_object(&p.manifest.id))
     {
         let (Some(live), Some(lb)) = (&p.live, by_workflow.get(&key(&p.manifest.id))) else {
             continue;
@@ -411,7 +264,7 @@ async fn round(
         let finished =
             crate::engine::for_object(&p.manifest.id).is_some_and(|e| e.is_finished(live));
         if !submitted.contains(&p.manifest.id) && (startup || !finished) {
-            follow.push(Target::of(lb));
+            follow.extend(Target::of(lb).ok());
         }
     }
     spawn_follower(shared, follow, followers);
@@ -428,7 +281,7 @@ fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut Jo
         let mut following = shared.following.lock().expect("not poisoned");
         targets
             .into_iter()
-            .filter(|t| following.insert(format!("{}/{}", t.namespace, t.workflow)))
+            .filter(|t| following.insert(t.object_ref()))
             .collect()
     };
     if targets.is_empty() {
@@ -440,12 +293,9 @@ fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut Jo
             .iter()
             .map(|t| (t.label(), t.build.clone()))
             .collect();
-        let keys: Vec<String> = targets
-            .iter()
-            .map(|t| format!("{}/{}", t.namespace, t.workflow))
-            .collect();
+        let keys: Vec<String> = targets.iter().map(Target::object_ref).collect();
         let mut done = HashSet::new();
-        let watched = watch::watch(&shared.kube, targets, None, |event| {
+        let watched = lifecycle::watch::watch(&shared.kube, targets, None, |event| {
             let Event::Finished(r) = event else { return };
             let seen = Instant::now();
             shared
@@ -455,11 +305,9 @@ fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut Jo
                 .remove(&r.workflow);
             done.insert(r.workflow.clone());
             if let Some(build) = builds.get(&r.build) {
-                let result = r.clone();
-                let build = build.clone();
                 let _ = shared.finished.send(Finished {
-                    result,
-                    build,
+                    outcome: r.clone(),
+                    build: build.clone(),
                     seen,
                 });
             }
@@ -483,34 +331,19 @@ async fn emit_worker(
     emitter: Emitter,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(f) = rx.recv().await {
-        let emission = emitter.emit(&f.result, &f.build.build).await;
-        let r = &f.result;
-        let ok = r.phase == Phase::Succeeded
-            && r.workload.is_some()
-            && emission.outcome == WorkloadOutcome::Updated;
-        if r.workload.is_some() {
-            metrics.observe_emit(f.seen.elapsed());
-        }
-        if ok {
-            metrics.builds_succeeded.inc();
-        } else {
-            metrics.builds_failed.inc();
-        }
-        let outcome = match &emission.outcome {
-            WorkloadOutcome::Updated => "emitted".to_owned(),
-            WorkloadOutcome::NotYet => "none".to_owned(),
-            WorkloadOutcome::Missing => "no workload-cr output".to_owned(),
-            WorkloadOutcome::Failed(e) => format!("failed: {e}"),
-        };
+    while let Some(mut f) = rx.recv().await {
+        emitter.emit(&mut f.outcome, &f.build.build).await;
+        let o = &f.outcome;
+        metrics.finished(o, f.seen.elapsed());
         tracing::info!(
             event = "build_finished",
-            build = %r.build,
-            workflow = %r.workflow,
-            phase = %r.phase,
-            detail = r.message.as_deref().unwrap_or(""),
-            workload = %outcome,
-            emitted = %emission.notes.join("; "),
+            build = %o.build,
+            workflow = %o.workflow,
+            phase = %o.phase,
+            result = o.verdict().as_str(),
+            workload = %o.workload_summary(),
+            detail = o.message.as_deref().or(o.workload_error().as_deref()).unwrap_or(""),
+            emitted = %o.notes().join("; "),
             "build finished"
         );
     }

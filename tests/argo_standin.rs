@@ -122,9 +122,9 @@ fn compressed_nodes_hold_the_same_map() {
     let (_, packed) = final_status(&Script::succeed().compressed());
     assert!(packed.get("nodes").is_none());
     let wf = json!({"status": packed});
-    let nodes = buildplane::core::workflow::nodes(&wf).unwrap();
+    let nodes = buildplane::engine::argo::status::nodes(&wf).unwrap();
     assert_eq!(nodes.len(), plain["nodes"].as_object().unwrap().len());
-    let artifacts = buildplane::core::workflow::artifacts(&wf).unwrap();
+    let artifacts = buildplane::engine::argo::status::artifacts(&wf).unwrap();
     assert_eq!(
         artifacts.image.as_deref(),
         Some("localhost:30003/default-reading-list-service:default-4f2a9c1e")
@@ -151,7 +151,7 @@ fn scripted_endings() {
     assert!(s.get("nodes").is_none());
     let (_, s) = final_status(&Script::new(Outcome::NoWorkloadCr));
     let wf = json!({"status": s});
-    let a = buildplane::core::workflow::artifacts(&wf).unwrap();
+    let a = buildplane::engine::argo::status::artifacts(&wf).unwrap();
     assert!(a.image.is_some() && a.workload_cr.is_none());
     let (frames, _) = final_status(&Script::succeed().instant());
     assert_eq!(frames.len(), 1);

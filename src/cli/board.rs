@@ -1,8 +1,8 @@
 //! The live display of `watch` on a terminal: a block of one line per unfinished build with its
-//! four steps, redrawn in place as steps change; finished builds' reports scroll above it. The
+//! steps (its engine's), redrawn in place as steps change; finished builds' reports scroll above it. The
 //! frame is a pure function of the state, so it is tested without a terminal.
 
-use crate::core::workflow::{Phase, STEPS};
+use crate::core::progress::Phase;
 use std::collections::BTreeMap;
 
 /// At most this many builds are drawn; the rest are counted on one line.
@@ -12,7 +12,8 @@ pub const MAX_ROWS: usize = 20;
 #[derive(Debug, Default)]
 pub struct Board {
     order: Vec<String>,
-    steps: BTreeMap<String, [Phase; 4]>,
+    /// Per build: its engine's steps and their phases.
+    steps: BTreeMap<String, (&'static [&'static str], Vec<Phase>)>,
     /// Lines of the frame last drawn (what `redraw` erases).
     drawn: usize,
 }
@@ -31,11 +32,13 @@ fn short(step: &str) -> &str {
 }
 
 impl Board {
-    pub fn new(builds: impl IntoIterator<Item = String>) -> Board {
-        let order: Vec<String> = builds.into_iter().collect();
-        let steps = order
-            .iter()
-            .map(|b| (b.clone(), [Phase::Pending; 4]))
+    /// The builds with the steps each runs.
+    pub fn new(builds: impl IntoIterator<Item = (String, &'static [&'static str])>) -> Board {
+        let builds: Vec<(String, &'static [&'static str])> = builds.into_iter().collect();
+        let order: Vec<String> = builds.iter().map(|(b, _)| b.clone()).collect();
+        let steps = builds
+            .into_iter()
+            .map(|(b, names)| (b, (names, vec![Phase::Pending; names.len()])))
             .collect();
         Board {
             order,
@@ -46,10 +49,9 @@ impl Board {
 
     /// A step of `build` changed phase.
     pub fn step(&mut self, build: &str, step: &str, phase: Phase) {
-        if let (Some(row), Some(i)) = (
-            self.steps.get_mut(build),
-            STEPS.iter().position(|s| *s == step),
-        ) {
+        if let Some((names, row)) = self.steps.get_mut(build)
+            && let Some(i) = names.iter().position(|s| *s == step)
+        {
             row[i] = phase;
         }
     }
@@ -68,10 +70,11 @@ impl Board {
             .iter()
             .take(MAX_ROWS)
             .map(|b| {
-                let cells: Vec<String> = STEPS
+                let (names, phases) = &self.steps[b];
+                let cells: Vec<String> = names
                     .iter()
-                    .zip(self.steps[b])
-                    .map(|(s, p)| format!("{} {}", mark(p), short(s)))
+                    .zip(phases)
+                    .map(|(s, p)| format!("{} {}", mark(*p), short(s)))
                     .collect();
                 format!("{b:width$}  {}", cells.join("  "))
             })
@@ -108,9 +111,20 @@ impl Board {
 mod tests {
     use super::*;
 
+    const STEPS: &[&str] = &[
+        "clone-step",
+        "build-step",
+        "push-step",
+        "workload-create-step",
+    ];
+
+    fn board(builds: impl IntoIterator<Item = String>) -> Board {
+        Board::new(builds.into_iter().map(|b| (b, STEPS)))
+    }
+
     #[test]
     fn rows_follow_steps_and_leave_when_finished() {
-        let mut b = Board::new(["acme/a".to_owned(), "acme/bb".to_owned()]);
+        let mut b = board(["acme/a".to_owned(), "acme/bb".to_owned()]);
         b.step("acme/a", "clone-step", Phase::Succeeded);
         b.step("acme/a", "build-step", Phase::Running);
         b.step("acme/bb", "clone-step", Phase::Failed);
@@ -129,7 +143,7 @@ mod tests {
 
     #[test]
     fn redraw_erases_exactly_the_last_frame() {
-        let mut b = Board::new(["x/1".to_owned(), "x/2".to_owned()]);
+        let mut b = board(["x/1".to_owned(), "x/2".to_owned()]);
         let first = b.redraw(None);
         assert!(!first.contains('\x1b'), "nothing to erase yet");
         b.finish("x/1");
@@ -141,7 +155,7 @@ mod tests {
 
     #[test]
     fn many_builds_are_counted_not_drawn() {
-        let b = Board::new((0..25).map(|i| format!("o/b{i}")));
+        let b = board((0..25).map(|i| format!("o/b{i}")));
         let f = b.frame();
         assert_eq!(f.len(), MAX_ROWS + 1);
         assert_eq!(f.last().unwrap(), "… and 5 more");

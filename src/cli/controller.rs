@@ -5,6 +5,7 @@ use super::Outcome;
 use super::connect::{ClientArgs, parse_duration};
 use crate::controller::{self, ControllerSettings};
 use crate::serve::{self, Metrics};
+use crate::signal::Shutdown;
 use clap::Args;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,22 +27,6 @@ pub struct ControllerArgs {
     pub metrics_addr: Option<SocketAddr>,
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn terminated() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
 pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -53,10 +38,11 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
     };
     let metrics = Arc::new(Metrics::default());
     runtime.block_on(async {
+        let shutdown = Shutdown::install()?;
         if let Some(addr) = args.metrics_addr {
             serve::serve(addr, metrics.clone()).await?;
         }
-        controller::run(settings, metrics, terminated()).await?;
+        controller::run(settings, metrics, shutdown.wait()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(Outcome::Success)

@@ -194,8 +194,8 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         }
         let targets = waited
             .iter()
-            .map(crate::pipeline::watch::Target::of)
-            .collect();
+            .map(crate::lifecycle::Target::of)
+            .collect::<Result<Vec<_>, _>>()?;
         let failed = super::watch::follow(
             &kube,
             &args.target.client,

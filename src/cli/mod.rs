@@ -5,6 +5,7 @@ pub mod board;
 pub mod connect;
 pub mod controller;
 pub mod deploy;
+pub mod emit;
 pub mod logs;
 pub mod render;
 pub mod retry;

@@ -3,91 +3,22 @@
 use super::Outcome;
 use super::board::Board;
 use super::connect::{ClientArgs, parse_duration};
-use crate::core::workflow::{Phase, WorkloadOutcome};
-use crate::emit;
+pub use super::emit::EmitArgs;
+use crate::core::progress::Phase;
+use crate::emit::Emitter;
 use crate::kube::Kube;
+use crate::lifecycle::{BuildOutcome, Event, Target, watch};
 use crate::pipeline::LoadedBuild;
-use crate::pipeline::emit::{DEFAULT_MESSAGE, EmitSettings, Emitter, GitSettings};
-use crate::pipeline::watch::{self, BuildResult, Event, Target};
 use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WatchOutput {
     Text,
     Json,
-}
-
-/// Where Workloads go (shared by watch, apply --wait and sync).
-#[derive(Debug, Clone, Args)]
-pub struct EmitArgs {
-    /// Write each Workload under DIR (atomically).
-    #[arg(long = "emit-dir", value_name = "DIR")]
-    pub emit_dir: Option<PathBuf>,
-    /// Path of a Workload under the directory or repository: {org}, {project}, {component},
-    /// {build}.
-    #[arg(long = "emit-path", value_name = "TEMPLATE", default_value = emit::DEFAULT_PATH_TEMPLATE)]
-    pub emit_path: String,
-    /// Commit each Workload into a Git repository (URL or path) and push.
-    #[arg(long = "emit-git", value_name = "REPO")]
-    pub emit_git: Option<String>,
-    /// Branch of --emit-git (created when missing).
-    #[arg(long = "emit-branch", value_name = "BRANCH", default_value = "main")]
-    pub emit_branch: String,
-    /// Author and committer of --emit-git commits.
-    #[arg(
-        long = "emit-author",
-        value_name = "NAME <EMAIL>",
-        default_value = "buildplane <buildplane@openchoreo.dev>"
-    )]
-    pub emit_author: String,
-    /// Commit message: {build}, {org}, {project}, {component}, {image}, {commit}.
-    #[arg(long = "emit-message", value_name = "TEMPLATE", default_value = DEFAULT_MESSAGE)]
-    pub emit_message: String,
-    /// How long --emit-git keeps retrying a push that others' pushes reject.
-    #[arg(long = "emit-git-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
-    pub emit_git_timeout: Duration,
-    /// Server-side apply each Workload into the control-plane cluster (field manager
-    /// build-controller, forced, in the Build's namespace).
-    #[arg(long = "emit-cluster")]
-    pub emit_cluster: bool,
-    /// Kubeconfig of the control plane (default: the build plane's).
-    #[arg(long = "control-plane-kubeconfig", value_name = "FILE")]
-    pub control_plane_kubeconfig: Option<PathBuf>,
-    /// Context of the control plane.
-    #[arg(long = "control-plane-context", value_name = "NAME")]
-    pub control_plane_context: Option<String>,
-}
-
-impl EmitArgs {
-    /// The emit targets; the control plane defaults to the build plane's connection.
-    pub fn settings(&self, client: &ClientArgs) -> EmitSettings {
-        let cluster = self.emit_cluster.then(|| {
-            let mut settings = client.settings();
-            if let Some(k) = &self.control_plane_kubeconfig {
-                settings.kubeconfig = Some(k.clone());
-                settings.context = None;
-            }
-            if let Some(c) = &self.control_plane_context {
-                settings.context = Some(c.clone());
-            }
-            settings
-        });
-        EmitSettings {
-            dir: self.emit_dir.clone(),
-            path_template: self.emit_path.clone(),
-            git: self.emit_git.as_ref().map(|url| GitSettings {
-                url: url.clone(),
-                branch: self.emit_branch.clone(),
-                author: self.emit_author.clone(),
-                message: self.emit_message.clone(),
-                deadline: self.emit_git_timeout,
-            }),
-            cluster,
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -107,7 +38,7 @@ pub struct WatchArgs {
 }
 
 /// Follows `targets`, printing each step change and each result (with its conditions) and
-/// emitting Workloads; returns how many builds did not end with an emitted Workload.
+/// emitting Workloads; returns how many builds did not succeed (the outcome's one verdict).
 pub async fn follow(
     kube: &Kube,
     client: &ClientArgs,
@@ -116,15 +47,19 @@ pub async fn follow(
     timeout: Option<Duration>,
     json: bool,
 ) -> anyhow::Result<usize> {
-    let by_label: std::collections::BTreeMap<String, LoadedBuild> = targets
+    let by_label: BTreeMap<String, LoadedBuild> = targets
         .iter()
         .map(|t| (t.label(), t.build.clone()))
+        .collect();
+    let rows: Vec<(String, &'static [&'static str])> = targets
+        .iter()
+        .map(|t| (t.label(), t.engine.step_names()))
         .collect();
     let emitter = Emitter::connect(emit.settings(client)).await?;
     let handle = tokio::runtime::Handle::current();
     let mut out = std::io::stdout().lock();
     // A live board on a terminal; plain lines (or JSON) otherwise.
-    let mut board = (!json && out.is_terminal()).then(|| Board::new(by_label.keys().cloned()));
+    let mut board = (!json && out.is_terminal()).then(|| Board::new(rows));
     if let Some(b) = &mut board {
         let _ = write!(out, "{}", b.redraw(None));
     }
@@ -139,37 +74,32 @@ pub async fn follow(
                     return;
                 }
                 if json {
-                    serde_json::to_string(event).unwrap_or_default()
+                    json_step(build, step, *phase)
                 } else {
                     format!("{build} {step} {phase}")
                 }
             }
-            Event::Finished(r) => {
-                let build = &by_label[&r.build];
-                let emission =
-                    tokio::task::block_in_place(|| handle.block_on(emitter.emit(r, &build.build)));
-                let (outcome, notes) = (emission.outcome, emission.notes);
-                if r.phase != Phase::Succeeded
-                    || r.workload.is_none()
-                    || matches!(outcome, WorkloadOutcome::Failed(_))
-                {
+            Event::Finished(o) => {
+                let mut o = o.clone();
+                if let Some(build) = by_label.get(&o.build) {
+                    tokio::task::block_in_place(|| {
+                        handle.block_on(emitter.emit(&mut o, &build.build))
+                    });
+                }
+                if !o.succeeded() {
                     failed += 1;
                 }
-                let conditions = r.conditions(outcome);
                 if json {
-                    let mut v = serde_json::to_value(event).unwrap_or_default();
-                    v["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
-                    v["emitted"] = serde_json::to_value(&notes).unwrap_or_default();
-                    v.to_string()
+                    json_finished(&o)
                 } else {
-                    report_text(r, &notes, &conditions)
+                    report_text(&o)
                 }
             }
         };
         match &mut board {
             Some(b) => {
-                if let Event::Finished(r) = event {
-                    b.finish(&r.build);
+                if let Event::Finished(o) = event {
+                    b.finish(&o.build);
                 }
                 let _ = write!(out, "{}", b.redraw(Some(&line)));
             }
@@ -183,25 +113,51 @@ pub async fn follow(
     Ok(failed)
 }
 
-fn report_text(
-    r: &BuildResult,
-    notes: &[String],
-    conditions: &[crate::core::workflow::Condition],
-) -> String {
-    let mut s = format!("{} {}", r.build, r.phase);
-    if let Some(m) = &r.message {
+fn json_step(build: &str, step: &str, phase: Phase) -> String {
+    json!({"event": "step", "build": build, "step": step, "phase": phase}).to_string()
+}
+
+/// One JSON line per finished build: the outcome, its conditions and each target's line.
+fn json_finished(o: &BuildOutcome) -> String {
+    let mut v = json!({
+        "event": "finished",
+        "build": o.build,
+        "workflow": o.workflow,
+        "phase": o.phase,
+        "result": o.verdict().as_str(),
+        "conditions": o.conditions(None),
+        "emitted": o.notes(),
+    });
+    let optional = [
+        ("message", o.message.clone().map(Value::String)),
+        ("image", o.image.clone().map(Value::String)),
+        ("workload", o.workload().cloned()),
+        ("workloadError", o.workload_error().map(Value::String)),
+        ("revision", o.revision.clone().map(Value::String)),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            v[key] = value;
+        }
+    }
+    v.to_string()
+}
+
+fn report_text(o: &BuildOutcome) -> String {
+    let mut s = format!("{} {}", o.build, o.phase);
+    if let Some(m) = &o.message {
         s.push_str(&format!(": {m}"));
     }
-    if let Some(i) = &r.image {
+    if let Some(i) = &o.image {
         s.push_str(&format!("\n  image {i}"));
     }
-    if let Some(e) = &r.workload_error {
+    if let Some(e) = o.workload_error() {
         s.push_str(&format!("\n  no Workload: {e}"));
     }
-    for n in notes {
+    for n in o.notes() {
         s.push_str(&format!("\n  {n}"));
     }
-    for c in conditions {
+    for c in o.conditions(None) {
         s.push_str(&format!(
             "\n  {} {} {} {}",
             c.type_, c.status, c.reason, c.message
@@ -213,7 +169,10 @@ fn report_text(
 pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let builds = args.targets.load()?;
     args.emit.settings(&args.client).check()?;
-    let targets: Vec<Target> = builds.iter().map(Target::of).collect();
+    let targets = builds
+        .iter()
+        .map(Target::of)
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -4,21 +4,22 @@
 //! trigger the owning Build (no polling). Reconciles are thin: `reconcile.rs` drives the same
 //! engine, harvest and emit code as the CLI.
 
+pub mod memory;
 pub mod planes;
 pub mod reconcile;
 
+use crate::emit::Emitter;
 use crate::kube::{ClientSettings, Kube, KubeError};
-use crate::pipeline::emit::Emitter;
 use crate::serve::Metrics;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use memory::Memory;
 use planes::{Plane, Planes};
 use reconcile::ReconcileError;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How the controller runs.
@@ -52,89 +53,14 @@ pub struct Ctx {
     pub planes: Planes,
     pub emitter: Emitter,
     pub metrics: Arc<Metrics>,
-    /// Build namespace → the plane serving it (dropped when a BuildPlane changes).
-    by_namespace: Mutex<HashMap<String, Arc<Plane>>>,
-    /// Builds whose Workflow was just created and not yet seen by the plane's watch.
-    awaiting: Mutex<HashSet<(String, String)>>,
-    /// The status last written per Build, until the watch cache shows it.
-    written: Mutex<HashMap<(String, String), reconcile::Status>>,
-    /// Consecutive failures per Build with the same reason, for the backoff.
-    failures: Mutex<HashMap<(String, String), (String, u32)>>,
+    /// What is remembered of each Build between reconciles.
+    memory: Mutex<Memory<Arc<Plane>>>,
 }
 
 impl Ctx {
-    fn expect_workflow(&self, ns: &str, name: &str) {
-        if let Ok(mut a) = self.awaiting.lock() {
-            a.insert((ns.to_owned(), name.to_owned()));
-        }
-    }
-
-    fn awaiting(&self, ns: &str, name: &str) -> bool {
-        self.awaiting
-            .lock()
-            .is_ok_and(|a| a.contains(&(ns.to_owned(), name.to_owned())))
-    }
-
-    fn written(&self, ns: &str, name: &str) -> Option<reconcile::Status> {
-        let key = (ns.to_owned(), name.to_owned());
-        self.written.lock().ok()?.get(&key).cloned()
-    }
-
-    fn drop_written(&self, ns: &str, name: &str) {
-        if let Ok(mut w) = self.written.lock() {
-            w.remove(&(ns.to_owned(), name.to_owned()));
-        }
-    }
-
-    fn remember_written(&self, ns: &str, name: &str, status: reconcile::Status) {
-        if let Ok(mut w) = self.written.lock() {
-            w.insert((ns.to_owned(), name.to_owned()), status);
-        }
-    }
-
-    /// The plane's watch has the Build's Workflow.
-    fn seen(&self, ns: &str, name: &str) {
-        if let Ok(mut a) = self.awaiting.lock() {
-            a.remove(&(ns.to_owned(), name.to_owned()));
-        }
-    }
-
-    /// The Build made progress: its backoff starts over.
-    fn reset_backoff(&self, ns: &str, name: &str) {
-        if let Ok(mut f) = self.failures.lock() {
-            f.remove(&(ns.to_owned(), name.to_owned()));
-        }
-    }
-
-    /// The Build is done: nothing about it is kept.
-    fn forget(&self, ns: &str, name: &str) {
-        self.seen(ns, name);
-        self.reset_backoff(ns, name);
-    }
-
-    fn plane_of_namespace(&self, ns: &str) -> Option<Arc<Plane>> {
-        self.by_namespace.lock().ok()?.get(ns).cloned()
-    }
-
-    fn remember_plane(&self, ns: &str, plane: Arc<Plane>) {
-        if let Ok(mut m) = self.by_namespace.lock() {
-            m.insert(ns.to_owned(), plane);
-        }
-    }
-
-    fn metrics_started(&self) {
-        self.metrics.builds_started.inc();
-    }
-
-    fn metrics_finished(&self, succeeded: bool, emit: Option<Duration>) {
-        if succeeded {
-            self.metrics.builds_succeeded.inc();
-        } else {
-            self.metrics.builds_failed.inc();
-        }
-        if let Some(d) = emit {
-            self.metrics.observe_emit(d);
-        }
+    /// The per-Build memory (a poisoned lock still holds consistent plain data).
+    pub fn memory(&self) -> MutexGuard<'_, Memory<Arc<Plane>>> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -149,35 +75,15 @@ pub fn openchoreo(kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-/// Backoff after `n` consecutive failures: 1 s doubling to 60 s.
-pub fn backoff(n: u32) -> Duration {
-    Duration::from_secs(1u64 << n.min(6)).min(Duration::from_secs(60))
-}
-
 fn error_policy(obj: Arc<DynamicObject>, e: &ReconcileError, ctx: Arc<Ctx>) -> Action {
     ctx.metrics.reconcile_errors.inc();
     if !e.retryable() {
         return Action::await_change();
     }
-    let key = (
-        obj.metadata.namespace.clone().unwrap_or_default(),
-        obj.metadata.name.clone().unwrap_or_default(),
-    );
-    // The backoff grows while the same failure repeats; a different one starts it over.
+    let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
+    let name = obj.metadata.name.as_deref().unwrap_or_default();
     let reason = e.condition(None).map(|c| c.reason).unwrap_or_default();
-    let n = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let entry = f.entry(key).or_insert_with(|| (reason.clone(), 0));
-            if entry.0 != reason {
-                *entry = (reason, 0);
-            }
-            entry.1 += 1;
-            entry.1
-        })
-        .unwrap_or(1);
-    Action::requeue(backoff(n - 1))
+    Action::requeue(ctx.memory().failed(ns, name, &reason))
 }
 
 /// Runs until `shutdown` completes; in-flight reconciles finish first.
@@ -206,10 +112,7 @@ pub async fn run(
         planes: Planes::new(trigger_tx, settings.plane_request_timeout),
         emitter: Emitter::control_plane_only(cp.clone()),
         metrics,
-        by_namespace: Default::default(),
-        awaiting: Default::default(),
-        failures: Default::default(),
-        written: Default::default(),
+        memory: Default::default(),
     });
     let controller = Controller::new_with(
         Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
@@ -230,9 +133,7 @@ pub async fn run(
             move |bp| {
                 let ns = bp.metadata.namespace.clone().unwrap_or_default();
                 // A changed BuildPlane: its namespace's Builds look it up again.
-                if let Ok(mut m) = plane_ctx.by_namespace.lock() {
-                    m.remove(&ns);
-                }
+                plane_ctx.memory().forget_plane(&ns);
                 store
                     .state()
                     .into_iter()
@@ -260,15 +161,4 @@ pub async fn run(
         "stopped; HTTP requests sent"
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_a_minute() {
-        let waits: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-    }
 }

@@ -3,7 +3,9 @@
 //! the reconciler reads instead of polling, and every change is sent back as a trigger for the
 //! Build that owns the Workflow.
 
+use crate::engine;
 use crate::kube::{ClientSettings, Kube, KubeError};
+use crate::lifecycle;
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -16,15 +18,9 @@ use std::time::Duration;
 /// The annotation on a Workflow naming the Build it runs, `namespace/name`.
 pub const BUILD_ANNOTATION: &str = "buildplane.openchoreo.dev/build";
 
-/// `argoproj.io/v1alpha1` Workflow.
+/// The build objects' API (one engine today; a plane watches its kind).
 pub fn workflow_resource() -> ApiResource {
-    ApiResource {
-        group: "argoproj.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "argoproj.io/v1alpha1".into(),
-        kind: "Workflow".into(),
-        plural: "workflows".into(),
-    }
+    lifecycle::watch::api_resource(&engine::DEFAULT.build_kind())
 }
 
 /// A connected build plane.
@@ -122,9 +118,7 @@ impl Planes {
         let writer = reflector::store::Writer::new(workflow_resource());
         let store = writer.as_reader();
         let api: Api<DynamicObject> = Api::all_with(kube.client().clone(), &workflow_resource());
-        let config = watcher::Config::default()
-            .labels("target=build")
-            .timeout(30);
+        let config = lifecycle::watch::watcher_config(&engine::DEFAULT.build_kind());
         let trigger = self.trigger.clone();
         let plane = key.to_owned();
         let watch = tokio::spawn(async move {

@@ -1,21 +1,26 @@
-//! One reconcile of a Build: upstream's sequence (reference §3) on the shared pipeline pieces —
-//! the engine renders the prerequisites and the Workflow, `watch::harvest` reads the result,
-//! the `Emitter` applies the Workload — with every failure turned into a condition once, through
-//! [`ReconcileError::condition`], and retried with backoff.
+//! One reconcile of a Build: upstream's sequence (reference §3) on the shared lifecycle — the
+//! engine renders the prerequisites and the build object, the submit-once rule
+//! (`plan::decide_build`, as apply and sync use it) decides whether to submit, harvest and the
+//! `Emitter` turn a finished build into a [`BuildOutcome`] whose conditions go into the status —
+//! with every failure turned into a condition once, through [`ReconcileError::condition`], and
+//! retried with backoff.
 
 use super::Ctx;
 use super::planes::{BUILD_ANNOTATION, Plane};
 use crate::core::buildplane::{BuildPlaneSpec, KUBECONFIG_KEY};
-use crate::core::manifest::Manifest;
-use crate::core::spec::{self, Build, Origin};
-use crate::core::workflow::{
-    self, Condition, Phase, REASON_BUILD_FAILED, TYPE_BUILD_COMPLETED, TYPE_BUILD_TRIGGERED,
-    TYPE_WORKLOAD_UPDATED, WorkloadOutcome,
+use crate::core::conditions::{
+    self, Condition, REASON_BUILD_FAILED, TYPE_BUILD_COMPLETED, TYPE_BUILD_TRIGGERED,
+    TYPE_WORKLOAD_UPDATED,
 };
-use crate::engine;
+use crate::core::manifest::Manifest;
+use crate::core::plan::{self, BuildDecision};
+use crate::core::progress::Phase;
+use crate::core::spec::{self, Origin};
+use crate::engine::{self, Engine};
 use crate::kube::KubeError;
+use crate::lifecycle::{BuildOutcome, Target, Verdict, follow, harvest::harvest};
 use crate::pipeline::LoadedBuild;
-use crate::pipeline::watch::{self, Target};
+use crate::report::error_line;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -36,14 +41,14 @@ pub enum ReconcileError {
     #[error("BuildPlane {plane}: {message}")]
     Credentials { plane: String, message: String },
     /// The build plane refused or did not answer while preparing the build.
-    #[error("build plane of {plane}: {source}")]
+    #[error("build plane of {plane}")]
     Prerequisites {
         plane: String,
         #[source]
         source: KubeError,
     },
-    /// Creating the Workflow failed.
-    #[error("build plane of {plane}: {source}")]
+    /// Creating, reading or replacing the build object failed.
+    #[error("build plane of {plane}")]
     Workflow {
         plane: String,
         #[source]
@@ -78,9 +83,9 @@ impl ReconcileError {
         };
         Some(Condition {
             type_: type_.to_owned(),
-            status: workflow::STATUS_FALSE.to_owned(),
+            status: conditions::STATUS_FALSE.to_owned(),
             reason: reason.to_owned(),
-            message: self.to_string(),
+            message: error_line(self),
             observed_generation: generation,
             last_transition_time: None,
         })
@@ -95,28 +100,10 @@ impl ReconcileError {
 /// What the reconcile found out, to be written into the status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    conditions: Vec<Condition>,
-    image: String,
-}
-
-/// The status to start from: the object's, unless the watch cache has not caught up with the
-/// status this controller last wrote (then that one: conditions only move forward, and acting
-/// on the stale copy would submit or emit twice).
-fn current_status(ctx: &Ctx, ns: &str, name: &str, observed: Status) -> Status {
-    let Some(written) = ctx.written(ns, name) else {
-        return observed;
-    };
-    let caught_up = written.image == observed.image
-        && written.conditions.iter().all(|w| {
-            workflow::find_condition(&observed.conditions, &w.type_)
-                .is_some_and(|o| o.status == w.status && o.reason == w.reason)
-        });
-    if caught_up {
-        ctx.drop_written(ns, name);
-        observed
-    } else {
-        written
-    }
+    pub conditions: Vec<Condition>,
+    pub image: String,
+    /// The spec hash of the build submitted last (`status.specHash`), as inventories record it.
+    pub spec_hash: Option<String>,
 }
 
 fn now() -> String {
@@ -128,16 +115,16 @@ fn parse_status(obj: &Value) -> Status {
         .pointer("/status/conditions")
         .and_then(|c| serde_json::from_value::<Vec<Condition>>(c.clone()).ok())
         .unwrap_or_default();
-    let image = obj
-        .pointer("/status/imageStatus/image")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    Status { conditions, image }
+    let text = |pointer: &str| obj.pointer(pointer).and_then(Value::as_str);
+    Status {
+        conditions,
+        image: text("/status/imageStatus/image").unwrap_or("").to_owned(),
+        spec_hash: text("/status/specHash").map(str::to_owned),
+    }
 }
 
 fn is(status: &Status, type_: &str, reason: &str, value: bool) -> bool {
-    workflow::find_condition(&status.conditions, type_)
+    conditions::find_condition(&status.conditions, type_)
         .is_some_and(|c| c.reason == reason && c.is_true() == value)
 }
 
@@ -159,27 +146,26 @@ async fn reconcile_build(
     let generation = obj.metadata.generation;
     let value =
         serde_json::to_value(&*obj).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
-    let before = current_status(&ctx, &ns, &name, parse_status(&value));
+    let before = ctx
+        .memory()
+        .current_status(&ns, &name, parse_status(&value));
     // Upstream ignores a Build whose Workload was updated; a failed build is never resubmitted.
     if is(
         &before,
         TYPE_WORKLOAD_UPDATED,
-        workflow::REASON_WORKLOAD_UPDATED,
+        conditions::REASON_WORKLOAD_UPDATED,
         true,
     ) || is(&before, TYPE_BUILD_COMPLETED, REASON_BUILD_FAILED, false)
     {
-        ctx.forget(&ns, &name);
+        ctx.memory().forget(&ns, &name);
         return Ok(Action::await_change());
     }
-    let mut status = Status {
-        conditions: before.conditions.clone(),
-        image: before.image.clone(),
-    };
+    let mut status = before.clone();
     let stamp = now();
     let mut set = |status: &mut Status, c: Condition| {
-        workflow::set_condition(&mut status.conditions, c, &stamp);
+        conditions::set_condition(&mut status.conditions, c, &stamp);
     };
-    if workflow::find_condition(&status.conditions, workflow::TYPE_BUILD_INITIATED).is_none() {
+    if conditions::find_condition(&status.conditions, conditions::TYPE_BUILD_INITIATED).is_none() {
         set(&mut status, Condition::build_initiated(generation));
     }
     let outcome = progress(&ctx, &ns, &name, &value, generation, &mut status, &mut set).await;
@@ -188,16 +174,16 @@ async fn reconcile_build(
     {
         set(&mut status, c);
     }
-    if status.conditions != before.conditions || status.image != before.image {
+    if status != before {
         write_status(&ctx, &ns, &name, &status).await?;
     }
     match outcome {
         Ok(action) => {
-            ctx.reset_backoff(&ns, &name);
+            ctx.memory().reset_backoff(&ns, &name);
             Ok(action)
         }
         Err(e) => {
-            tracing::warn!(error = %e, "build not progressing");
+            tracing::warn!(error = %error_line(&e), "build not progressing");
             Err(e)
         }
     }
@@ -210,15 +196,30 @@ async fn write_status(ctx: &Ctx, ns: &str, name: &str, s: &Status) -> Result<(),
     if !s.image.is_empty() {
         body["status"]["imageStatus"] = json!({"image": s.image});
     }
+    if let Some(h) = &s.spec_hash {
+        body["status"]["specHash"] = json!(h);
+    }
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
         .await
         .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
-    ctx.remember_written(ns, name, s.clone());
+    ctx.memory().remember_written(ns, name, s.clone());
     Ok(())
 }
 
-/// Everything after BuildInitiated: trigger once, then follow the Workflow from the plane's
-/// watch store, then apply the Workload.
+/// The spec hash a Build's status says was submitted. A Build triggered before the status
+/// carried it was submitted for the spec it has (a Build's spec was never rebuilt then).
+fn recorded_spec_hash(status: &Status, rendered: &str) -> Option<String> {
+    let triggered = conditions::find_condition(&status.conditions, TYPE_BUILD_TRIGGERED)
+        .is_some_and(Condition::is_true);
+    match &status.spec_hash {
+        Some(h) => Some(h.clone()),
+        None if triggered => Some(plan::recorded_spec_hash(rendered)),
+        None => None,
+    }
+}
+
+/// Everything after BuildInitiated: the submit-once rule, then the build object followed from
+/// the plane's watch store, then the outcome.
 async fn progress(
     ctx: &Ctx,
     ns: &str,
@@ -233,99 +234,124 @@ async fn progress(
         document: 1,
         documents: 1,
     };
-    let build = spec::build_from_value(&origin, value.clone())
-        .map_err(|e| ReconcileError::InvalidBuild(e.to_string()))?;
-    let eng = engine::for_build(&origin, &build)
-        .map_err(|e| ReconcileError::InvalidBuild(e.to_string()))?;
-    eng.validate(&origin, &build)
-        .map_err(|e| ReconcileError::InvalidBuild(e.to_string()))?;
-    let triggered = workflow::find_condition(&status.conditions, TYPE_BUILD_TRIGGERED)
-        .is_some_and(Condition::is_true);
-    let plane = plane_for(ctx, ns, !triggered).await?;
-    let mut wf = eng.build_object(&build);
-    let (wf_ns, wf_name) = (
-        wf.id.namespace.clone().unwrap_or_default(),
-        wf.id.name.clone(),
-    );
-    if !triggered {
-        submit(ctx, &plane, eng, &build, &mut wf, ns, name).await?;
-        set(status, Condition::build_triggered(generation));
-    }
-    let live = match plane.workflow(&wf_ns, &wf_name).await {
-        Some(live) => {
-            serde_json::to_value(&*live).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?
-        }
+    let invalid = |e: spec::SpecError| ReconcileError::InvalidBuild(e.to_string());
+    let build = spec::build_from_value(&origin, value.clone()).map_err(invalid)?;
+    let loaded = LoadedBuild { origin, build };
+    let target = Target::of(&loaded).map_err(invalid)?;
+    let eng = target.engine;
+    eng.validate(&loaded.origin, &loaded.build)
+        .map_err(invalid)?;
+    let mut object = eng.build_object(&loaded.build);
+    let rendered = engine::spec_hash_of(&object.object)
+        .unwrap_or_default()
+        .to_owned();
+    let recorded = recorded_spec_hash(status, &rendered);
+    let plane = plane_for(ctx, ns, recorded.is_none()).await?;
+    let live = match plane.workflow(&target.namespace, &target.name).await {
+        Some(live) => Some(
+            serde_json::to_value(&*live)
+                .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?,
+        ),
         // Just created: its watch event is on the way and triggers the next reconcile.
-        None if ctx.awaiting(ns, name) => return Ok(Action::await_change()),
-        // Not in the watch cache: a lagging cache must not end a build, so ask the plane.
-        None => match plane
-            .kube
-            .get(&workflow_api(&plane, &wf).await?, &wf.id)
-            .await
-        {
-            Ok(Some(live)) => live,
-            Ok(None) => {
-                let mut c = Condition::build_failed(generation);
-                c.message =
-                    format!("Build workflow {wf_ns}/{wf_name} was deleted before it finished");
-                set(status, c);
-                ctx.metrics_finished(false, None);
-                return Ok(Action::await_change());
-            }
-            Err(source) => {
-                return Err(ReconcileError::Workflow {
-                    plane: plane.key.clone(),
-                    source,
-                });
-            }
-        },
+        None if ctx.memory().awaiting(ns, name) => return Ok(Action::await_change()),
+        // Not in the watch cache although submitted: a lagging cache must not end a build.
+        None if recorded.is_some() => get_build_object(&plane, &object).await?,
+        None => None,
     };
-    ctx.seen(ns, name);
-    let phase = workflow::status(&live).phase;
-    match phase {
-        Phase::Unknown | Phase::Pending => return Ok(Action::await_change()),
-        Phase::Running => set(status, Condition::build_in_progress(generation)),
-        Phase::Failed => {
-            set(status, Condition::build_failed(generation));
-            ctx.metrics_finished(false, None);
+    let decision = plan::decide_build(
+        &rendered,
+        recorded.as_deref(),
+        live.as_ref().map(|l| engine::live_build(eng, l)),
+    );
+    let submitted = |status: &mut Status, set: &mut dyn FnMut(&mut Status, Condition)| {
+        set(status, Condition::build_triggered(generation));
+        status.spec_hash = Some(plan::recorded_spec_hash(&rendered));
+    };
+    match (decision, live) {
+        (BuildDecision::Submit, _) => {
+            submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await?;
+            submitted(status, set);
+            Ok(Action::await_change())
         }
-        Phase::Succeeded => {
-            set(status, Condition::build_completed(generation));
-            let target = Target {
-                build: LoadedBuild {
-                    origin,
-                    build: build.clone(),
-                },
-                namespace: wf_ns,
-                workflow: wf_name,
-            };
-            let result = watch::harvest(&target, &live);
-            status.image = result.image.clone().unwrap_or_default();
+        // An edited Build whose earlier build still runs: the watch triggers when it ends.
+        (BuildDecision::Busy, _) => Ok(Action::await_change()),
+        (BuildDecision::Replace, _) => {
+            replace(&plane, &object).await?;
+            submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await?;
+            status
+                .conditions
+                .retain(|c| c.type_ != TYPE_BUILD_COMPLETED && c.type_ != TYPE_WORKLOAD_UPDATED);
+            status.image.clear();
+            submitted(status, set);
+            Ok(Action::await_change())
+        }
+        (BuildDecision::AlreadySubmitted, None) => {
+            let o = BuildOutcome::failed(target.label(), target.object_ref(), follow::DELETED);
+            finish(ctx, &o, generation, status, set, None);
+            Ok(Action::await_change())
+        }
+        (BuildDecision::AlreadySubmitted, Some(live)) => {
+            ctx.memory().seen(ns, name);
+            follow_live(ctx, &target, &live, generation, status, set).await
+        }
+    }
+}
+
+/// A submitted build object as the plane's watch shows it: running sets BuildInProgress, a
+/// finished one is harvested, emitted, and its outcome's conditions written.
+async fn follow_live(
+    ctx: &Ctx,
+    target: &Target,
+    live: &Value,
+    generation: Option<i64>,
+    status: &mut Status,
+    set: &mut impl FnMut(&mut Status, Condition),
+) -> Result<Action, ReconcileError> {
+    match target.engine.status(live).phase {
+        Phase::Unknown | Phase::Pending => {}
+        Phase::Running => set(status, Condition::build_in_progress(generation)),
+        Phase::Failed | Phase::Succeeded => {
+            let mut o = harvest(target, live);
             let emitting = std::time::Instant::now();
-            let emission = ctx.emitter.emit(&result, &build).await;
-            match emission.outcome {
-                WorkloadOutcome::Updated => {
-                    set(status, Condition::workload_updated(generation));
-                    ctx.metrics_finished(true, Some(emitting.elapsed()));
-                }
-                WorkloadOutcome::Failed(detail) => return Err(ReconcileError::Workload(detail)),
-                other => {
-                    ctx.metrics_finished(false, None);
-                    for c in workflow::conditions_for(&Phase::Succeeded, other, generation) {
-                        set(status, c);
-                    }
-                }
+            ctx.emitter.emit(&mut o, &target.build.build).await;
+            status.image = o.image.clone().unwrap_or_default();
+            finish(ctx, &o, generation, status, set, Some(emitting.elapsed()));
+            // A refused Workload is retried with backoff (its condition is the outcome's).
+            if o.verdict() == Verdict::EmitFailed {
+                let detail = o.emits.iter().find_map(|e| e.result.as_ref().err());
+                return Err(ReconcileError::Workload(
+                    detail.cloned().unwrap_or_default(),
+                ));
             }
         }
     }
     Ok(Action::await_change())
 }
 
+/// Writes a finished build's conditions (the outcome's, as every command reports them) and
+/// counts it once — unless it will be retried (a refused Workload).
+fn finish(
+    ctx: &Ctx,
+    o: &BuildOutcome,
+    generation: Option<i64>,
+    status: &mut Status,
+    set: &mut impl FnMut(&mut Status, Condition),
+    emit_latency: Option<std::time::Duration>,
+) {
+    for c in o.conditions(generation) {
+        set(status, c);
+    }
+    if o.verdict() != Verdict::EmitFailed {
+        ctx.metrics.finished(o, emit_latency.unwrap_or_default());
+    }
+}
+
 /// The plane serving namespace `ns`. With `fresh`, the BuildPlane and its Secret are read now
 /// (a build is about to be submitted: a rotated Secret must take effect); otherwise the cached
 /// plane is used when there is one.
 async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, ReconcileError> {
-    if !fresh && let Some(p) = ctx.plane_of_namespace(ns) {
+    let cached = ctx.memory().plane_of_namespace(ns);
+    if !fresh && let Some(p) = cached {
         return Ok(p);
     }
     let planes: Api<DynamicObject> =
@@ -369,8 +395,8 @@ async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, Recon
         .planes
         .get(&key, &version, &text, &shown)
         .await
-        .map_err(|e| cred(e.to_string()))?;
-    ctx.remember_plane(ns, plane.clone());
+        .map_err(|e| cred(error_line(&e)))?;
+    ctx.memory().remember_plane(ns, plane.clone());
     Ok(plane)
 }
 
@@ -379,8 +405,8 @@ async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, Recon
 async fn submit(
     ctx: &Ctx,
     plane: &Plane,
-    eng: &dyn engine::Engine,
-    build: &Build,
+    eng: &dyn Engine,
+    loaded: &LoadedBuild,
     wf: &mut Manifest,
     ns: &str,
     name: &str,
@@ -389,6 +415,7 @@ async fn submit(
         plane: plane.key.clone(),
         source,
     };
+    let build = &loaded.build;
     let org = build.organization().to_owned();
     // Held while applying, so concurrent first builds of an organization apply them once.
     let mut prepared = plane.prepared.lock().await;
@@ -416,17 +443,43 @@ async fn submit(
         .await
         .map_err(failed)?
         .ok_or_else(|| failed(no_api(wf)))?;
-    ctx.expect_workflow(ns, name);
+    ctx.memory().expect_build_object(ns, name);
     plane
         .kube
         .apply(&r, wf, false, true)
         .await
         .map_err(failed)?;
-    ctx.metrics_started();
+    ctx.metrics.builds_started.inc();
     Ok(())
 }
 
-/// The Workflow API of the plane (discovery, cached by the client).
+/// The build object as the plane has it now (a GET: the watch cache may lag).
+async fn get_build_object(plane: &Plane, wf: &Manifest) -> Result<Option<Value>, ReconcileError> {
+    let api = workflow_api(plane, wf).await?;
+    plane
+        .kube
+        .get(&api, &wf.id)
+        .await
+        .map_err(|source| ReconcileError::Workflow {
+            plane: plane.key.clone(),
+            source,
+        })
+}
+
+/// Deletes a finished build object of an earlier spec, so the new one can take its name.
+async fn replace(plane: &Plane, wf: &Manifest) -> Result<(), ReconcileError> {
+    let api = workflow_api(plane, wf).await?;
+    plane
+        .kube
+        .delete(&api, &wf.id)
+        .await
+        .map_err(|source| ReconcileError::Workflow {
+            plane: plane.key.clone(),
+            source,
+        })
+}
+
+/// The build object's API on the plane (discovery, cached by the client).
 async fn workflow_api(
     plane: &Plane,
     wf: &Manifest,

@@ -2,7 +2,7 @@
 //! of its namespace, through a kubeconfig kept in a Secret, as the seed has it) and the `Build`
 //! status the controller writes. Pure types; the CRDs are generated from them (`core::crd`).
 
-use super::workflow::Condition;
+use super::conditions::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,10 @@ pub struct BuildStatus {
     pub conditions: Option<Vec<ConditionSchema>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_status: Option<ImageStatus>,
+    /// The spec hash of the build submitted last (what the submit-once rule compares; the
+    /// status tells which spec it shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
 }
 
 /// The built image's pull reference (empty before a success).

@@ -3,6 +3,7 @@
 
 pub mod buildplane;
 pub mod catalog;
+pub mod conditions;
 pub mod control_plane;
 pub mod crd;
 pub mod diff;
@@ -11,8 +12,8 @@ pub mod naming;
 pub mod par;
 pub mod plan;
 pub mod pods;
+pub mod progress;
 pub mod render;
 pub mod spec;
 pub mod values;
-pub mod workflow;
 pub mod workload;

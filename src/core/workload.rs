@@ -596,7 +596,7 @@ spec:
         let wf: Value =
             serde_saphyr::from_str(include_str!("../../fixtures/argo-status/succeeded.yaml"))
                 .unwrap();
-        let cr = crate::core::workflow::artifacts(&wf)
+        let cr = crate::engine::argo::status::artifacts(&wf)
             .unwrap()
             .workload_cr
             .unwrap();

@@ -1,7 +1,7 @@
 //! `--emit-dir DIR`: one file per Workload, written atomically (a temporary file in the same
 //! directory, flushed, then renamed over the target), so a reader never sees half a file.
 
-use super::{Emitted, check_relative};
+use super::path::{Emitted, check_relative};
 use std::io::Write;
 use std::path::Path;
 

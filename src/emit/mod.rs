@@ -1,141 +1,280 @@
-//! Where harvested Workloads go. `dir` writes files atomically; Git and cluster targets come
-//! on top of the same path template and idempotence rule: emitting content that is already
-//! there changes nothing.
+//! Emitting a finished build's Workload to every target chosen: the control-plane cluster
+//! (`cluster`), a directory (`dir`), a Git branch (`git`). Every target shares the path template
+//! (`path`) and the idempotence rule (content already there changes nothing), every setting is
+//! checked before the first request, and each target's result goes into the build's
+//! [`BuildOutcome`] (the verdict and conditions are the outcome's, not the emitter's).
 
+pub mod cluster;
 pub mod dir;
+pub mod git;
+pub mod path;
 
-/// The default path of a Workload under a directory or repository.
-pub const DEFAULT_PATH_TEMPLATE: &str = "{org}/{project}/{component}/workload.yaml";
+pub use cluster::WORKLOAD_FIELD_MANAGER;
+pub use git::DEFAULT_MESSAGE;
+pub use path::{DEFAULT_PATH_TEMPLATE, Emitted, PathError, PathVars};
 
-/// What a path template may use.
+use crate::core::manifest::{self, Manifest, ManifestError, SerializeError};
+use crate::core::spec::Build;
+use crate::git::{GitError, GitTarget};
+use crate::kube::{ClientSettings, Kube, KubeError};
+use crate::lifecycle::{BuildOutcome, EmitResult, EmitTarget};
+use crate::report::error_line;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where Workloads go.
+#[derive(Debug, Clone, Default)]
+pub struct EmitSettings {
+    /// Write each Workload under this directory.
+    pub dir: Option<PathBuf>,
+    /// Path of a Workload under the directory or repository (`{org}` … `{build}`).
+    pub path_template: String,
+    /// Commit each Workload into a branch.
+    pub git: Option<GitSettings>,
+    /// Apply each Workload into this control-plane cluster.
+    pub cluster: Option<ClientSettings>,
+}
+
+/// A Git target: repository, branch, author, message template, how long to keep retrying.
 #[derive(Debug, Clone)]
-pub struct PathVars<'a> {
-    pub org: &'a str,
-    pub project: &'a str,
-    pub component: &'a str,
-    pub build: &'a str,
+pub struct GitSettings {
+    pub url: String,
+    pub branch: String,
+    /// `Name <email>`.
+    pub author: String,
+    /// `{build}`, `{org}`, `{project}`, `{component}`, `{image}`, `{commit}`.
+    pub message: String,
+    pub deadline: Duration,
 }
 
-/// A path template or its result is unusable.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum PathError {
-    /// A `{name}` that is not one of org, project, component, build.
-    #[error(
-        "path template {template:?}: unknown placeholder {{{name}}} (use org, project, component, build)"
-    )]
-    UnknownPlaceholder { template: String, name: String },
-    /// A `{` without its `}`.
-    #[error("path template {template:?}: unclosed '{{'")]
-    Unclosed { template: String },
-    /// The result would leave the target directory or is empty.
-    #[error(
-        "path {path:?} must be relative and stay inside the target (no '..', not absolute, not empty)"
-    )]
-    Escapes { path: String },
+/// An emit setting is unusable, or the control plane cannot be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    /// The path template does not expand to a relative path.
+    #[error("--emit-path")]
+    Path(#[from] PathError),
+    /// The author is not `Name <email>`.
+    #[error("--emit-author {0:?}: expected \"Name <email>\"")]
+    Author(String),
+    /// The branch is not a valid Git branch name.
+    #[error("--emit-branch {0:?} is not a valid branch name")]
+    Branch(String),
+    /// The clone cache could not be created.
+    #[error("cannot create a Git clone cache")]
+    Cache(#[source] std::io::Error),
+    /// Connecting to the control plane failed.
+    #[error("control plane")]
+    ControlPlane(#[source] KubeError),
 }
 
-/// Expands `{org}`, `{project}`, `{component}`, `{build}` in `template`. Values are taken as
-/// they are (they are Kubernetes names or owner names); the result must stay inside the target.
-pub fn expand_path(template: &str, vars: &PathVars<'_>) -> Result<String, PathError> {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after.find('}').ok_or_else(|| PathError::Unclosed {
-            template: template.to_owned(),
-        })?;
-        let value = match &after[..close] {
-            "org" => vars.org,
-            "project" => vars.project,
-            "component" => vars.component,
-            "build" => vars.build,
-            other => {
-                return Err(PathError::UnknownPlaceholder {
-                    template: template.to_owned(),
-                    name: other.to_owned(),
-                });
-            }
-        };
-        out.push_str(value);
-        rest = &after[close + 1..];
+/// One target could not take a Workload.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitFailure {
+    /// The path template gave no usable path for this build.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// The Workload is not an object with kind and name.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The Workload could not be written as YAML.
+    #[error(transparent)]
+    Serialize(#[from] SerializeError),
+    /// The file could not be written.
+    #[error(transparent)]
+    Dir(#[from] dir::DirError),
+    /// Committing or pushing failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The Git task ended without an answer (it panicked or was cancelled).
+    #[error("the Git emit task stopped: {0}")]
+    Task(String),
+    /// The control plane does not serve Workloads.
+    #[error(
+        "the control plane serves no Workload (openchoreo.dev/v1alpha1): install charts/control-plane/crds"
+    )]
+    NoWorkloadApi,
+    /// The control plane refused or did not answer.
+    #[error(transparent)]
+    Cluster(#[from] KubeError),
+}
+
+fn result(target: EmitTarget, r: Result<String, EmitFailure>) -> EmitResult {
+    EmitResult {
+        target,
+        result: r.map_err(|e| error_line(&e)),
     }
-    out.push_str(rest);
-    check_relative(&out)?;
-    Ok(out)
 }
 
-/// A repository- or directory-relative path: not empty, not absolute, no `.`/`..` parts.
-pub fn check_relative(path: &str) -> Result<(), PathError> {
-    let bad = path.is_empty()
-        || path.starts_with('/')
-        || path.contains('\\')
-        || path
-            .split('/')
-            .any(|p| p.is_empty() || p == "." || p == "..");
-    if bad {
-        Err(PathError::Escapes {
-            path: path.to_owned(),
-        })
-    } else {
+impl EmitSettings {
+    /// Checks the path template, the author and the branch, with no I/O: commands call it
+    /// before their first request.
+    pub fn check(&self) -> Result<(), EmitError> {
+        let probe = PathVars {
+            org: "org",
+            project: "project",
+            component: "component",
+            build: "build",
+        };
+        path::expand_path(&self.path_template, &probe)?;
+        if let Some(g) = &self.git {
+            parse_author(&g.author).ok_or_else(|| EmitError::Author(g.author.clone()))?;
+            if !git2::Reference::is_valid_name(&format!("refs/heads/{}", g.branch)) {
+                return Err(EmitError::Branch(g.branch.clone()));
+            }
+        }
         Ok(())
     }
 }
 
-/// What one emit did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Emitted {
-    /// The content was written (or committed).
-    Written,
-    /// The target already held exactly this content.
-    Unchanged,
+/// The emit targets, connected.
+pub struct Emitter {
+    settings: EmitSettings,
+    control_plane: Option<Kube>,
+    git: Option<(GitTarget, tempfile::TempDir)>,
+    /// One Git emit at a time: the clone cache's refs are not shared safely.
+    git_lock: tokio::sync::Mutex<()>,
+}
+
+fn parse_author(author: &str) -> Option<(String, String)> {
+    let (name, rest) = author.split_once('<')?;
+    let email = rest.strip_suffix('>')?;
+    let name = name.trim();
+    (!name.is_empty() && !email.is_empty() && !email.contains(['<', '>']))
+        .then(|| (name.to_owned(), email.trim().to_owned()))
+}
+
+impl Emitter {
+    /// Checks every setting, then connects to the control plane (the only request made here).
+    pub async fn connect(settings: EmitSettings) -> Result<Emitter, EmitError> {
+        settings.check()?;
+        let git = match &settings.git {
+            None => None,
+            Some(g) => {
+                let (author_name, author_email) =
+                    parse_author(&g.author).ok_or_else(|| EmitError::Author(g.author.clone()))?;
+                let cache = tempfile::Builder::new()
+                    .prefix("buildplane-git-")
+                    .tempdir()
+                    .map_err(EmitError::Cache)?;
+                let target = GitTarget {
+                    url: g.url.clone(),
+                    branch: g.branch.clone(),
+                    author_name,
+                    author_email,
+                };
+                Some((target, cache))
+            }
+        };
+        let control_plane = match &settings.cluster {
+            None => None,
+            Some(s) => Some(Kube::connect(s).await.map_err(EmitError::ControlPlane)?),
+        };
+        Ok(Emitter {
+            settings,
+            control_plane,
+            git,
+            git_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Only the control plane, through a client the caller already has (the controller's).
+    pub fn control_plane_only(control_plane: Kube) -> Emitter {
+        Emitter {
+            settings: EmitSettings {
+                path_template: DEFAULT_PATH_TEMPLATE.to_owned(),
+                ..EmitSettings::default()
+            },
+            control_plane: Some(control_plane),
+            git: None,
+            git_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Emits the outcome's Workload to every target (cluster, directory, Git, in that order)
+    /// and records each target's result in it. Without a valid Workload nothing is emitted.
+    pub async fn emit(&self, outcome: &mut BuildOutcome, build: &Build) {
+        let Some(workload) = outcome.workload() else {
+            return;
+        };
+        let mut results = Vec::new();
+        if let Some(cp) = &self.control_plane {
+            results.push(result(
+                EmitTarget::Cluster,
+                cluster::apply(cp, workload).await,
+            ));
+        }
+        let owner = &build.spec.owner;
+        let vars = PathVars {
+            org: build.organization(),
+            project: &owner.project_name,
+            component: &owner.component_name,
+            build: &build.metadata.name,
+        };
+        let targets = [
+            self.settings.dir.as_ref().map(|_| EmitTarget::Dir),
+            self.git.as_ref().map(|_| EmitTarget::Git),
+        ];
+        let file = match self.file(workload, &vars) {
+            Ok(f) => f,
+            Err(e) => {
+                // Both file targets fail alike: the path or the YAML is the problem.
+                let line = error_line(&e);
+                results.extend(targets.into_iter().flatten().map(|target| EmitResult {
+                    target,
+                    result: Err(line.clone()),
+                }));
+                outcome.emits = results;
+                return;
+            }
+        };
+        if let Some(dir) = &self.settings.dir {
+            let shown = dir.join(&file.0).display().to_string();
+            let r = dir::write(dir, &file.0, file.1.as_bytes()).map(|e| match e {
+                Emitted::Written => format!("wrote {shown}"),
+                Emitted::Unchanged => format!("unchanged {shown}"),
+            });
+            results.push(result(EmitTarget::Dir, r.map_err(EmitFailure::from)));
+        }
+        if let (Some((target, cache)), Some(g)) = (&self.git, &self.settings.git) {
+            let (path, text) = file;
+            let change = git::change(g, outcome, build, &vars, &path, text);
+            let _one_at_a_time = self.git_lock.lock().await;
+            let r = git::commit(target, cache.path().to_path_buf(), change, g).await;
+            results.push(result(EmitTarget::Git, r));
+        }
+        outcome.emits = results;
+    }
+
+    /// The Workload's path and YAML text, for the directory and Git targets.
+    fn file(
+        &self,
+        workload: &serde_json::Value,
+        vars: &PathVars<'_>,
+    ) -> Result<(String, String), EmitFailure> {
+        let path = path::expand_path(&self.settings.path_template, vars)?;
+        let m = Manifest::new(workload.clone())?;
+        Ok((path, manifest::to_yaml(&m)?))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn vars() -> PathVars<'static> {
-        PathVars {
-            org: "acme",
-            project: "shop",
-            component: "cart",
-            build: "cart-build-1",
-        }
-    }
-
     #[test]
-    fn expands_the_default_template() {
+    fn authors() {
         assert_eq!(
-            expand_path(DEFAULT_PATH_TEMPLATE, &vars()).unwrap(),
-            "acme/shop/cart/workload.yaml"
+            parse_author("Build Bot <bot@example.com>"),
+            Some(("Build Bot".into(), "bot@example.com".into()))
         );
-        assert_eq!(
-            expand_path("builds/{build}.yaml", &vars()).unwrap(),
-            "builds/cart-build-1.yaml"
-        );
-    }
-
-    #[test]
-    fn refuses_bad_templates_and_escaping_paths() {
-        assert!(matches!(
-            expand_path("{team}/x", &vars()),
-            Err(PathError::UnknownPlaceholder { .. })
-        ));
-        assert!(matches!(
-            expand_path("{org", &vars()),
-            Err(PathError::Unclosed { .. })
-        ));
-        let evil = PathVars {
-            project: "..",
-            ..vars()
-        };
-        assert!(matches!(
-            expand_path(DEFAULT_PATH_TEMPLATE, &evil),
-            Err(PathError::Escapes { .. })
-        ));
-        for p in ["/etc/passwd", "a//b", "./a", "a/../b", ""] {
-            assert!(check_relative(p).is_err(), "{p}");
+        for bad in [
+            "bot",
+            "<bot@example.com>",
+            "Bot <>",
+            "Bot <a<b>",
+            "Bot bot@x>",
+        ] {
+            assert_eq!(parse_author(bad), None, "{bad}");
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod argo;
 
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::plan::LiveBuild;
+use crate::core::progress::{Artifacts, BuildStatus, StepPhase};
 use crate::core::spec::{Build, Origin, SPEC_HASH_ANNOTATION, SpecError};
 use serde_json::Value;
 
@@ -36,9 +37,30 @@ pub trait Engine: Sync {
     fn build_kind(&self) -> BuildKind;
     /// Whether a live build object has reached a phase after which it no longer changes.
     fn is_finished(&self, live: &Value) -> bool;
+    /// The live build object's phase and message.
+    fn status(&self, live: &Value) -> BuildStatus;
+    /// The steps every build of this engine runs, in order.
+    fn step_names(&self) -> &'static [&'static str];
+    /// Each step's phase, in [`Engine::step_names`] order.
+    fn steps(&self, live: &Value) -> Result<Vec<StepPhase>, StatusError>;
+    /// What a finished build produced: image, Workload output, commit built.
+    fn artifacts(&self, live: &Value) -> Result<Artifacts, StatusError>;
+}
+
+/// A build object's status could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusError {
+    /// An Argo Workflow's nodes are unreadable (broken compressed nodes, offloaded status).
+    #[error(transparent)]
+    Argo(#[from] argo::status::WorkflowError),
 }
 
 static ENGINES: &[&dyn Engine] = &[&argo::ArgoEngine];
+
+/// The engine of a Build that names none (`templateRef.engine` defaults to `argo`). The
+/// controller's build-plane watches follow its kind (one store per plane; a second engine would
+/// add one per kind).
+pub static DEFAULT: &dyn Engine = &argo::ArgoEngine;
 
 /// The engine a Build asks for; an unknown name is an error on `spec.templateRef.engine`.
 pub fn for_build(origin: &Origin, build: &Build) -> Result<&'static dyn Engine, SpecError> {

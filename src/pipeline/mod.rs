@@ -291,7 +291,5 @@ pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, Pipel
 }
 
 pub mod deploy;
-pub mod emit;
 pub mod logs;
 pub mod tolerant;
-pub mod watch;

@@ -1,10 +1,13 @@
 //! The Argo Workflows engine: per-build prerequisites and the `Workflow` that instantiates one
 //! of the chart's ClusterWorkflowTemplates, named and labelled as upstream does.
 
-use super::{BuildKind, Engine};
+pub mod status;
+
+use super::{BuildKind, Engine, StatusError};
 use crate::core::catalog::{self, RESERVED_PARAMETERS};
 use crate::core::manifest::Manifest;
 use crate::core::naming;
+use crate::core::progress::{Artifacts, BuildStatus, StepPhase};
 use crate::core::spec::{Build, Origin, SpecError, field_error};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -176,6 +179,32 @@ impl Engine for ArgoEngine {
         live.pointer("/status/phase")
             .and_then(Value::as_str)
             .is_some_and(is_finished_phase)
+    }
+
+    fn status(&self, live: &Value) -> BuildStatus {
+        let s = status::status(live);
+        BuildStatus {
+            phase: s.phase,
+            message: s.message,
+        }
+    }
+
+    fn step_names(&self) -> &'static [&'static str] {
+        &status::STEPS
+    }
+
+    fn steps(&self, live: &Value) -> Result<Vec<StepPhase>, StatusError> {
+        Ok(status::steps(live)?
+            .into_iter()
+            .map(|s| StepPhase {
+                step: s.step,
+                phase: s.phase,
+            })
+            .collect())
+    }
+
+    fn artifacts(&self, live: &Value) -> Result<Artifacts, StatusError> {
+        Ok(status::artifacts(live)?)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Inputs from the file system: Build files and directories, values files.
 
+pub mod specs;
+
 use std::path::{Path, PathBuf};
 
 /// A file could not be read.

@@ -1,0 +1,211 @@
+//! What the controller remembers of each Build between reconciles, in one plain struct (behind
+//! one lock in `Ctx`): the plane serving each namespace, Builds whose build object was just
+//! created, the status last written until the watch cache shows it, and consecutive failures
+//! for the backoff. Nothing here does I/O, so every rule is tested without a cluster.
+
+use super::reconcile::Status;
+use crate::core::conditions;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+type Key = (String, String);
+
+fn key(ns: &str, name: &str) -> Key {
+    (ns.to_owned(), name.to_owned())
+}
+
+/// Backoff after `n` consecutive failures: 1 s doubling to 60 s.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.min(6)).min(Duration::from_secs(60))
+}
+
+/// The per-Build memory; `P` is the plane handle (an `Arc<Plane>` in the controller).
+pub struct Memory<P> {
+    /// Build namespace → the plane serving it (dropped when a BuildPlane changes).
+    by_namespace: HashMap<String, P>,
+    /// Builds whose build object was just created and not yet seen by the plane's watch.
+    awaiting: HashSet<Key>,
+    /// The status last written per Build, until the watch cache shows it.
+    written: HashMap<Key, Status>,
+    /// Consecutive failures per Build with the same reason.
+    failures: HashMap<Key, (String, u32)>,
+}
+
+impl<P> Default for Memory<P> {
+    fn default() -> Self {
+        Memory {
+            by_namespace: HashMap::new(),
+            awaiting: HashSet::new(),
+            written: HashMap::new(),
+            failures: HashMap::new(),
+        }
+    }
+}
+
+impl<P: Clone> Memory<P> {
+    pub fn plane_of_namespace(&self, ns: &str) -> Option<P> {
+        self.by_namespace.get(ns).cloned()
+    }
+
+    pub fn remember_plane(&mut self, ns: &str, plane: P) {
+        self.by_namespace.insert(ns.to_owned(), plane);
+    }
+
+    /// A BuildPlane of `ns` changed: its Builds look it up again.
+    pub fn forget_plane(&mut self, ns: &str) {
+        self.by_namespace.remove(ns);
+    }
+
+    pub fn expect_build_object(&mut self, ns: &str, name: &str) {
+        self.awaiting.insert(key(ns, name));
+    }
+
+    pub fn awaiting(&self, ns: &str, name: &str) -> bool {
+        self.awaiting.contains(&key(ns, name))
+    }
+
+    /// The plane's watch has the Build's build object.
+    pub fn seen(&mut self, ns: &str, name: &str) {
+        self.awaiting.remove(&key(ns, name));
+    }
+
+    pub fn remember_written(&mut self, ns: &str, name: &str, status: Status) {
+        self.written.insert(key(ns, name), status);
+    }
+
+    /// The status to start from: `observed` (the object's), unless the watch cache has not
+    /// caught up with the status written last — then that one (conditions only move forward,
+    /// and acting on the stale copy would submit or emit twice).
+    pub fn current_status(&mut self, ns: &str, name: &str, observed: Status) -> Status {
+        let k = key(ns, name);
+        let Some(written) = self.written.get(&k) else {
+            return observed;
+        };
+        let caught_up = written.image == observed.image
+            && written.spec_hash == observed.spec_hash
+            && written.conditions.iter().all(|w| {
+                conditions::find_condition(&observed.conditions, &w.type_)
+                    .is_some_and(|o| o.status == w.status && o.reason == w.reason)
+            });
+        if caught_up {
+            self.written.remove(&k);
+            observed
+        } else {
+            written.clone()
+        }
+    }
+
+    /// One more failure with `reason`; the wait before the next attempt. The backoff grows
+    /// while the same failure repeats; a different one starts it over.
+    pub fn failed(&mut self, ns: &str, name: &str, reason: &str) -> Duration {
+        let entry = self
+            .failures
+            .entry(key(ns, name))
+            .or_insert_with(|| (reason.to_owned(), 0));
+        if entry.0 != reason {
+            *entry = (reason.to_owned(), 0);
+        }
+        entry.1 += 1;
+        backoff(entry.1 - 1)
+    }
+
+    /// The Build made progress: its backoff starts over.
+    pub fn reset_backoff(&mut self, ns: &str, name: &str) {
+        self.failures.remove(&key(ns, name));
+    }
+
+    /// The Build is done: its waits and backoff go. The status written last stays until the
+    /// cache shows it — a stale copy of the Build must not make it run or emit again.
+    pub fn forget(&mut self, ns: &str, name: &str) {
+        let k = key(ns, name);
+        self.awaiting.remove(&k);
+        self.failures.remove(&k);
+    }
+
+    /// How many Builds anything is kept for (a bound the tests check).
+    pub fn len(&self) -> usize {
+        let mut keys: HashSet<&Key> = self.awaiting.iter().collect();
+        keys.extend(self.written.keys());
+        keys.extend(self.failures.keys());
+        keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::conditions::Condition;
+
+    fn status(conditions: Vec<Condition>, image: &str) -> Status {
+        Status {
+            conditions,
+            image: image.into(),
+            spec_hash: Some("s".into()),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_minute() {
+        let waits: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn the_same_failure_backs_off_and_another_starts_over() {
+        let mut m = Memory::<()>::default();
+        let waits: Vec<u64> = (0..3)
+            .map(|_| m.failed("ns", "b", "PrerequisitesFailed").as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4]);
+        assert_eq!(m.failed("ns", "b", "WorkflowCreateFailed").as_secs(), 1);
+        assert_eq!(m.failed("ns", "other", "PrerequisitesFailed").as_secs(), 1);
+        m.reset_backoff("ns", "b");
+        assert_eq!(m.failed("ns", "b", "WorkflowCreateFailed").as_secs(), 1);
+    }
+
+    #[test]
+    fn a_stale_cache_is_overruled_by_the_status_written_last() {
+        let mut m = Memory::<()>::default();
+        let old = status(vec![Condition::build_initiated(None)], "");
+        let written = status(
+            vec![
+                Condition::build_initiated(None),
+                Condition::build_triggered(None),
+            ],
+            "",
+        );
+        m.remember_written("ns", "b", written.clone());
+        // The cache still shows the older status: the written one counts.
+        assert_eq!(m.current_status("ns", "b", old.clone()), written);
+        assert_eq!(m.len(), 1);
+        // Once the cache shows it, the memory lets go.
+        assert_eq!(m.current_status("ns", "b", written.clone()), written);
+        assert!(m.is_empty());
+        assert_eq!(m.current_status("ns", "b", old.clone()), old);
+    }
+
+    #[test]
+    fn awaiting_and_forgetting() {
+        let mut m = Memory::<u8>::default();
+        m.expect_build_object("ns", "b");
+        assert!(m.awaiting("ns", "b"));
+        m.seen("ns", "b");
+        assert!(!m.awaiting("ns", "b"));
+        m.expect_build_object("ns", "b");
+        m.failed("ns", "b", "x");
+        m.remember_written("ns", "b", status(vec![], "i"));
+        m.forget("ns", "b");
+        assert!(!m.awaiting("ns", "b"));
+        assert_eq!(m.len(), 1, "the written status outlives forget");
+        assert_eq!(m.current_status("ns", "b", status(vec![], "i")).image, "i");
+        assert!(m.is_empty());
+        m.remember_plane("ns", 7);
+        assert_eq!(m.plane_of_namespace("ns"), Some(7));
+        m.forget_plane("ns");
+        assert_eq!(m.plane_of_namespace("ns"), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! `--emit-cluster` (and the controller): the Workload server-side applied into the control
+//! plane as upstream's `build-controller`, forced.
+
+use super::EmitFailure;
+use crate::core::manifest::Manifest;
+use crate::core::workload;
+use crate::kube::Kube;
+use serde_json::Value;
+
+/// The field manager upstream's controller applies Workloads with.
+pub const WORKLOAD_FIELD_MANAGER: &str = "build-controller";
+
+/// Applies `workload`; the line says `applied` or `unchanged` (same resourceVersion).
+pub async fn apply(cp: &Kube, workload: &Value) -> Result<String, EmitFailure> {
+    let m = Manifest::new(workload.clone())?;
+    let r = cp
+        .resource(workload::API_VERSION, workload::KIND)
+        .await?
+        .ok_or(EmitFailure::NoWorkloadApi)?;
+    let before = cp.get(&r, &m.id).await?;
+    let after = cp
+        .apply_as(WORKLOAD_FIELD_MANAGER, &r, &m, false, true)
+        .await?;
+    let rv = |v: &Value| v.pointer("/metadata/resourceVersion").cloned();
+    Ok(match before {
+        Some(b) if rv(&b) == rv(&after) => format!("unchanged {}", m.id),
+        _ => format!("applied {}", m.id),
+    })
+}
