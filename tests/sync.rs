@@ -573,3 +573,57 @@ fn bad_flags_and_unreadable_sources_exit_2_without_a_request() {
     }
     assert_eq!(counter.count(), 0, "a request was sent");
 }
+
+/// The one verdict: a build that succeeds with a valid Workload and no emit target is a success
+/// for `sync` (metric `builds_succeeded`, event `result: succeeded`) exactly as for `watch`
+/// (exit 0). `sync` used to count it as failed.
+#[test]
+fn a_success_with_no_emit_target_counts_as_succeeded_like_watch_does() {
+    let kc = cluster::with_argo();
+    let org = cluster::unique_name("sn");
+    let ns = ci_namespace(&org);
+    let _argo = argo::start(&kc, &[&ns], |_| Some(Script::succeed()));
+    let tmp = tempfile::tempdir().unwrap();
+    let specs = tmp.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    let file = specs.join("cart.yaml");
+    std::fs::write(&file, build_yaml(&org, "cart")).unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let inventory = format!("sync-{org}");
+    let mut sync = start_sync(
+        &kc,
+        &[
+            "--dir",
+            specs.to_str().unwrap(),
+            "--inventory",
+            &inventory,
+            "--metrics-addr",
+            &addr,
+        ],
+    );
+    let finished = sync.wait_event("build_finished", 1);
+    assert_eq!(finished["phase"], "Succeeded", "{finished}");
+    assert_eq!(finished["result"], "succeeded", "{finished}");
+    assert_eq!(finished["workload"], "none", "{finished}");
+    let metrics = http_get(port, "/metrics");
+    for line in [
+        "buildplane_builds_succeeded_total 1",
+        "buildplane_builds_failed_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert_eq!(sync.terminate(), Some(0));
+
+    // `watch` of the same finished build, with no emit target either: exit 0.
+    let out = bin()
+        .args(["watch", "--timeout", "30s", "--kubeconfig"])
+        .arg(&kc)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("BuildCompleted True"), "{stdout}");
+    assert!(!stdout.contains("WorkloadUpdated"), "{stdout}");
+}
