@@ -78,34 +78,57 @@ impl Manifest {
     }
 }
 
-/// The apply order of kinds, as data: CRDs, Namespaces, ServiceAccounts, RBAC, ConfigMaps and
-/// Secrets, Deployments, ClusterWorkflowTemplates, then Workflows. Unknown kinds go between the
-/// Deployments and the templates that may depend on them.
-pub const KIND_ORDER: &[&str] = &[
-    "CustomResourceDefinition",
-    "Namespace",
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-    "ConfigMap",
-    "Secret",
-    "Service",
-    "Deployment",
-    "",
-    "ClusterWorkflowTemplate",
-    "WorkflowTemplate",
-    "Workflow",
+/// Apply stages, in order: each stage is applied (and CRDs waited for) before the next.
+/// [`KIND_ORDER`] assigns every kind its stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Stage {
+    /// CustomResourceDefinitions; wait until Established.
+    Crds,
+    Namespaces,
+    /// ServiceAccounts, RBAC, ConfigMaps, Secrets.
+    Identity,
+    /// Deployments, ClusterWorkflowTemplates and every other kind.
+    Workloads,
+    /// Argo Workflows: the builds themselves.
+    Builds,
+}
+
+/// The order of kinds, as data, and the apply stage of each: CRDs, Namespaces, ServiceAccounts,
+/// RBAC, ConfigMaps and Secrets, Deployments, ClusterWorkflowTemplates, then Workflows. Unknown
+/// kinds take the empty entry, between the Deployments and the templates that may depend on
+/// them. Output order and apply stages both read this one table, so they cannot disagree.
+pub const KIND_ORDER: &[(&str, Stage)] = &[
+    ("CustomResourceDefinition", Stage::Crds),
+    ("Namespace", Stage::Namespaces),
+    ("ServiceAccount", Stage::Identity),
+    ("ClusterRole", Stage::Identity),
+    ("ClusterRoleBinding", Stage::Identity),
+    ("Role", Stage::Identity),
+    ("RoleBinding", Stage::Identity),
+    ("ConfigMap", Stage::Identity),
+    ("Secret", Stage::Identity),
+    ("Service", Stage::Workloads),
+    ("Deployment", Stage::Workloads),
+    ("", Stage::Workloads),
+    ("ClusterWorkflowTemplate", Stage::Workloads),
+    ("WorkflowTemplate", Stage::Workloads),
+    ("Workflow", Stage::Builds),
 ];
 
 /// Rank of a kind in [`KIND_ORDER`]; unknown kinds take the rank of the empty entry.
 pub fn kind_rank(kind: &str) -> usize {
     KIND_ORDER
         .iter()
-        .position(|k| *k == kind)
-        .or_else(|| KIND_ORDER.iter().position(|k| k.is_empty()))
+        .position(|(k, _)| *k == kind)
+        .or_else(|| KIND_ORDER.iter().position(|(k, _)| k.is_empty()))
         .unwrap_or(KIND_ORDER.len())
+}
+
+/// The apply stage of a kind: its [`KIND_ORDER`] entry's.
+pub fn stage_of(kind: &str) -> Stage {
+    KIND_ORDER
+        .get(kind_rank(kind))
+        .map_or(Stage::Workloads, |(_, stage)| *stage)
 }
 
 /// Sorts objects into the canonical order: kind rank, then kind, namespace, name.
@@ -217,6 +240,14 @@ mod tests {
                 "Workflow/b/w1"
             ]
         );
+    }
+
+    #[test]
+    fn sorting_by_kind_order_never_puts_a_later_stage_first() {
+        let stages: Vec<Stage> = KIND_ORDER.iter().map(|(_, s)| *s).collect();
+        assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{stages:?}");
+        assert_eq!(stage_of("Frobnicator"), stage_of(""));
+        assert_eq!(kind_rank("Frobnicator"), kind_rank(""));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! was applied, the prune set, and when an object or a build needs no request at all.
 
 use super::manifest::{Manifest, ObjectId};
+pub use super::manifest::{Stage, stage_of};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -24,20 +25,7 @@ pub const INVENTORY_GZ_KEY: &str = "inventory.json.gz";
 /// Hex digits of the hashes an inventory records (128 bits: ample to notice a change).
 pub const RECORDED_HASH_LEN: usize = 32;
 
-/// Apply stages, in order: each stage is applied (and CRDs waited for) before the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Stage {
-    /// CustomResourceDefinitions; wait until Established.
-    Crds,
-    Namespaces,
-    /// ServiceAccounts, RBAC, ConfigMaps, Secrets.
-    Identity,
-    /// Deployments, ClusterWorkflowTemplates and every other kind.
-    Workloads,
-    /// Argo Workflows: the builds themselves.
-    Builds,
-}
-
+/// Every stage, in the order apply runs them.
 pub const STAGES: [Stage; 5] = [
     Stage::Crds,
     Stage::Namespaces,
@@ -45,17 +33,6 @@ pub const STAGES: [Stage; 5] = [
     Stage::Workloads,
     Stage::Builds,
 ];
-
-pub fn stage_of(kind: &str) -> Stage {
-    match kind {
-        "CustomResourceDefinition" => Stage::Crds,
-        "Namespace" => Stage::Namespaces,
-        "ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding"
-        | "ConfigMap" | "Secret" => Stage::Identity,
-        "Workflow" => Stage::Builds,
-        _ => Stage::Workloads,
-    }
-}
 
 /// One object recorded in an inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

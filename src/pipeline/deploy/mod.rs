@@ -1,0 +1,135 @@
+//! The diff/apply half of the pipeline: resolve every object's API, check permissions, read
+//! the inventories and the live objects ([`prepare`]), then either compare ([`diff`]) or apply
+//! in stages and prune ([`apply`]). Nothing is written before every object has resolved and
+//! every permission is known. What happens to each object is decided once, in `decide`, for
+//! both diff and apply.
+
+mod apply;
+mod decide;
+mod diff;
+mod inventory;
+mod prepare;
+
+pub use apply::{apply, forget_builds};
+pub use diff::diff;
+pub use prepare::prepare;
+
+use crate::core::manifest::Manifest;
+use crate::core::plan::{self, Entry, Inventory, Stage};
+use crate::kube::{KubeError, Resource};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Why diff or apply stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// A cluster call failed.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// The credentials lack permissions the plan needs; one line per permission.
+    #[error("missing permissions, nothing was changed:\n{}", .0.join("\n"))]
+    Forbidden(Vec<String>),
+    /// An inventory ConfigMap is unreadable.
+    #[error(transparent)]
+    Inventory(#[from] plan::InventoryError),
+    /// An object could not be shown as YAML.
+    #[error(transparent)]
+    Serialize(#[from] crate::core::manifest::SerializeError),
+    /// A build object being replaced or retried was still there after its deletion: its
+    /// successor would have been refused, so nothing was submitted.
+    #[error("{object}: still present {seconds} s after it was deleted")]
+    NotDeleted { object: String, seconds: u64 },
+}
+
+/// How diff and apply run.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// Inventory of the build objects (the bundle always uses `build-plane`).
+    pub inventory: String,
+    /// Namespace of the inventory ConfigMaps.
+    pub inventory_namespace: String,
+    /// Delete objects recorded earlier and no longer rendered.
+    pub prune: bool,
+    /// Take over fields other managers own.
+    pub force_conflicts: bool,
+    /// How many requests run at once within a stage.
+    pub concurrency: usize,
+    /// How long to wait for CRDs to be Established.
+    pub crd_timeout: Duration,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        DeployOptions {
+            inventory: plan::BUILDS_INVENTORY.to_owned(),
+            inventory_namespace: "default".to_owned(),
+            prune: false,
+            force_conflicts: false,
+            concurrency: 16,
+            crd_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One rendered object with everything known about it before any write.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub manifest: Manifest,
+    pub inventory: String,
+    pub resource: Resource,
+    /// Whether the cluster serves its kind yet (false for kinds of CRDs in this plan).
+    pub served: bool,
+    pub live: Option<Value>,
+    pub recorded: Option<Entry>,
+    pub stage: Stage,
+}
+
+/// An object to prune: recorded earlier, no longer rendered, still labelled as ours.
+#[derive(Debug, Clone)]
+pub struct Prunable {
+    pub entry: Entry,
+    pub inventory: String,
+    pub resource: Resource,
+    pub live: Value,
+}
+
+/// Everything read from the cluster before a diff or an apply.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub objects: Vec<Planned>,
+    pub prune: Vec<Prunable>,
+    pub inventories: BTreeMap<String, Inventory>,
+}
+
+/// What apply did to one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Configured,
+    Unchanged,
+    Pruned,
+    /// Left alone, with the reason.
+    Skipped(String),
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Created => f.write_str("created"),
+            Action::Configured => f.write_str("configured"),
+            Action::Unchanged => f.write_str("unchanged"),
+            Action::Pruned => f.write_str("pruned"),
+            Action::Skipped(why) => write!(f, "skipped ({why})"),
+        }
+    }
+}
+
+/// What `retry` did to one build object before applying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// Finished (or gone): it will be submitted again.
+    Resubmit,
+    /// Still running: left alone, not submitted twice.
+    Running,
+}
