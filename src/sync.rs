@@ -5,7 +5,6 @@
 //! source at every round.
 
 use crate::core::manifest::{self, ObjectId};
-use crate::core::plan;
 use crate::core::workflow::{Phase, WorkloadOutcome};
 use crate::git::{GitError, read::read_branch};
 use crate::kube::{ClientSettings, Kube, KubeError};
@@ -16,7 +15,6 @@ use crate::pipeline::watch::{self, BuildResult, Event, Target};
 use crate::pipeline::{LoadedBuild, PipelineError, Rendered, render_builds};
 use crate::serve::{self, Metrics, ServeError};
 use crate::source::{self, DirWatch, SourceError};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
