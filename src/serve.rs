@@ -18,7 +18,7 @@ type Body = http_body_util::Full<Bytes>;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The address is taken or not ours to bind.
-    #[error("--metrics-addr {addr}: cannot listen: {source}")]
+    #[error("--metrics-addr {addr}: cannot listen")]
     Bind {
         addr: SocketAddr,
         #[source]
