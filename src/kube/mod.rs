@@ -263,7 +263,8 @@ impl Kube {
         self.counts.writes()
     }
 
-    /// Maps a client error to one line naming `object`.
+    /// Maps a client error to one line naming `object`; anything but an answer we could not
+    /// read is taken for the server being out of reach.
     pub fn error(&self, object: &str, e: kube::Error) -> KubeError {
         match e {
             kube::Error::Api(status) => {
@@ -280,6 +281,10 @@ impl Kube {
                     }
                 }
             }
+            kube::Error::SerdeError(source) => KubeError::Decode {
+                object: object.to_owned(),
+                source,
+            },
             other => KubeError::Unreachable {
                 server: self.server.clone(),
                 message: root_cause(&other),
@@ -578,4 +583,62 @@ pub fn resource_from_crd(crd: &Value) -> Option<(String, String, Resource)> {
             namespaced,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// The chain `main` prints: each link once, joined with ": ".
+    fn chain(e: &KubeError) -> String {
+        let mut out = e.to_string();
+        let mut cur = e.source();
+        while let Some(cause) = cur {
+            out = format!("{out}: {cause}");
+            cur = cause.source();
+        }
+        out
+    }
+
+    #[test]
+    fn errors_with_a_source_name_it_once_in_the_chain() {
+        let io = || std::io::Error::other("connection reset");
+        let cases = [
+            KubeError::Watch {
+                object: "CustomResourceDefinition/x".into(),
+                source: Box::new(io()),
+            },
+            KubeError::Stream {
+                object: "Pod/ns/p".into(),
+                source: io(),
+            },
+        ];
+        for e in &cases {
+            let shown = chain(e);
+            assert_eq!(shown.matches("connection reset").count(), 1, "{shown}");
+            assert_eq!(e.code(), None);
+        }
+        let decode = serde_json::from_str::<Value>("{").unwrap_err();
+        let e = KubeError::Decode {
+            object: "Pod/ns/p".into(),
+            source: decode,
+        };
+        assert!(chain(&e).starts_with("Pod/ns/p: unreadable answer from the API server: EOF"));
+        let e = KubeError::Timeout {
+            object: "CustomResourceDefinition/x".into(),
+            condition: "Established".into(),
+            seconds: 30,
+        };
+        assert_eq!(
+            e.to_string(),
+            "CustomResourceDefinition/x: not Established within 30 s"
+        );
+        let api = KubeError::Api {
+            object: "Pod/ns/p".into(),
+            code: 404,
+            message: "not found".into(),
+        };
+        assert_eq!(api.code(), Some(404));
+    }
 }

@@ -101,3 +101,23 @@ pub async fn print_logs(
     }
     Ok(shown)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_names_the_pod_and_keeps_its_cause_as_source() {
+        let e = LogsError::Write {
+            namespace: "ns".into(),
+            pod: "wf-build-step-1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Pod/ns/wf-build-step-1: cannot write the log"
+        );
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("broken pipe"));
+    }
+}
