@@ -18,7 +18,7 @@ type Body = http_body_util::Full<Bytes>;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The address is taken or not ours to bind.
-    #[error("--metrics-addr {addr}: cannot listen: {source}")]
+    #[error("--metrics-addr {addr}: cannot listen")]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -164,6 +164,19 @@ fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_taken_address_is_named_once_with_its_cause_as_source() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = serve(addr, Arc::new(Metrics::default())).await.unwrap_err();
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(
+            e.to_string(),
+            format!("--metrics-addr {addr}: cannot listen")
+        );
+        assert!(!e.to_string().contains(&cause), "{e}");
+    }
 
     #[test]
     fn counters_and_histogram_are_named_as_documented() {

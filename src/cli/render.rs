@@ -5,6 +5,7 @@ use crate::core::manifest;
 use crate::core::render::Chart;
 use crate::core::values::SetKind;
 use crate::pipeline::{self, RenderRequest};
+use anyhow::Context;
 use clap::{ArgAction, Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -135,7 +136,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
     let req = args.inputs.request(&args.inputs.sets_in_order());
     let manifests = pipeline::render(&chart, &req)?;
     if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
         for (i, m) in manifests.iter().enumerate() {
             let path = dir.join(manifest::file_name(i, &m.id));
             let text = match args.output {
@@ -151,7 +152,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
             } else {
                 path
             };
-            std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            std::fs::write(&path, text).with_context(|| path.display().to_string())?;
         }
         return Ok(Outcome::Success);
     }
@@ -160,8 +161,9 @@ pub fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
         OutputFormat::Json => manifest::to_json_list(&manifests),
     };
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing the manifests to stdout")?;
     Ok(Outcome::Success)
 }
 

@@ -13,9 +13,11 @@
 //! Pure: no I/O.
 
 use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 pub const API_VERSION: &str = "openchoreo.dev/v1alpha1";
 pub const KIND: &str = "Workload";
@@ -208,82 +210,86 @@ pub struct ConnectionEnvVar {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Key normalization: Go's case-insensitive field matching, driven by the known field names.
+// Key normalization: Go's case-insensitive field matching, driven by the serde field names of
+// the structs above (read from their JSON schema, so a new field needs no second list).
 
-#[derive(Clone, Copy)]
+/// How the keys of a value are matched, as the Workload's structs define it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Shape {
     /// A scalar, or a map/list whose keys are data (labels, params, command): left as is.
     Leaf,
     /// Accepted and dropped (server-set metadata, `status`).
     Drop,
-    Struct(&'static [(&'static str, Shape)]),
+    /// A struct's fields, by their serde names.
+    Struct(Vec<(String, Shape)>),
     /// A map with user-chosen keys whose values have this shape.
-    MapOf(&'static Shape),
-    ListOf(&'static Shape),
+    MapOf(Box<Shape>),
+    ListOf(Box<Shape>),
 }
 
-const KEY_REF: Shape = Shape::Struct(&[("name", Shape::Leaf), ("key", Shape::Leaf)]);
-const ENV_VAR: Shape = Shape::Struct(&[
-    ("key", Shape::Leaf),
-    ("value", Shape::Leaf),
-    (
-        "valueFrom",
-        Shape::Struct(&[("configurationGroupRef", KEY_REF), ("secretRef", KEY_REF)]),
-    ),
-]);
-const CONTAINER: Shape = Shape::Struct(&[
-    ("image", Shape::Leaf),
-    ("command", Shape::Leaf),
-    ("args", Shape::Leaf),
-    ("env", Shape::ListOf(&ENV_VAR)),
-]);
-const ENDPOINT: Shape = Shape::Struct(&[
-    ("type", Shape::Leaf),
-    ("port", Shape::Leaf),
-    (
-        "schema",
-        Shape::Struct(&[("type", Shape::Leaf), ("content", Shape::Leaf)]),
-    ),
-]);
-const CONNECTION_ENV: Shape = Shape::Struct(&[("name", Shape::Leaf), ("value", Shape::Leaf)]);
-const CONNECTION: Shape = Shape::Struct(&[
-    ("type", Shape::Leaf),
-    ("params", Shape::Leaf),
-    (
-        "inject",
-        Shape::Struct(&[("env", Shape::ListOf(&CONNECTION_ENV))]),
-    ),
-]);
-const METADATA: Shape = Shape::Struct(&[
-    ("name", Shape::Leaf),
-    ("namespace", Shape::Leaf),
-    ("labels", Shape::Leaf),
-    ("annotations", Shape::Leaf),
-    // Written by a marshalled ObjectMeta (`creationTimestamp: null`) or copied from a live
-    // object; never ours to set.
-    ("creationTimestamp", Shape::Drop),
-    ("resourceVersion", Shape::Drop),
-    ("uid", Shape::Drop),
-    ("generation", Shape::Drop),
-    ("selfLink", Shape::Drop),
-    ("managedFields", Shape::Drop),
-]);
-const SPEC: Shape = Shape::Struct(&[
-    (
-        "owner",
-        Shape::Struct(&[("projectName", Shape::Leaf), ("componentName", Shape::Leaf)]),
-    ),
-    ("containers", Shape::MapOf(&CONTAINER)),
-    ("endpoints", Shape::MapOf(&ENDPOINT)),
-    ("connections", Shape::MapOf(&CONNECTION)),
-]);
-const WORKLOAD: Shape = Shape::Struct(&[
-    ("apiVersion", Shape::Leaf),
-    ("kind", Shape::Leaf),
-    ("metadata", METADATA),
-    ("spec", SPEC),
-    ("status", Shape::Drop),
-]);
+/// Keys a Workload may carry that are never ours to set: written by a marshalled ObjectMeta
+/// (`creationTimestamp: null`) or copied from a live object.
+const SERVER_SET_METADATA: [&str; 6] = [
+    "creationTimestamp",
+    "resourceVersion",
+    "uid",
+    "generation",
+    "selfLink",
+    "managedFields",
+];
+
+/// Built once, from the schema schemars derives from the same attributes serde reads.
+static WORKLOAD_SHAPE: LazyLock<Shape> = LazyLock::new(workload_shape);
+
+fn workload_shape() -> Shape {
+    let schema = SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<Workload>();
+    let mut shape = Shape::of(schema.as_value());
+    if let Shape::Struct(fields) = &mut shape {
+        for (name, field) in fields.iter_mut() {
+            if let (Shape::Struct(meta), "metadata") = (field, name.as_str()) {
+                meta.extend(SERVER_SET_METADATA.map(|n| (n.to_owned(), Shape::Drop)));
+            }
+        }
+        fields.push(("status".to_owned(), Shape::Drop));
+    }
+    shape
+}
+
+impl Shape {
+    /// The shape a JSON schema of our types describes. An `Option` is its inner schema with
+    /// `null` added to the type list, or an `anyOf` with a null alternative.
+    fn of(schema: &Value) -> Shape {
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            let fields = properties.iter().map(|(k, v)| (k.clone(), Shape::of(v)));
+            return Shape::Struct(fields.collect());
+        }
+        let nested = |key: &str| schema.get(key).filter(|v| v.is_object()).map(Shape::of);
+        if let Some(values) = nested("additionalProperties") {
+            return Shape::wrap(values, Shape::MapOf);
+        }
+        if let Some(items) = nested("items") {
+            return Shape::wrap(items, Shape::ListOf);
+        }
+        ["anyOf", "oneOf", "allOf"]
+            .iter()
+            .filter_map(|k| schema.get(*k).and_then(Value::as_array))
+            .flatten()
+            .map(Shape::of)
+            .find(|s| *s != Shape::Leaf)
+            .unwrap_or(Shape::Leaf)
+    }
+
+    /// A map or list of leaves is itself a leaf: its keys and items are data.
+    fn wrap(inner: Shape, container: fn(Box<Shape>) -> Shape) -> Shape {
+        match inner {
+            Shape::Leaf => Shape::Leaf,
+            inner => container(Box::new(inner)),
+        }
+    }
+}
 
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
@@ -297,60 +303,66 @@ fn join(path: &str, key: &str) -> String {
 /// case-insensitive), drops `null` struct fields (Go leaves the zero value) and dropped fields,
 /// and refuses unknown keys and two keys naming the same field. Values of the wrong type are
 /// left for serde to report.
-fn normalize(value: Value, shape: Shape, path: &str) -> Result<Value, WorkloadError> {
+fn normalize(value: Value, shape: &Shape, path: &str) -> Result<Value, WorkloadError> {
     match (shape, value) {
-        (Shape::Struct(fields), Value::Object(map)) => {
-            let mut out = Map::new();
-            for (key, v) in map {
-                let found = fields.iter().find(|(name, _)| *name == key).or_else(|| {
-                    fields
-                        .iter()
-                        .find(|(name, _)| name.eq_ignore_ascii_case(&key))
-                });
-                let Some(&(name, inner)) = found else {
-                    let known: Vec<&str> = fields
-                        .iter()
-                        .filter(|(_, s)| !matches!(s, Shape::Drop))
-                        .map(|(n, _)| *n)
-                        .collect();
-                    return Err(field(
-                        join(path, &key),
-                        format!("unknown field (expected one of: {})", known.join(", ")),
-                    ));
-                };
-                let here = join(path, name);
-                if out.contains_key(name) {
-                    return Err(field(
-                        here,
-                        format!("given twice (as `{key}` and another spelling)"),
-                    ));
-                }
-                if v.is_null() || matches!(inner, Shape::Drop) {
-                    // Remember the spelling so a second one is still caught.
-                    out.insert(name.to_owned(), Value::Null);
-                    continue;
-                }
-                out.insert(name.to_owned(), normalize(v, inner, &here)?);
-            }
-            out.retain(|_, v| !v.is_null());
-            Ok(Value::Object(out))
-        }
+        (Shape::Struct(fields), Value::Object(map)) => normalize_struct(fields, map, path),
         (Shape::MapOf(inner), Value::Object(map)) => {
             let mut out = Map::new();
             for (key, v) in map {
                 let here = join(path, &key);
-                out.insert(key, normalize(v, *inner, &here)?);
+                out.insert(key, normalize(v, inner, &here)?);
             }
             Ok(Value::Object(out))
         }
         (Shape::ListOf(inner), Value::Array(items)) => items
             .into_iter()
             .enumerate()
-            .map(|(i, v)| normalize(v, *inner, &format!("{path}[{i}]")))
+            .map(|(i, v)| normalize(v, inner, &format!("{path}[{i}]")))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
         (_, other) => Ok(other),
     }
+}
+
+fn normalize_struct(
+    fields: &[(String, Shape)],
+    map: Map<String, Value>,
+    path: &str,
+) -> Result<Value, WorkloadError> {
+    let mut out = Map::new();
+    for (key, v) in map {
+        let found = fields.iter().find(|(name, _)| *name == key).or_else(|| {
+            fields
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(&key))
+        });
+        let Some((name, inner)) = found else {
+            let known: Vec<&str> = fields
+                .iter()
+                .filter(|(_, s)| *s != Shape::Drop)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            return Err(field(
+                join(path, &key),
+                format!("unknown field (expected one of: {})", known.join(", ")),
+            ));
+        };
+        let here = join(path, name);
+        if out.contains_key(name) {
+            return Err(field(
+                here,
+                format!("given twice (as `{key}` and another spelling)"),
+            ));
+        }
+        if v.is_null() || *inner == Shape::Drop {
+            // Remember the spelling so a second one is still caught.
+            out.insert(name.clone(), Value::Null);
+            continue;
+        }
+        out.insert(name.clone(), normalize(v, inner, &here)?);
+    }
+    out.retain(|_, v| !v.is_null());
+    Ok(Value::Object(out))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,7 +379,7 @@ pub fn parse_workload_cr(yaml: &str) -> Result<Workload, WorkloadError> {
     if !raw.is_object() {
         return Err(field("(document)", "a Workload must be a mapping"));
     }
-    let normalized = normalize(raw, WORKLOAD, "")?;
+    let normalized = normalize(raw, &WORKLOAD_SHAPE, "")?;
     let mut workload: Workload = serde_path_to_error::deserialize(normalized).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
@@ -858,6 +870,150 @@ status: {}
                 "must not be empty"
             )
         );
+    }
+
+    /// The field names serde's derive reads for `T`, straight from its `deserialize_struct` call.
+    fn serde_fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        struct Probe(Option<&'static [&'static str]>);
+        impl<'de> serde::Deserializer<'de> for &mut Probe {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = Some(fields);
+                Err(serde::de::Error::custom("fields read"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut probe = Probe(None);
+        let _ = T::deserialize(&mut probe);
+        probe
+            .0
+            .expect("derived Deserialize of a struct calls deserialize_struct")
+    }
+
+    /// Every struct position of the shape, as `a.b`, `m.*` (map values) and `l[]` (list items).
+    fn struct_paths(shape: &Shape, path: &str, out: &mut BTreeMap<String, Vec<String>>) {
+        match shape {
+            Shape::Struct(fields) => {
+                let names = fields.iter().filter(|(_, s)| *s != Shape::Drop);
+                out.insert(path.to_owned(), names.map(|(n, _)| n.clone()).collect());
+                for (name, inner) in fields {
+                    struct_paths(inner, &join(path, name), out);
+                }
+            }
+            Shape::MapOf(inner) => struct_paths(inner, &join(path, "*"), out),
+            Shape::ListOf(inner) => struct_paths(inner, &format!("{path}[]"), out),
+            Shape::Leaf | Shape::Drop => {}
+        }
+    }
+
+    fn shape_at<'a>(shape: &'a Shape, path: &str) -> &'a Shape {
+        let mut here = shape;
+        for segment in path.split('.').filter(|s| !s.is_empty()) {
+            let (name, list) = match segment.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (segment, false),
+            };
+            here = match (here, name) {
+                (Shape::MapOf(inner), "*") => inner,
+                (Shape::Struct(fields), _) => &fields.iter().find(|(n, _)| n == name).unwrap().1,
+                (other, _) => panic!("{path}: {other:?} has no {name}"),
+            };
+            if list {
+                let Shape::ListOf(inner) = here else {
+                    panic!("{path}: not a list")
+                };
+                here = inner;
+            }
+        }
+        here
+    }
+
+    #[test]
+    fn every_serde_field_of_every_struct_is_accepted_in_any_case() {
+        let structs: [(&str, &[&str]); 14] = [
+            ("", serde_fields::<Workload>()),
+            ("metadata", serde_fields::<WorkloadMeta>()),
+            ("spec", serde_fields::<WorkloadSpec>()),
+            ("spec.owner", serde_fields::<WorkloadOwner>()),
+            ("spec.containers.*", serde_fields::<Container>()),
+            ("spec.containers.*.env[]", serde_fields::<EnvVar>()),
+            (
+                "spec.containers.*.env[].valueFrom",
+                serde_fields::<EnvVarSource>(),
+            ),
+            (
+                "spec.containers.*.env[].valueFrom.configurationGroupRef",
+                serde_fields::<KeyRef>(),
+            ),
+            (
+                "spec.containers.*.env[].valueFrom.secretRef",
+                serde_fields::<KeyRef>(),
+            ),
+            ("spec.endpoints.*", serde_fields::<WorkloadEndpoint>()),
+            ("spec.endpoints.*.schema", serde_fields::<Schema>()),
+            ("spec.connections.*", serde_fields::<WorkloadConnection>()),
+            (
+                "spec.connections.*.inject",
+                serde_fields::<ConnectionInject>(),
+            ),
+            (
+                "spec.connections.*.inject.env[]",
+                serde_fields::<ConnectionEnvVar>(),
+            ),
+        ];
+        // The shape knows exactly these structs, each with exactly serde's fields.
+        let mut known = BTreeMap::new();
+        struct_paths(&WORKLOAD_SHAPE, "", &mut known);
+        let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (path, fields) in structs {
+            let mut names: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+            names.sort();
+            expected.insert(path.to_owned(), names);
+        }
+        for names in known.values_mut() {
+            names.sort();
+        }
+        assert_eq!(known, expected);
+        // And each field, spelled in upper case where its struct stands, comes back canonical.
+        for (path, fields) in structs {
+            let shape = shape_at(&WORKLOAD_SHAPE, path);
+            for name in fields {
+                let mut doc = Map::new();
+                doc.insert(name.to_uppercase(), json!("x"));
+                let out = normalize(Value::Object(doc), shape, path).unwrap();
+                assert_eq!(out, json!({ *name: "x" }), "{path} {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn server_set_metadata_and_status_are_dropped() {
+        let yaml = CLI_OUTPUT.replace(
+            "    name: reading-list-service\n",
+            "    name: reading-list-service\n    UID: abc\n    managedFields: [{manager: x}]\n",
+        ) + "status: {phase: x}\n";
+        assert_eq!(
+            parse_workload_cr(&yaml).unwrap(),
+            parse_workload_cr(CLI_OUTPUT).unwrap()
+        );
+        let (p, m) = err_path(&CLI_OUTPUT.replace("spec:\n", "statuses: {}\nspec:\n"));
+        assert_eq!(p, "statuses");
+        assert!(!m.contains("status,") && !m.contains("uid"), "{m}");
     }
 
     #[test]

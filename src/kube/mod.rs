@@ -21,11 +21,13 @@ use tokio::sync::Mutex;
 
 use crate::core::manifest::{Manifest, ObjectId};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "buildplane";
 
-/// A cluster call failed. Messages are one line: what, on which object, and why.
+/// A cluster call failed. Messages are one line: what, on which object, and why. Variants
+/// with a `source` leave the cause out of their own text: it follows in the printed chain.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     /// The kubeconfig could not be read or has no usable context.
@@ -37,7 +39,7 @@ pub enum KubeError {
     /// The credentials were rejected (401).
     #[error("the API server at {server} rejected the credentials (expired or invalid): {message}")]
     Unauthorized { server: String, message: String },
-    /// The server answered an error about an object.
+    /// The server answered an error about an object; `code` is the HTTP status it sent.
     #[error("{object}: {message}")]
     Api {
         object: String,
@@ -51,17 +53,43 @@ pub enum KubeError {
         api_version: String,
         kind: String,
     },
-    /// A CRD did not become Established in time.
-    #[error("CustomResourceDefinition/{name}: not Established after {seconds} s")]
-    NotEstablished { name: String, seconds: u64 },
+    /// An object did not reach a state in time (a CRD Established, a replaced object gone).
+    #[error("{object}: not {condition} within {seconds} s")]
+    Timeout {
+        object: String,
+        condition: String,
+        seconds: u64,
+    },
+    /// A watch on objects ended with an error before it saw what it waited for.
+    #[error("{object}: the watch failed")]
+    Watch {
+        object: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A streamed answer (a container log) broke off while being read.
+    #[error("{object}: reading the stream failed")]
+    Stream {
+        object: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An answer of the server could not be taken as a JSON object.
+    #[error("{object}: unreadable answer from the API server")]
+    Decode {
+        object: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl KubeError {
-    /// HTTP status of an API error (404 when an object is missing), else 0.
-    pub fn code(&self) -> u16 {
+    /// The HTTP status the server answered (404 when an object is missing); only an API error
+    /// has one.
+    pub fn code(&self) -> Option<u16> {
         match self {
-            KubeError::Api { code, .. } => *code,
-            _ => 0,
+            KubeError::Api { code, .. } => Some(*code),
+            _ => None,
         }
     }
 }
@@ -127,6 +155,14 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let text = cur.to_string();
     let first = text.lines().next().unwrap_or_default();
     first.trim_start_matches("error: ").to_owned()
+}
+
+/// A typed answer as the JSON our callers read; `object` names it if that fails.
+fn to_json(object: &str, answer: impl serde::Serialize) -> Result<Value, KubeError> {
+    serde_json::to_value(answer).map_err(|source| KubeError::Decode {
+        object: object.to_owned(),
+        source,
+    })
 }
 
 /// Discovery results by group-version: `None` when the group-version is not served.
@@ -227,7 +263,8 @@ impl Kube {
         self.counts.writes()
     }
 
-    /// Maps a client error to one line naming `object`.
+    /// Maps a client error to one line naming `object`; anything but an answer we could not
+    /// read is taken for the server being out of reach.
     pub fn error(&self, object: &str, e: kube::Error) -> KubeError {
         match e {
             kube::Error::Api(status) => {
@@ -244,6 +281,10 @@ impl Kube {
                     }
                 }
             }
+            kube::Error::SerdeError(source) => KubeError::Decode {
+                object: object.to_owned(),
+                source,
+            },
             other => KubeError::Unreachable {
                 server: self.server.clone(),
                 message: root_cause(&other),
@@ -329,11 +370,10 @@ impl Kube {
             .await
             .map_err(|e| self.error(&what, e))?;
         // List items come without apiVersion and kind; give them back, as a GET has them.
-        Ok(list
-            .items
+        list.items
             .into_iter()
             .map(|o| {
-                let mut v = serde_json::to_value(o).expect("objects serialize");
+                let mut v = to_json(&what, o)?;
                 if let Some(map) = v.as_object_mut() {
                     map.insert(
                         "apiVersion".into(),
@@ -341,9 +381,9 @@ impl Kube {
                     );
                     map.insert("kind".into(), Value::String(r.api.kind.clone()));
                 }
-                v
+                Ok(v)
             })
-            .collect())
+            .collect()
     }
 
     /// The objects of a resource in a namespace that match a label selector.
@@ -359,22 +399,18 @@ impl Kube {
             .list(&ListParams::default().labels(selector))
             .await
             .map_err(|e| self.error(&what, e))?;
-        Ok(list
-            .items
-            .into_iter()
-            .map(|o| serde_json::to_value(o).expect("objects serialize"))
-            .collect())
+        list.items.into_iter().map(|o| to_json(&what, o)).collect()
     }
 
-    /// Copies a container's log to `out`, following it while the container runs if `follow`.
-    pub async fn copy_logs(
+    /// A container's log line by line, following it while the container runs if `follow`.
+    /// Writing the lines anywhere is the caller's: its failures are not the cluster's.
+    pub async fn log_lines(
         &self,
         namespace: &str,
         pod: &str,
         container: &str,
         follow: bool,
-        out: &mut (dyn std::io::Write + Send),
-    ) -> Result<(), KubeError> {
+    ) -> Result<BoxStream<'static, Result<String, KubeError>>, KubeError> {
         use futures::AsyncBufReadExt;
         let object = format!("Pod/{namespace}/{pod}");
         let api: Api<k8s_openapi::api::core::v1::Pod> =
@@ -388,25 +424,21 @@ impl Kube {
             .log_stream(pod, &params)
             .await
             .map_err(|e| self.error(&object, e))?;
-        let mut lines = reader.lines();
-        while let Some(line) = lines.next().await {
-            let line = line.map_err(|e| KubeError::Unreachable {
-                server: self.server.clone(),
-                message: e.to_string(),
-            })?;
-            writeln!(out, "{line}").map_err(|e| KubeError::Api {
-                object: object.clone(),
-                code: 0,
-                message: format!("cannot write the log: {e}"),
-            })?;
-        }
-        Ok(())
+        Ok(reader
+            .lines()
+            .map(move |line| {
+                line.map_err(|source| KubeError::Stream {
+                    object: object.clone(),
+                    source,
+                })
+            })
+            .boxed())
     }
 
     /// One object, or `None` if it does not exist.
     pub async fn get(&self, r: &Resource, id: &ObjectId) -> Result<Option<Value>, KubeError> {
         match self.api(r, id.namespace.as_deref()).get_opt(&id.name).await {
-            Ok(o) => Ok(o.map(|o| serde_json::to_value(o).expect("objects serialize"))),
+            Ok(o) => o.map(|o| to_json(&id.to_string(), o)).transpose(),
             Err(e) => Err(self.error(&id.to_string(), e)),
         }
     }
@@ -454,7 +486,7 @@ impl Kube {
                 },
                 other => other,
             })?;
-        Ok(serde_json::to_value(out).expect("objects serialize"))
+        to_json(&m.id.to_string(), out)
     }
 
     /// Deletes an object (background propagation); a missing object is not an error.
@@ -514,13 +546,13 @@ impl Kube {
         .await
         {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(KubeError::Api {
+            Ok(Err(e)) => Err(KubeError::Watch {
                 object: format!("CustomResourceDefinition/{name}"),
-                code: 0,
-                message: e.to_string(),
+                source: Box::new(e),
             }),
-            Err(_) => Err(KubeError::NotEstablished {
-                name: name.to_owned(),
+            Err(_) => Err(KubeError::Timeout {
+                object: format!("CustomResourceDefinition/{name}"),
+                condition: "Established".into(),
                 seconds: timeout.as_secs(),
             }),
         }
@@ -551,4 +583,62 @@ pub fn resource_from_crd(crd: &Value) -> Option<(String, String, Resource)> {
             namespaced,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// The chain `main` prints: each link once, joined with ": ".
+    fn chain(e: &KubeError) -> String {
+        let mut out = e.to_string();
+        let mut cur = e.source();
+        while let Some(cause) = cur {
+            out = format!("{out}: {cause}");
+            cur = cause.source();
+        }
+        out
+    }
+
+    #[test]
+    fn errors_with_a_source_name_it_once_in_the_chain() {
+        let io = || std::io::Error::other("connection reset");
+        let cases = [
+            KubeError::Watch {
+                object: "CustomResourceDefinition/x".into(),
+                source: Box::new(io()),
+            },
+            KubeError::Stream {
+                object: "Pod/ns/p".into(),
+                source: io(),
+            },
+        ];
+        for e in &cases {
+            let shown = chain(e);
+            assert_eq!(shown.matches("connection reset").count(), 1, "{shown}");
+            assert_eq!(e.code(), None);
+        }
+        let decode = serde_json::from_str::<Value>("{").unwrap_err();
+        let e = KubeError::Decode {
+            object: "Pod/ns/p".into(),
+            source: decode,
+        };
+        assert!(chain(&e).starts_with("Pod/ns/p: unreadable answer from the API server: EOF"));
+        let e = KubeError::Timeout {
+            object: "CustomResourceDefinition/x".into(),
+            condition: "Established".into(),
+            seconds: 30,
+        };
+        assert_eq!(
+            e.to_string(),
+            "CustomResourceDefinition/x: not Established within 30 s"
+        );
+        let api = KubeError::Api {
+            object: "Pod/ns/p".into(),
+            code: 404,
+            message: "not found".into(),
+        };
+        assert_eq!(api.code(), Some(404));
+    }
 }

@@ -2,13 +2,46 @@
 //! their `main` container.
 
 use super::LoadedBuild;
+use crate::core::manifest::ObjectId;
 use crate::core::pods::{self, StepPod};
-use crate::engine::Engine;
+use crate::core::spec::SpecError;
+use crate::engine;
 use crate::kube::{Kube, KubeError};
+use futures::StreamExt;
+
+/// Why the logs could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    /// Reading pods or logs from the cluster failed.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// The Build asks for an engine we do not have.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The cluster has no Pod API, so there are no step pods to read.
+    #[error("step pods of {workflow}: the cluster serves no Pod in v1")]
+    NoPodApi { workflow: String },
+    /// Writing a log to our own output failed (a closed pipe, a full disk).
+    #[error("Pod/{namespace}/{pod}: cannot write the log")]
+    Write {
+        namespace: String,
+        pod: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The object that runs a build, as its engine names it.
+pub fn build_object_of(b: &LoadedBuild) -> Result<ObjectId, SpecError> {
+    Ok(engine::for_build(&b.origin, &b.build)?
+        .build_object(&b.build)
+        .id)
+}
 
 /// Where a build's Workflow is.
 pub fn workflow_of(b: &LoadedBuild) -> (String, String) {
-    let id = crate::engine::argo::ArgoEngine.build_object(&b.build).id;
+    let id = build_object_of(b)
+        .expect("a LoadedBuild's engine was resolved when it was loaded (builds_in_text)");
     (id.namespace.unwrap_or_default(), id.name)
 }
 
@@ -17,11 +50,13 @@ pub async fn step_pods(
     kube: &Kube,
     namespace: &str,
     workflow: &str,
-) -> Result<Vec<StepPod>, KubeError> {
+) -> Result<Vec<StepPod>, LogsError> {
     let pods = kube
         .resource("v1", "Pod")
         .await?
-        .expect("every cluster serves Pods");
+        .ok_or_else(|| LogsError::NoPodApi {
+            workflow: format!("{namespace}/{workflow}"),
+        })?;
     let listed = kube
         .list_selected(&pods, namespace, &pods::selector(workflow))
         .await?;
@@ -35,28 +70,54 @@ pub async fn print_logs(
     step: Option<&str>,
     follow: bool,
     out: &mut (dyn std::io::Write + Send),
-) -> Result<usize, KubeError> {
+) -> Result<usize, LogsError> {
     let mut shown = 0;
     for b in builds {
-        let (namespace, workflow) = workflow_of(b);
-        for p in step_pods(kube, &namespace, &workflow).await? {
+        let id = build_object_of(b)?;
+        let namespace = id.namespace.unwrap_or_default();
+        for p in step_pods(kube, &namespace, &id.name).await? {
             if step.is_some_and(|s| !pods::step_matches(&p.step, s)) {
                 continue;
             }
+            let write_failed = |source| LogsError::Write {
+                namespace: namespace.clone(),
+                pod: p.pod.clone(),
+                source,
+            };
             writeln!(
                 out,
                 "=== {} {} ({}) ===",
                 b.build.metadata.name, p.step, p.pod
             )
-            .map_err(|e| KubeError::Api {
-                object: format!("Pod/{namespace}/{}", p.pod),
-                code: 0,
-                message: format!("cannot write: {e}"),
-            })?;
-            kube.copy_logs(&namespace, &p.pod, pods::MAIN_CONTAINER, follow, out)
+            .map_err(write_failed)?;
+            let mut lines = kube
+                .log_lines(&namespace, &p.pod, pods::MAIN_CONTAINER, follow)
                 .await?;
+            while let Some(line) = lines.next().await {
+                writeln!(out, "{}", line?).map_err(write_failed)?;
+            }
             shown += 1;
         }
     }
     Ok(shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_names_the_pod_and_keeps_its_cause_as_source() {
+        let e = LogsError::Write {
+            namespace: "ns".into(),
+            pod: "wf-build-step-1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Pod/ns/wf-build-step-1: cannot write the log"
+        );
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("broken pipe"));
+    }
 }
