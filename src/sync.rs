@@ -12,6 +12,7 @@ use crate::lifecycle::{self, BuildOutcome, Event, Target};
 use crate::pipeline::deploy::{self, Action, DeployError, DeployOptions};
 use crate::pipeline::tolerant;
 use crate::pipeline::{LoadedBuild, PipelineError, Rendered, render_builds};
+use crate::report::error_line;
 use crate::serve::{self, Metrics, ServeError};
 use crate::signal::Shutdown;
 pub use crate::source::specs::SourceSettings;
@@ -168,7 +169,7 @@ async fn drain(
 
 fn reconcile_error(metrics: &Metrics, e: &SyncError) {
     metrics.reconcile_errors.inc();
-    tracing::error!(event = "reconcile_error", error = %e, "round failed; trying again");
+    tracing::error!(event = "reconcile_error", error = %error_line(e), "round failed; trying again");
 }
 
 /// One round; the revision it completed, or None when it failed (logged and counted) or left
@@ -319,7 +320,7 @@ fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut Jo
                 following.remove(k);
             }
             shared.metrics.reconcile_errors.inc();
-            tracing::error!(event = "reconcile_error", error = %e, "following builds failed");
+            tracing::error!(event = "reconcile_error", error = %error_line(&e), "following builds failed");
         }
     });
 }

@@ -72,7 +72,7 @@ fn step_pods_are_listed_in_step_order_from_the_api_server() {
         })
         .await
         .unwrap();
-        buildplane::pipeline::logs::step_pods(&kube, &ns, WF)
+        buildplane::pipeline::logs::step_pods(&kube, buildplane::engine::DEFAULT, &ns, WF)
             .await
             .unwrap()
     });

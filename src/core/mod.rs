@@ -11,7 +11,6 @@ pub mod manifest;
 pub mod naming;
 pub mod par;
 pub mod plan;
-pub mod pods;
 pub mod progress;
 pub mod render;
 pub mod spec;

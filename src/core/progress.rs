@@ -69,3 +69,19 @@ pub struct Artifacts {
     /// Output `git-revision` of the last `clone-step` attempt: the commit that was built.
     pub revision: Option<String>,
 }
+
+/// One step pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepPod {
+    /// Position of the step group (`[i]`), when the node name carries one.
+    pub group: Option<usize>,
+    /// The step's name (`clone-step`, …), or the pod name when the node name is missing.
+    pub step: String,
+    pub pod: String,
+    pub created: String,
+}
+
+/// Whether a step matches a `--step` filter: the full name or without `-step`.
+pub fn step_matches(step: &str, filter: &str) -> bool {
+    step == filter || step.strip_suffix("-step") == Some(filter)
+}

@@ -6,7 +6,7 @@ pub mod argo;
 
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::plan::LiveBuild;
-use crate::core::progress::{Artifacts, BuildStatus, StepPhase};
+use crate::core::progress::{Artifacts, BuildStatus, StepPhase, StepPod};
 use crate::core::spec::{Build, Origin, SPEC_HASH_ANNOTATION, SpecError};
 use serde_json::Value;
 
@@ -45,6 +45,13 @@ pub trait Engine: Sync {
     fn steps(&self, live: &Value) -> Result<Vec<StepPhase>, StatusError>;
     /// What a finished build produced: image, Workload output, commit built.
     fn artifacts(&self, live: &Value) -> Result<Artifacts, StatusError>;
+    /// The label selector of the pods that ran build object `object_name`'s steps.
+    fn pod_selector(&self, object_name: &str) -> String;
+    /// The step pods of `object_name` among `listed` (pods as the API returns them), in step
+    /// order.
+    fn step_pods(&self, object_name: &str, listed: &[Value]) -> Vec<StepPod>;
+    /// The container of a step pod that runs the step's script (whose log `logs` shows).
+    fn log_container(&self) -> &'static str;
 }
 
 /// A build object's status could not be read.

@@ -2,11 +2,11 @@
 //! their `main` container.
 
 use super::LoadedBuild;
-use crate::core::manifest::ObjectId;
-use crate::core::pods::{self, StepPod};
+use crate::core::progress::{StepPod, step_matches};
 use crate::core::spec::SpecError;
-use crate::engine;
+use crate::engine::Engine;
 use crate::kube::{Kube, KubeError};
+use crate::lifecycle::Target;
 use futures::StreamExt;
 
 /// Why the logs could not be shown.
@@ -31,23 +31,10 @@ pub enum LogsError {
     },
 }
 
-/// The object that runs a build, as its engine names it.
-pub fn build_object_of(b: &LoadedBuild) -> Result<ObjectId, SpecError> {
-    Ok(engine::for_build(&b.origin, &b.build)?
-        .build_object(&b.build)
-        .id)
-}
-
-/// Where a build's Workflow is.
-pub fn workflow_of(b: &LoadedBuild) -> (String, String) {
-    let id = build_object_of(b)
-        .expect("a LoadedBuild's engine was resolved when it was loaded (builds_in_text)");
-    (id.namespace.unwrap_or_default(), id.name)
-}
-
-/// The step pods of a Workflow, in step order.
+/// The step pods of build object `namespace/workflow`, in step order.
 pub async fn step_pods(
     kube: &Kube,
+    engine: &dyn Engine,
     namespace: &str,
     workflow: &str,
 ) -> Result<Vec<StepPod>, LogsError> {
@@ -58,9 +45,9 @@ pub async fn step_pods(
             workflow: format!("{namespace}/{workflow}"),
         })?;
     let listed = kube
-        .list_selected(&pods, namespace, &pods::selector(workflow))
+        .list_selected(&pods, namespace, &engine.pod_selector(workflow))
         .await?;
-    Ok(pods::step_pods(workflow, &listed))
+    Ok(engine.step_pods(workflow, &listed))
 }
 
 /// Prints each step's header and `main` log, for the steps `step` selects (all when `None`).
@@ -73,14 +60,14 @@ pub async fn print_logs(
 ) -> Result<usize, LogsError> {
     let mut shown = 0;
     for b in builds {
-        let id = build_object_of(b)?;
-        let namespace = id.namespace.unwrap_or_default();
-        for p in step_pods(kube, &namespace, &id.name).await? {
-            if step.is_some_and(|s| !pods::step_matches(&p.step, s)) {
+        let t = Target::of(b)?;
+        let namespace = &t.namespace;
+        for p in step_pods(kube, t.engine, namespace, &t.name).await? {
+            if step.is_some_and(|s| !step_matches(&p.step, s)) {
                 continue;
             }
             let write_failed = |source| LogsError::Write {
-                namespace: namespace.clone(),
+                namespace: namespace.to_owned(),
                 pod: p.pod.clone(),
                 source,
             };
@@ -91,7 +78,7 @@ pub async fn print_logs(
             )
             .map_err(write_failed)?;
             let mut lines = kube
-                .log_lines(&namespace, &p.pod, pods::MAIN_CONTAINER, follow)
+                .log_lines(namespace, &p.pod, t.engine.log_container(), follow)
                 .await?;
             while let Some(line) = lines.next().await {
                 writeln!(out, "{}", line?).map_err(write_failed)?;

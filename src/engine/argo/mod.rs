@@ -1,13 +1,14 @@
 //! The Argo Workflows engine: per-build prerequisites and the `Workflow` that instantiates one
 //! of the chart's ClusterWorkflowTemplates, named and labelled as upstream does.
 
+pub mod pods;
 pub mod status;
 
 use super::{BuildKind, Engine, StatusError};
 use crate::core::catalog::{self, RESERVED_PARAMETERS};
 use crate::core::manifest::Manifest;
 use crate::core::naming;
-use crate::core::progress::{Artifacts, BuildStatus, StepPhase};
+use crate::core::progress::{Artifacts, BuildStatus, StepPhase, StepPod};
 use crate::core::spec::{Build, Origin, SpecError, field_error};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -205,6 +206,18 @@ impl Engine for ArgoEngine {
 
     fn artifacts(&self, live: &Value) -> Result<Artifacts, StatusError> {
         Ok(status::artifacts(live)?)
+    }
+
+    fn pod_selector(&self, object_name: &str) -> String {
+        pods::selector(object_name)
+    }
+
+    fn step_pods(&self, object_name: &str, listed: &[Value]) -> Vec<StepPod> {
+        pods::step_pods(object_name, listed)
+    }
+
+    fn log_container(&self) -> &'static str {
+        pods::MAIN_CONTAINER
     }
 }
 

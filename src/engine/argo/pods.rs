@@ -2,6 +2,7 @@
 //! `workflows.argoproj.io/workflow: <workflow name>` and annotates it with its node name
 //! `<workflow>[i].<step>`; those, not labels nobody sets (upstream's `workflow`/`step`), decide.
 
+pub use crate::core::progress::StepPod;
 use serde_json::Value;
 
 /// Label Argo puts on every pod of a Workflow.
@@ -10,17 +11,6 @@ pub const WORKFLOW_LABEL: &str = "workflows.argoproj.io/workflow";
 pub const NODE_NAME_ANNOTATION: &str = "workflows.argoproj.io/node-name";
 /// The container that runs the step's script (Argo renames the user container to `main`).
 pub const MAIN_CONTAINER: &str = "main";
-
-/// One step pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepPod {
-    /// Position of the step group (`[i]`), when the node name carries one.
-    pub group: Option<usize>,
-    /// The step's name (`clone-step`, …), or the pod name when the node name is missing.
-    pub step: String,
-    pub pod: String,
-    pub created: String,
-}
 
 /// The label selector for a Workflow's pods.
 pub fn selector(workflow: &str) -> String {
@@ -86,14 +76,10 @@ pub fn step_pods(workflow: &str, pods: &[Value]) -> Vec<StepPod> {
     out
 }
 
-/// Whether a step matches a `--step` filter: the full name or without `-step`.
-pub fn step_matches(step: &str, filter: &str) -> bool {
-    step == filter || step.strip_suffix("-step") == Some(filter)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::progress::step_matches;
     use serde_json::json;
 
     fn pod(name: &str, wf: &str, node: Option<&str>, created: &str) -> Value {
