@@ -292,6 +292,8 @@ async fn progress(
         }
         (BuildDecision::AlreadySubmitted, Some(live)) => {
             ctx.memory().seen(ns, name);
+            // Submitted by a reconcile whose status write failed: the status says so now.
+            submitted(status, set);
             follow_live(ctx, &target, &live, generation, status, set).await
         }
     }
@@ -443,12 +445,13 @@ async fn submit(
         .await
         .map_err(failed)?
         .ok_or_else(|| failed(no_api(wf)))?;
-    ctx.memory().expect_build_object(ns, name);
     plane
         .kube
         .apply(&r, wf, false, true)
         .await
         .map_err(failed)?;
+    // Only a created build object is awaited: after a failed apply the retry must submit.
+    ctx.memory().expect_build_object(ns, name);
     ctx.metrics.builds_started.inc();
     Ok(())
 }
