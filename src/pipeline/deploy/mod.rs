@@ -1,8 +1,8 @@
 //! The diff/apply half of the pipeline: resolve every object's API, check permissions, read
-//! the inventories and the live objects ([`prepare`]), then either compare ([`diff`]) or apply
-//! in stages and prune ([`apply`]). Nothing is written before every object has resolved and
-//! every permission is known. What happens to each object is decided once, in `decide`, for
-//! both diff and apply.
+//! the inventories and the live objects ([`prepare()`]), then either compare ([`diff()`]) or
+//! apply in stages and prune ([`apply()`]). Nothing is written before every object has
+//! resolved and every permission is known. What happens to each object is decided once, in
+//! `decide`, for both diff and apply.
 
 mod apply;
 mod decide;
