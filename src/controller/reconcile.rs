@@ -435,21 +435,12 @@ async fn submit(
     }
     drop(prepared);
     wf.object["metadata"]["annotations"][BUILD_ANNOTATION] = json!(format!("{ns}/{name}"));
-    let failed = |source| ReconcileError::Workflow {
-        plane: plane.key.clone(),
-        source,
-    };
-    let r = plane
-        .kube
-        .resource(&wf.id.api_version, &wf.id.kind)
-        .await
-        .map_err(failed)?
-        .ok_or_else(|| failed(no_api(wf)))?;
+    let r = workflow_api(plane, wf).await?;
     plane
         .kube
         .apply(&r, wf, false, true)
         .await
-        .map_err(failed)?;
+        .map_err(on_plane(plane))?;
     // Only a created build object is awaited: after a failed apply the retry must submit.
     ctx.memory().expect_build_object(ns, name);
     ctx.metrics.builds_started.inc();
@@ -459,14 +450,7 @@ async fn submit(
 /// The build object as the plane has it now (a GET: the watch cache may lag).
 async fn get_build_object(plane: &Plane, wf: &Manifest) -> Result<Option<Value>, ReconcileError> {
     let api = workflow_api(plane, wf).await?;
-    plane
-        .kube
-        .get(&api, &wf.id)
-        .await
-        .map_err(|source| ReconcileError::Workflow {
-            plane: plane.key.clone(),
-            source,
-        })
+    plane.kube.get(&api, &wf.id).await.map_err(on_plane(plane))
 }
 
 /// Deletes a finished build object of an earlier spec, so the new one can take its name.
@@ -476,10 +460,15 @@ async fn replace(plane: &Plane, wf: &Manifest) -> Result<(), ReconcileError> {
         .kube
         .delete(&api, &wf.id)
         .await
-        .map_err(|source| ReconcileError::Workflow {
-            plane: plane.key.clone(),
-            source,
-        })
+        .map_err(on_plane(plane))
+}
+
+/// A build-plane call about the build object failed.
+fn on_plane(plane: &Plane) -> impl Fn(KubeError) -> ReconcileError + '_ {
+    |source| ReconcileError::Workflow {
+        plane: plane.key.clone(),
+        source,
+    }
 }
 
 /// The build object's API on the plane (discovery, cached by the client).
@@ -487,15 +476,12 @@ async fn workflow_api(
     plane: &Plane,
     wf: &Manifest,
 ) -> Result<crate::kube::Resource, ReconcileError> {
-    let failed = |source| ReconcileError::Workflow {
-        plane: plane.key.clone(),
-        source,
-    };
+    let failed = on_plane(plane);
     plane
         .kube
         .resource(&wf.id.api_version, &wf.id.kind)
         .await
-        .map_err(failed)?
+        .map_err(&failed)?
         .ok_or_else(|| failed(no_api(wf)))
 }
 
