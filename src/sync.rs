@@ -86,6 +86,13 @@ struct Shared {
     finished: mpsc::UnboundedSender<Finished>,
 }
 
+impl Shared {
+    /// The Workflows followed now (a poisoned lock still holds a consistent set).
+    fn following(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.following.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Runs the loop until SIGTERM or SIGINT. The source is read before the first request, so an
 /// unreadable source or bad settings fail at once and contact no cluster.
 pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
@@ -279,7 +286,7 @@ fn label(lb: &LoadedBuild) -> String {
 /// Follows `targets` in the background; each result goes to the emit worker.
 fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut JoinSet<()>) {
     let targets: Vec<Target> = {
-        let mut following = shared.following.lock().expect("not poisoned");
+        let mut following = shared.following();
         targets
             .into_iter()
             .filter(|t| following.insert(t.object_ref()))
@@ -299,11 +306,7 @@ fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut Jo
         let watched = lifecycle::watch::watch(&shared.kube, targets, None, |event| {
             let Event::Finished(r) = event else { return };
             let seen = Instant::now();
-            shared
-                .following
-                .lock()
-                .expect("not poisoned")
-                .remove(&r.workflow);
+            shared.following().remove(&r.workflow);
             done.insert(r.workflow.clone());
             if let Some(build) = builds.get(&r.build) {
                 let _ = shared.finished.send(Finished {
@@ -315,7 +318,7 @@ fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut Jo
         })
         .await;
         if let Err(e) = watched {
-            let mut following = shared.following.lock().expect("not poisoned");
+            let mut following = shared.following();
             for k in keys.iter().filter(|k| !done.contains(*k)) {
                 following.remove(k);
             }

@@ -49,6 +49,11 @@ impl Plane {
         let ready =
             tokio::time::timeout(Duration::from_secs(30), self.workflows.wait_until_ready());
         let _ = ready.await;
+        self.cached_workflow(namespace, name)
+    }
+
+    /// The Workflow `namespace/name` if the store holds it now, without waiting for a listing.
+    pub fn cached_workflow(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
         self.workflows
             .get(&ObjectRef::new_with(name, workflow_resource()).within(namespace))
     }

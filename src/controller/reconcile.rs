@@ -247,7 +247,13 @@ async fn progress(
         .to_owned();
     let recorded = recorded_spec_hash(status, &rendered);
     let plane = plane_for(ctx, ns, recorded.is_none()).await?;
-    let live = match plane.workflow(&target.namespace, &target.name).await {
+    // A Build never submitted does not wait for the plane's first listing: what the store
+    // holds now is enough (submitting is an idempotent server-side apply).
+    let cached = match recorded {
+        Some(_) => plane.workflow(&target.namespace, &target.name).await,
+        None => plane.cached_workflow(&target.namespace, &target.name),
+    };
+    let live = match cached {
         Some(live) => Some(
             serde_json::to_value(&*live)
                 .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?,

@@ -214,6 +214,10 @@ impl Emitter {
             self.settings.dir.as_ref().map(|_| EmitTarget::Dir),
             self.git.as_ref().map(|_| EmitTarget::Git),
         ];
+        if targets.iter().all(Option::is_none) {
+            outcome.emits = results;
+            return;
+        }
         let file = match self.file(workload, &vars) {
             Ok(f) => f,
             Err(e) => {
