@@ -147,7 +147,7 @@ impl Follower {
             }
             *previous = steps.iter().map(|s| s.phase).collect();
         }
-        if t.engine.status(object).phase.is_completed() {
+        if t.engine.is_finished(object) {
             let outcome = harvest(t, object);
             self.pending.remove(&key);
             self.steps_seen.remove(&key);

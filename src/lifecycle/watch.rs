@@ -10,7 +10,7 @@ use crate::kube::{Kube, KubeError};
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Seconds the server keeps one watch request open; the watcher treats a watch silent for
@@ -65,22 +65,16 @@ pub async fn watch(
     timeout: Option<Duration>,
     mut on_event: impl FnMut(&Event),
 ) -> Result<(), WatchError> {
-    let groups: BTreeSet<(String, &'static str)> = targets
+    // One watch per namespace and build kind.
+    let kinds: BTreeMap<(String, &'static str), BuildKind> = targets
         .iter()
-        .map(|t| (t.namespace.clone(), t.engine.build_kind().kind))
-        .collect();
-    let kinds: Vec<(String, BuildKind)> = groups
-        .into_iter()
-        .filter_map(|(ns, kind)| {
-            let k = targets
-                .iter()
-                .map(|t| t.engine.build_kind())
-                .find(|k| k.kind == kind)?;
-            Some((ns, k))
+        .map(|t| {
+            let k = t.engine.build_kind();
+            ((t.namespace.clone(), k.kind), k)
         })
         .collect();
     let mut streams = Vec::new();
-    for (ns, kind) in kinds {
+    for ((ns, _), kind) in kinds {
         // Discovery confirms the kind is served (one cached request); a clear error otherwise.
         kube.resource(kind.api_version, kind.kind)
             .await?

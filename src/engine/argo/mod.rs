@@ -31,11 +31,6 @@ pub const WORKFLOW: BuildKind = BuildKind {
     selector: "target=build",
 };
 
-/// The Argo phases after which a Workflow no longer changes.
-pub fn is_finished_phase(phase: &str) -> bool {
-    matches!(phase, "Succeeded" | "Failed" | "Error")
-}
-
 impl Engine for ArgoEngine {
     fn name(&self) -> &'static str {
         "argo"
@@ -176,10 +171,10 @@ impl Engine for ArgoEngine {
         WORKFLOW
     }
 
+    /// Finished is the phase mapping's completed (Argo `Succeeded`, `Failed`, `Error`): the
+    /// submit-once rule and the follower ask the same question the same way.
     fn is_finished(&self, live: &Value) -> bool {
-        live.pointer("/status/phase")
-            .and_then(Value::as_str)
-            .is_some_and(is_finished_phase)
+        status::status(live).phase.is_completed()
     }
 
     fn status(&self, live: &Value) -> BuildStatus {
