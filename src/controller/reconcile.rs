@@ -237,11 +237,10 @@ async fn progress(
     let invalid = |e: spec::SpecError| ReconcileError::InvalidBuild(e.to_string());
     let build = spec::build_from_value(&origin, value.clone()).map_err(invalid)?;
     let loaded = LoadedBuild { origin, build };
-    let target = Target::of(&loaded).map_err(invalid)?;
+    let (target, mut object) = Target::with_object(&loaded).map_err(invalid)?;
     let eng = target.engine;
     eng.validate(&loaded.origin, &loaded.build)
         .map_err(invalid)?;
-    let mut object = eng.build_object(&loaded.build);
     let rendered = engine::spec_hash_of(&object.object)
         .unwrap_or_default()
         .to_owned();

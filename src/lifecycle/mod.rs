@@ -23,6 +23,7 @@ pub mod watch;
 pub use follow::{Event, Follower, WatchEvent};
 pub use outcome::{BuildOutcome, EmitResult, EmitTarget, Harvest, Verdict};
 
+use crate::core::manifest::Manifest;
 use crate::core::spec::SpecError;
 use crate::engine::{self, Engine};
 use crate::pipeline::LoadedBuild;
@@ -45,14 +46,20 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// The target of a validated Build; an unknown engine is the Build's error.
     pub fn of(build: &LoadedBuild) -> Result<Target, SpecError> {
+        Ok(Target::with_object(build)?.0)
+    }
+
+    /// The target and the build object it names (rendered once, for a caller that submits it).
+    pub fn with_object(build: &LoadedBuild) -> Result<(Target, Manifest), SpecError> {
         let engine = engine::for_build(&build.origin, &build.build)?;
-        let id = engine.build_object(&build.build).id;
-        Ok(Target {
+        let object = engine.build_object(&build.build);
+        let target = Target {
             build: build.clone(),
             engine,
-            namespace: id.namespace.unwrap_or_default(),
-            name: id.name,
-        })
+            namespace: object.id.namespace.clone().unwrap_or_default(),
+            name: object.id.name.clone(),
+        };
+        Ok((target, object))
     }
 
     /// `org/build-name`.
