@@ -26,7 +26,8 @@ fn main() -> ExitCode {
         Err(e) => {
             // Each error says its own context once and leaves its cause to the next link.
             let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-            eprintln!("error: {}", chain.join(": "));
+            let line = buildplane::core::text::escape_controls(&chain.join(": ")).into_owned();
+            eprintln!("error: {line}");
             ExitCode::from(2)
         }
     }

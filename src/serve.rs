@@ -33,6 +33,8 @@ pub struct Metrics {
     pub builds_succeeded: Counter,
     pub builds_failed: Counter,
     pub reconcile_errors: Counter,
+    /// Builds whose Workload was not emitted because a target holds another component's.
+    pub workload_conflicts: Counter,
     /// Seconds from a Workflow seen completed to its Workload emitted.
     pub emit_latency: Histogram,
 }
@@ -45,6 +47,7 @@ impl Default for Metrics {
             builds_succeeded: Counter::default(),
             builds_failed: Counter::default(),
             reconcile_errors: Counter::default(),
+            workload_conflicts: Counter::default(),
             // 1 ms … ~33 s: a directory write is milliseconds, a contended Git push seconds.
             emit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             registry: Registry::default(),
@@ -68,6 +71,12 @@ impl Default for Metrics {
             "reconcile_errors",
             "Rounds that could not read, render or apply",
             m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "workload_conflicts",
+            "Builds whose Workload was not emitted: a target holds another component's Workload \
+             of that name (also counted in builds_failed)",
+            m.workload_conflicts.clone(),
         );
         registry.register(
             "emit_latency_seconds",
@@ -102,6 +111,9 @@ impl Metrics {
             self.builds_succeeded.inc();
         } else {
             self.builds_failed.inc();
+        }
+        if outcome.verdict() == crate::lifecycle::Verdict::WorkloadConflict {
+            self.workload_conflicts.inc();
         }
     }
 }

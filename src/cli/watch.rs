@@ -5,6 +5,7 @@ use super::board::Board;
 use super::connect::{ClientArgs, parse_duration};
 pub use super::emit::EmitArgs;
 use crate::core::progress::Phase;
+use crate::core::text::{escape_controls, escape_controls_keep_lines};
 use crate::emit::Emitter;
 use crate::kube::Kube;
 use crate::lifecycle::{BuildOutcome, Event, Target, watch};
@@ -68,7 +69,7 @@ pub async fn follow(
         let line = match event {
             Event::Step { build, step, phase } => {
                 if let Some(b) = &mut board {
-                    b.step(build, step, *phase);
+                    b.step(build, &escape_controls(step), *phase);
                     let _ = write!(out, "{}", b.redraw(None));
                     let _ = out.flush();
                     return;
@@ -96,6 +97,9 @@ pub async fn follow(
                 }
             }
         };
+        // Step names, messages and refusals came from the cluster or the build: a terminal
+        // gets no control sequence from them (JSON lines are escaped by the encoder).
+        let line = escape_controls_keep_lines(&line).into_owned();
         match &mut board {
             Some(b) => {
                 if let Event::Finished(o) = event {

@@ -325,10 +325,8 @@ async fn follow_live(
             finish(ctx, &o, generation, status, set, Some(emitting.elapsed()));
             // A refused Workload is retried with backoff (its condition is the outcome's).
             if o.verdict() == Verdict::EmitFailed {
-                let detail = o.emits.iter().find_map(|e| e.result.as_ref().err());
-                return Err(ReconcileError::Workload(
-                    detail.cloned().unwrap_or_default(),
-                ));
+                let detail = o.emit_failure().unwrap_or_default().to_owned();
+                return Err(ReconcileError::Workload(detail));
             }
         }
     }

@@ -16,6 +16,8 @@ pub const REASON_BUILD_FAILED: &str = "BuildFailed";
 pub const REASON_BUILD_IN_PROGRESS: &str = "BuildInProgress";
 pub const REASON_WORKLOAD_UPDATED: &str = "WorkloadUpdated";
 pub const REASON_WORKLOAD_UPDATE_FAILED: &str = "WorkloadUpdateFailed";
+/// A target holds a Workload of that name owned by another component; it was left as it is.
+pub const REASON_WORKLOAD_OWNED_ELSEWHERE: &str = "WorkloadOwnedByAnotherComponent";
 
 pub const STATUS_TRUE: &str = "True";
 pub const STATUS_FALSE: &str = "False";
@@ -141,6 +143,18 @@ impl Condition {
         )
     }
 
+    /// `WorkloadUpdated=False`, reason `WorkloadOwnedByAnotherComponent`: the name is taken by
+    /// another component's Workload, which is never overwritten (`detail` says where and whose).
+    pub fn workload_owned_elsewhere(generation: Option<i64>, detail: &str) -> Condition {
+        Self::new(
+            TYPE_WORKLOAD_UPDATED,
+            false,
+            REASON_WORKLOAD_OWNED_ELSEWHERE,
+            detail,
+            generation,
+        )
+    }
+
     /// True when `status` is `"True"`.
     pub fn is_true(&self) -> bool {
         self.status == STATUS_TRUE
@@ -156,6 +170,8 @@ pub enum WorkloadOutcome {
     Updated,
     /// Applying failed; the text is appended to upstream's message.
     Failed(String),
+    /// A target holds another component's Workload of that name (the text says which).
+    OwnedElsewhere(String),
     /// The Workflow produced no `workload-cr`.
     Missing,
 }
@@ -195,6 +211,9 @@ pub fn conditions_for(
                         c.message = format!("{MSG_WORKLOAD_UPDATE_FAILED}: {detail}");
                     }
                     out.push(c);
+                }
+                WorkloadOutcome::OwnedElsewhere(detail) => {
+                    out.push(Condition::workload_owned_elsewhere(g, &detail))
                 }
                 WorkloadOutcome::Missing => {
                     let mut c = Condition::workload_update_failed(g);

@@ -14,5 +14,6 @@ pub mod plan;
 pub mod progress;
 pub mod render;
 pub mod spec;
+pub mod text;
 pub mod values;
 pub mod workload;

@@ -238,6 +238,17 @@ pub fn is_label_value(s: &str) -> bool {
             && s.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
 
+/// A qualified name, as the API server checks label and annotation keys: an optional prefix
+/// (a DNS-1123 subdomain of at most 253 characters) and `/`, then a name of at most 63 of
+/// `[A-Za-z0-9_.-]` starting and ending alphanumeric.
+pub fn is_qualified_name(s: &str) -> bool {
+    let (prefix, name) = match s.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    prefix.is_none_or(|p| is_dns_subdomain(p, 253)) && !name.is_empty() && is_label_value(name)
+}
+
 /// An image repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
 pub fn is_image_component(s: &str) -> bool {
     let b = s.as_bytes();
@@ -348,6 +359,35 @@ pub fn label_value(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qualified_names_as_the_api_server_checks_keys() {
+        for ok in [
+            "app",
+            "app.kubernetes.io/name",
+            "a_b.c-d",
+            "x/Y",
+            &"a".repeat(63),
+        ] {
+            assert!(is_qualified_name(ok), "{ok}");
+        }
+        let long_prefix = format!("{}/x", "a".repeat(254));
+        for bad in [
+            "",
+            "/x",
+            "x/",
+            "a/b/c",
+            "-x",
+            "x-",
+            "bad key",
+            "UPPER.case/x",
+            "\u{1b}[2J",
+            &"a".repeat(64),
+            &long_prefix,
+        ] {
+            assert!(!is_qualified_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn upstream_examples() {

@@ -48,10 +48,13 @@ pub enum WorkloadError {
     },
 }
 
+/// A refusal at `path`. Paths hold the output's own keys, so control characters are escaped
+/// here, once for every report and condition that shows them.
 fn field(path: impl Into<String>, message: impl Into<String>) -> WorkloadError {
+    let escape = |s: String| crate::core::text::escape_controls(&s).into_owned();
     WorkloadError::Field {
-        path: path.into(),
-        message: message.into(),
+        path: escape(path.into()),
+        message: escape(message.into()),
     }
 }
 
@@ -460,6 +463,14 @@ pub fn validate(workload: &Workload) -> Result<(), WorkloadError> {
             ));
         }
     }
+    validate_metadata_maps(&workload.metadata)?;
+    let size = serde_json::to_vec(workload).map_or(usize::MAX, |v| v.len());
+    if size > MAX_WORKLOAD_BYTES {
+        return Err(field(
+            "(document)",
+            format!("is {size} bytes; a Workload may be at most {MAX_WORKLOAD_BYTES}"),
+        ));
+    }
     let owner = &workload.spec.owner;
     non_empty("spec.owner.projectName", &owner.project_name)?;
     non_empty("spec.owner.componentName", &owner.component_name)?;
@@ -497,6 +508,53 @@ pub fn validate(workload: &Workload) -> Result<(), WorkloadError> {
                 &env.name,
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The largest Workload accepted, as JSON: well under etcd's 1.5 MiB object limit, so every
+/// target (cluster, directory, Git) takes the same Workloads.
+pub const MAX_WORKLOAD_BYTES: usize = 1024 * 1024;
+
+/// The API server's limit on the sum of a object's annotation keys and values.
+pub const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
+/// Labels and annotations as the API server checks them (`ValidateLabels`,
+/// `ValidateAnnotations`), so a Workload the cluster would refuse is refused for every target.
+fn validate_metadata_maps(meta: &WorkloadMeta) -> Result<(), WorkloadError> {
+    use crate::core::naming::{is_label_value, is_qualified_name};
+    for (key, value) in &meta.labels {
+        if !is_qualified_name(key) {
+            return Err(field(
+                format!("metadata.labels.{key}"),
+                "is not a valid label key (an optional DNS-subdomain prefix and '/', then at \
+                 most 63 of [A-Za-z0-9_.-] starting and ending alphanumeric)",
+            ));
+        }
+        if !is_label_value(value) {
+            return Err(field(
+                format!("metadata.labels.{key}"),
+                "is not a valid label value (at most 63 of [A-Za-z0-9_.-] starting and ending \
+                 alphanumeric)",
+            ));
+        }
+    }
+    let mut total = 0usize;
+    for (key, value) in &meta.annotations {
+        if !is_qualified_name(&key.to_ascii_lowercase()) {
+            return Err(field(
+                format!("metadata.annotations.{key}"),
+                "is not a valid annotation key (an optional DNS-subdomain prefix and '/', then \
+                 a name of at most 63 of [A-Za-z0-9_.-])",
+            ));
+        }
+        total += key.len() + value.len();
+    }
+    if total > MAX_ANNOTATION_BYTES {
+        return Err(field(
+            "metadata.annotations",
+            format!("total {total} bytes; the API server allows at most {MAX_ANNOTATION_BYTES}"),
+        ));
     }
     Ok(())
 }
@@ -540,6 +598,45 @@ pub fn canonical(
     }
     workload.metadata.namespace = Some(namespace.to_owned());
     serde_json::to_value(&workload).map_err(|e| field("(document)", e.to_string()))
+}
+
+/// Whose `w` is, as written in it: `(namespace, project, component)`; the namespace is None
+/// when the object does not say (a file written without one).
+fn owner_key(w: &Value) -> Option<(Option<&str>, &str, &str)> {
+    let text = |p: &str| w.pointer(p).and_then(Value::as_str);
+    Some((
+        text("/metadata/namespace"),
+        text("/spec/owner/projectName")?,
+        text("/spec/owner/componentName")?,
+    ))
+}
+
+/// Why `existing`, what a target already holds where `ours` goes, must not be overwritten by
+/// `ours`: it is another component's Workload (another owner, or another organization's).
+/// None when it is this component's, or names no owner at all.
+pub fn foreign_owner(existing: &Value, ours: &Value) -> Option<String> {
+    let (ns, project, component) = owner_key(existing)?;
+    let (our_ns, our_project, our_component) = owner_key(ours)?;
+    let same_ns = ns.is_none() || our_ns.is_none() || ns == our_ns;
+    if same_ns && project == our_project && component == our_component {
+        return None;
+    }
+    let name = existing
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let esc = |s: &str| crate::core::text::escape_controls(s).into_owned();
+    let place = match ns {
+        Some(ns) => format!("{}/{}", esc(ns), esc(name)),
+        None => esc(name),
+    };
+    Some(format!(
+        "Workload {place} belongs to component {}/{}; the build of {}/{} does not overwrite it",
+        esc(project),
+        esc(component),
+        our_project,
+        our_component
+    ))
 }
 
 #[cfg(test)]
@@ -685,6 +782,82 @@ status: {}
                 }
             })
         );
+    }
+
+    #[test]
+    fn another_components_workload_is_foreign() {
+        let w = |ns: Option<&str>, p: &str, c: &str| {
+            let mut v = json!({
+                "metadata": {"name": "pay"},
+                "spec": {"owner": {"projectName": p, "componentName": c}}
+            });
+            if let Some(ns) = ns {
+                v["metadata"]["namespace"] = json!(ns);
+            }
+            v
+        };
+        let ours = w(Some("acme"), "shop", "cart");
+        assert_eq!(foreign_owner(&w(Some("acme"), "shop", "cart"), &ours), None);
+        assert_eq!(foreign_owner(&w(None, "shop", "cart"), &ours), None);
+        assert_eq!(foreign_owner(&json!({"kind": "ConfigMap"}), &ours), None);
+        assert_eq!(
+            foreign_owner(&w(Some("acme"), "shop", "pay"), &ours).unwrap(),
+            "Workload acme/pay belongs to component shop/pay; the build of shop/cart does not \
+             overwrite it"
+        );
+        assert!(foreign_owner(&w(Some("acme"), "other", "cart"), &ours).is_some());
+        assert!(foreign_owner(&w(Some("globex"), "shop", "cart"), &ours).is_some());
+    }
+
+    #[test]
+    fn labels_and_annotations_are_checked_as_the_api_server_does() {
+        let with_meta = |meta: Value| {
+            let mut v: Value = serde_saphyr::from_str(CLI_OUTPUT).unwrap();
+            v["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .extend(meta.as_object().unwrap().clone());
+            serde_json::to_string(&v).unwrap()
+        };
+        let ok = with_meta(json!({
+            "labels": {"app.kubernetes.io/name": "pay", "tier": ""},
+            "annotations": {"example.com/Note": "any text at all: ✓"}
+        }));
+        parse_workload_cr(&ok).unwrap();
+        let big = "x".repeat(MAX_ANNOTATION_BYTES);
+        for (meta, path) in [
+            (
+                json!({"labels": {"bad key": "v"}}),
+                "metadata.labels.bad key",
+            ),
+            (json!({"labels": {"a/b/c": "v"}}), "metadata.labels.a/b/c"),
+            (json!({"labels": {"k": "bad value"}}), "metadata.labels.k"),
+            (
+                json!({"labels": {"k": "x".repeat(64)}}),
+                "metadata.labels.k",
+            ),
+            (
+                json!({"labels": {"\u{1b}[2J": "v"}}),
+                "metadata.labels.\\e[2J",
+            ),
+            (
+                json!({"annotations": {"-x": "v"}}),
+                "metadata.annotations.-x",
+            ),
+            (json!({"annotations": {"n": big}}), "metadata.annotations"),
+        ] {
+            let (p, _) = err_path(&with_meta(meta.clone()));
+            assert_eq!(p, path, "{meta}");
+        }
+        let huge = with_meta(json!({"annotations": {
+            "a": "x".repeat(200_000), "b": "x".repeat(50_000)
+        }}));
+        parse_workload_cr(&huge).unwrap();
+        let mut too_big: Value = serde_saphyr::from_str(CLI_OUTPUT).unwrap();
+        too_big["spec"]["containers"]["main"]["args"] = json!(vec!["x".repeat(100_000); 11]);
+        let (p, m) = err_path(&serde_json::to_string(&too_big).unwrap());
+        assert_eq!(p, "(document)");
+        assert!(m.contains("at most 1048576"), "{m}");
     }
 
     #[test]

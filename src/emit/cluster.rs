@@ -1,5 +1,6 @@
 //! `--emit-cluster` (and the controller): the Workload server-side applied into the control
-//! plane as upstream's `build-controller`, forced.
+//! plane as upstream's `build-controller`, forced — but never over a Workload of that name that
+//! another component owns (upstream overwrites it).
 
 use super::EmitFailure;
 use crate::core::manifest::Manifest;
@@ -18,6 +19,17 @@ pub async fn apply(cp: &Kube, workload: &Value) -> Result<String, EmitFailure> {
         .await?
         .ok_or(EmitFailure::NoWorkloadApi)?;
     let before = cp.get(&r, &m.id).await?;
+    let mut m = m;
+    if let Some(b) = &before {
+        if let Some(why) = workload::foreign_owner(b, workload) {
+            return Err(EmitFailure::OwnedElsewhere(why));
+        }
+        // Forced, but only over the object just read as ours: if it changed hands since, the
+        // server refuses the apply (a resourceVersion in an apply is a precondition).
+        if let Some(rv) = b.pointer("/metadata/resourceVersion") {
+            m.object["metadata"]["resourceVersion"] = rv.clone();
+        }
+    }
     let after = cp
         .apply_as(WORKLOAD_FIELD_MANAGER, &r, &m, false, true)
         .await?;

@@ -48,16 +48,19 @@ pub fn change(
     }
 }
 
-/// Commits and pushes `change` off the async runtime (git2 blocks); the line names the commit.
+/// Commits and pushes `change` off the async runtime (git2 blocks), unless `keep` says why the
+/// file on the branch must stay; the line names the commit.
 pub async fn commit(
     target: &GitTarget,
     cache: PathBuf,
     change: Change,
     settings: &GitSettings,
+    keep: impl Fn(&[u8]) -> Option<String> + Send + 'static,
 ) -> Result<String, EmitFailure> {
     let path = change.path.clone();
     let (t, deadline) = (target.clone(), settings.deadline);
-    let outcome = tokio::task::spawn_blocking(move || git::emit(&t, &cache, &[change], deadline))
+    let emit = move || git::emit_keeping(&t, &cache, &[change], deadline, &keep);
+    let outcome = tokio::task::spawn_blocking(emit)
         .await
         .map_err(|e| EmitFailure::Task(e.to_string()))??;
     let place = format!("{} {}:{path}", git::redact_url(&target.url), target.branch);

@@ -15,9 +15,11 @@ pub use path::{DEFAULT_PATH_TEMPLATE, Emitted, PathError, PathVars};
 
 use crate::core::manifest::{self, Manifest, ManifestError, SerializeError};
 use crate::core::spec::Build;
+use crate::core::text::escape_controls;
+use crate::core::workload;
 use crate::git::{GitError, GitTarget};
 use crate::kube::{ClientSettings, Kube, KubeError};
-use crate::lifecycle::{BuildOutcome, EmitResult, EmitTarget};
+use crate::lifecycle::{BuildOutcome, EmitFault, EmitResult, EmitTarget};
 use crate::report::error_line;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,12 +98,24 @@ pub enum EmitFailure {
     /// The control plane refused or did not answer.
     #[error(transparent)]
     Cluster(#[from] KubeError),
+    /// The target holds another component's Workload where this one would go.
+    #[error("{0}")]
+    OwnedElsewhere(String),
 }
 
 fn result(target: EmitTarget, r: Result<String, EmitFailure>) -> EmitResult {
+    let fault = |e: EmitFailure| {
+        let line = escape_controls(&error_line(&e)).into_owned();
+        match e {
+            EmitFailure::OwnedElsewhere(_)
+            | EmitFailure::Dir(dir::DirError::Kept { .. })
+            | EmitFailure::Git(GitError::Refused { .. }) => EmitFault::OwnedElsewhere(line),
+            _ => EmitFault::Failed(line),
+        }
+    };
     EmitResult {
         target,
-        result: r.map_err(|e| error_line(&e)),
+        result: r.map_err(fault),
     }
 }
 
@@ -133,6 +147,17 @@ pub struct Emitter {
     git: Option<(GitTarget, tempfile::TempDir)>,
     /// One Git emit at a time: the clone cache's refs are not shared safely.
     git_lock: tokio::sync::Mutex<()>,
+}
+
+/// Why the file a target holds where `ours` goes must stay: another component's Workload.
+/// A file that is not a Workload (or too large to be one) names no owner and is replaced.
+fn foreign_file(existing: &[u8], ours: &serde_json::Value) -> Option<String> {
+    if existing.len() > 2 * workload::MAX_WORKLOAD_BYTES {
+        return None;
+    }
+    let text = std::str::from_utf8(existing).ok()?;
+    let theirs: serde_json::Value = serde_saphyr::from_str(text).ok()?;
+    workload::foreign_owner(&theirs, ours)
 }
 
 fn parse_author(author: &str) -> Option<(String, String)> {
@@ -222,10 +247,10 @@ impl Emitter {
             Ok(f) => f,
             Err(e) => {
                 // Both file targets fail alike: the path or the YAML is the problem.
-                let line = error_line(&e);
+                let line = escape_controls(&error_line(&e)).into_owned();
                 results.extend(targets.into_iter().flatten().map(|target| EmitResult {
                     target,
-                    result: Err(line.clone()),
+                    result: Err(EmitFault::Failed(line.clone())),
                 }));
                 outcome.emits = results;
                 return;
@@ -233,7 +258,8 @@ impl Emitter {
         };
         if let Some(dir) = &self.settings.dir {
             let shown = dir.join(&file.0).display().to_string();
-            let r = dir::write(dir, &file.0, file.1.as_bytes()).map(|e| match e {
+            let theirs = |existing: &[u8]| foreign_file(existing, workload);
+            let r = dir::write(dir, &file.0, file.1.as_bytes(), &theirs).map(|e| match e {
                 Emitted::Written => format!("wrote {shown}"),
                 Emitted::Unchanged => format!("unchanged {shown}"),
             });
@@ -243,7 +269,9 @@ impl Emitter {
             let (path, text) = file;
             let change = git::change(g, outcome, build, &vars, &path, text);
             let _one_at_a_time = self.git_lock.lock().await;
-            let r = git::commit(target, cache.path().to_path_buf(), change, g).await;
+            let ours = workload.clone();
+            let theirs = move |existing: &[u8]| foreign_file(existing, &ours);
+            let r = git::commit(target, cache.path().to_path_buf(), change, g, theirs).await;
             results.push(result(EmitTarget::Git, r));
         }
         outcome.emits = results;

@@ -129,6 +129,14 @@ pub enum GitError {
         branch: String,
         detail: String,
     },
+    /// The file on the branch must not be replaced (another component's Workload).
+    #[error("{url} branch {branch}: {path}: {reason}")]
+    Refused {
+        url: String,
+        branch: String,
+        path: String,
+        reason: String,
+    },
     /// The branch is not on the remote (reading a source needs it).
     #[error("{url} has no branch {branch}")]
     NoBranch { url: String, branch: String },
@@ -164,6 +172,19 @@ pub fn emit(
     changes: &[Change],
     deadline: Duration,
 ) -> Result<EmitOutcome, GitError> {
+    emit_keeping(target, workdir, changes, deadline, &|_| None)
+}
+
+/// [`emit`], except that a file on the branch for which `keep` gives a reason is not replaced:
+/// the emit fails with [`GitError::Refused`] and that reason (checked on every fetched tip, so a
+/// file that appears while we retry is kept too).
+pub fn emit_keeping(
+    target: &GitTarget,
+    workdir: &Path,
+    changes: &[Change],
+    deadline: Duration,
+    keep: &dyn Fn(&[u8]) -> Option<String>,
+) -> Result<EmitOutcome, GitError> {
     let started = Instant::now();
     let ctx = Ctx::new(target);
     let paths = changes
@@ -185,7 +206,8 @@ pub fn emit(
     let mut attempts = 0;
     loop {
         let tip = fetch_tip(&repo, target, &ctx)?;
-        let Some(commit) = build_commits(&repo, &ctx, tip, changes, &paths, &signature)? else {
+        let built = build_commits(&repo, &ctx, tip, changes, &paths, &signature, keep)?;
+        let Some(commit) = built else {
             return Ok(EmitOutcome::Unchanged);
         };
         attempts += 1;
@@ -391,6 +413,7 @@ fn build_commits(
     changes: &[Change],
     paths: &[Vec<&str>],
     signature: &Signature<'_>,
+    keep: &dyn Fn(&[u8]) -> Option<String>,
 ) -> Result<Option<Oid>, GitError> {
     let git = |e: git2::Error| ctx.commit(&e);
     let mut head = tip;
@@ -400,6 +423,9 @@ fn build_commits(
         .map_err(git)?;
     let mut tree = tip_commit.map(|c| c.tree()).transpose().map_err(git)?;
     for (change, parts) in changes.iter().zip(paths) {
+        if let Some(reason) = kept_reason(repo, tree.as_ref(), &change.path, keep) {
+            return Err(fail!(ctx, Refused, path: change.path.clone(), reason));
+        }
         let blob = repo.blob(&change.content).map_err(git)?;
         let new_id = upsert(repo, ctx, tree.as_ref(), parts, blob, &change.path)?;
         if tree.as_ref().is_some_and(|t| t.id() == new_id) {
@@ -418,6 +444,21 @@ fn build_commits(
         tree = Some(new_tree);
     }
     Ok(head.filter(|&id| Some(id) != tip))
+}
+
+/// Why the file at `path` in `tree` must stay, if `keep` says so (files only, at most 2 MiB).
+fn kept_reason(
+    repo: &Repository,
+    tree: Option<&Tree<'_>>,
+    path: &str,
+    keep: &dyn Fn(&[u8]) -> Option<String>,
+) -> Option<String> {
+    let entry = tree?.get_path(Path::new(path)).ok()?;
+    let blob = repo.find_blob(entry.id()).ok()?;
+    if blob.size() > 2 * 1024 * 1024 || blob.content().is_empty() {
+        return None;
+    }
+    keep(blob.content())
 }
 
 /// `base` with the blob at `parts` (intermediate trees created), written; returns its id.

@@ -1,10 +1,13 @@
 //! What a completed build object produced for its build: phase, image, commit, and the validated
 //! Workload or why there is none. The engine reads its own object; the Workload is checked here
-//! against the Build that asked for it.
+//! against the Build that asked for it. Text taken from the object (its message, the reason a
+//! Workload is refused, which names the output's own keys) has its control characters escaped
+//! here, once, for every report and condition.
 
 use super::Target;
 use super::outcome::{BuildOutcome, Harvest};
 use crate::core::progress::Phase;
+use crate::core::text::escape_controls;
 use crate::core::workload;
 use serde_json::Value;
 
@@ -15,7 +18,7 @@ pub fn harvest(t: &Target, live: &Value) -> BuildOutcome {
         build: t.label(),
         workflow: t.object_ref(),
         phase: status.phase,
-        message: Some(status.message).filter(|m| !m.is_empty()),
+        message: Some(escape_controls(&status.message).into_owned()).filter(|m| !m.is_empty()),
         image: None,
         revision: None,
         harvest: Harvest::NotSucceeded,
@@ -27,7 +30,7 @@ pub fn harvest(t: &Target, live: &Value) -> BuildOutcome {
     let artifacts = match t.engine.artifacts(live) {
         Ok(a) => a,
         Err(e) => {
-            o.harvest = Harvest::Unusable(e.to_string());
+            o.harvest = Harvest::Unusable(escape_controls(&e.to_string()).into_owned());
             return o;
         }
     };
@@ -48,7 +51,7 @@ pub fn harvest(t: &Target, live: &Value) -> BuildOutcome {
     });
     o.harvest = match parsed {
         Ok(w) => Harvest::Workload(w),
-        Err(e) => Harvest::Unusable(e.to_string()),
+        Err(e) => Harvest::Unusable(escape_controls(&e.to_string()).into_owned()),
     };
     o
 }

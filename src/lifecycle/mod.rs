@@ -21,7 +21,7 @@ pub mod outcome;
 pub mod watch;
 
 pub use follow::{Event, Follower, WatchEvent};
-pub use outcome::{BuildOutcome, EmitResult, EmitTarget, Harvest, Verdict};
+pub use outcome::{BuildOutcome, EmitFault, EmitResult, EmitTarget, Harvest, Verdict};
 
 use crate::core::manifest::Manifest;
 use crate::core::spec::SpecError;

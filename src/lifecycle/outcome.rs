@@ -38,12 +38,30 @@ impl EmitTarget {
     }
 }
 
+/// Why a target did not take a Workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitFault {
+    /// The target holds a Workload of that name whose owner is another component: it was left
+    /// as it is (the text names the Workload and its owner).
+    OwnedElsewhere(String),
+    /// The target refused the Workload or could not be reached.
+    Failed(String),
+}
+
+impl std::fmt::Display for EmitFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmitFault::OwnedElsewhere(m) | EmitFault::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 /// What one target did with a Workload: the line to show (`applied …`, `unchanged …`,
-/// `committed …`), or why it failed.
+/// `committed …`), or why it did not take it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmitResult {
     pub target: EmitTarget,
-    pub result: Result<String, String>,
+    pub result: Result<String, EmitFault>,
 }
 
 impl EmitResult {
@@ -51,7 +69,10 @@ impl EmitResult {
     pub fn note(&self) -> String {
         match &self.result {
             Ok(note) => note.clone(),
-            Err(e) => format!("emit failed ({}): {e}", self.target.as_str()),
+            Err(EmitFault::OwnedElsewhere(e)) => {
+                format!("not emitted ({}): {e}", self.target.as_str())
+            }
+            Err(EmitFault::Failed(e)) => format!("emit failed ({}): {e}", self.target.as_str()),
         }
     }
 }
@@ -88,6 +109,8 @@ pub enum Verdict {
     InvalidWorkload,
     /// A target refused or could not take the Workload.
     EmitFailed,
+    /// A target holds another component's Workload of that name; it was not overwritten.
+    WorkloadConflict,
 }
 
 impl Verdict {
@@ -99,6 +122,7 @@ impl Verdict {
             Verdict::NoWorkload => "no-workload",
             Verdict::InvalidWorkload => "invalid-workload",
             Verdict::EmitFailed => "emit-failed",
+            Verdict::WorkloadConflict => "workload-conflict",
         }
     }
 }
@@ -125,11 +149,28 @@ impl BuildOutcome {
             Harvest::NotSucceeded => Verdict::BuildFailed,
             Harvest::NoOutput => Verdict::NoWorkload,
             Harvest::Unusable(_) => Verdict::InvalidWorkload,
+            Harvest::Workload(_) if self.conflict().is_some() => Verdict::WorkloadConflict,
             Harvest::Workload(_) if self.emits.iter().any(|e| e.result.is_err()) => {
                 Verdict::EmitFailed
             }
             Harvest::Workload(_) => Verdict::Succeeded,
         }
+    }
+
+    /// The first target that holds another component's Workload of this name.
+    pub fn conflict(&self) -> Option<&str> {
+        self.emits.iter().find_map(|e| match &e.result {
+            Err(EmitFault::OwnedElsewhere(m)) => Some(m.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Why the first target that failed did (not an ownership conflict).
+    pub fn emit_failure(&self) -> Option<&str> {
+        self.emits.iter().find_map(|e| match &e.result {
+            Err(EmitFault::Failed(m)) => Some(m.as_str()),
+            _ => None,
+        })
     }
 
     pub fn succeeded(&self) -> bool {
@@ -162,10 +203,11 @@ impl BuildOutcome {
             Harvest::NotSucceeded => WorkloadOutcome::NotYet,
             Harvest::NoOutput => WorkloadOutcome::Missing,
             Harvest::Unusable(e) => WorkloadOutcome::Failed(e.clone()),
-            Harvest::Workload(_) => match self.emits.iter().find_map(|e| e.result.as_ref().err()) {
-                Some(e) => WorkloadOutcome::Failed(e.clone()),
-                None if self.emits.is_empty() => WorkloadOutcome::NotYet,
-                None => WorkloadOutcome::Updated,
+            Harvest::Workload(_) => match (self.conflict(), self.emit_failure()) {
+                (Some(e), _) => WorkloadOutcome::OwnedElsewhere(e.to_owned()),
+                (None, Some(e)) => WorkloadOutcome::Failed(e.to_owned()),
+                (None, None) if self.emits.is_empty() => WorkloadOutcome::NotYet,
+                (None, None) => WorkloadOutcome::Updated,
             },
         }
     }
@@ -182,6 +224,7 @@ impl BuildOutcome {
             WorkloadOutcome::NotYet => "none".to_owned(),
             WorkloadOutcome::Missing => "no workload-cr output".to_owned(),
             WorkloadOutcome::Failed(e) => format!("failed: {e}"),
+            WorkloadOutcome::OwnedElsewhere(e) => format!("not emitted: {e}"),
         }
     }
 
@@ -212,7 +255,7 @@ mod tests {
                     result: if ok {
                         Ok(format!("wrote {}", target.as_str()))
                     } else {
-                        Err(format!("{} refused", target.as_str()))
+                        Err(EmitFault::Failed(format!("{} refused", target.as_str())))
                     },
                 })
                 .collect(),
@@ -295,6 +338,28 @@ mod tests {
                 outcome(Phase::Succeeded, w(), &[(Cluster, true), (Git, false)]),
                 Verdict::EmitFailed,
                 t("WorkloadUpdated", "False", "WorkloadUpdateFailed"),
+            ),
+            (
+                "the cluster holds another component's Workload of that name",
+                BuildOutcome {
+                    emits: vec![
+                        EmitResult {
+                            target: Cluster,
+                            result: Err(EmitFault::OwnedElsewhere("owned by shop/pay".into())),
+                        },
+                        EmitResult {
+                            target: Dir,
+                            result: Err(EmitFault::Failed("disk full".into())),
+                        },
+                    ],
+                    ..outcome(Phase::Succeeded, w(), &[])
+                },
+                Verdict::WorkloadConflict,
+                t(
+                    "WorkloadUpdated",
+                    "False",
+                    "WorkloadOwnedByAnotherComponent",
+                ),
             ),
         ];
         for (name, o, verdict, condition) in rows {

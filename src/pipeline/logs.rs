@@ -4,6 +4,7 @@
 use super::LoadedBuild;
 use crate::core::progress::{StepPod, step_matches};
 use crate::core::spec::SpecError;
+use crate::core::text::{escape_controls, escape_controls_keep_lines};
 use crate::engine::Engine;
 use crate::kube::{Kube, KubeError};
 use crate::lifecycle::Target;
@@ -74,14 +75,18 @@ pub async fn print_logs(
             writeln!(
                 out,
                 "=== {} {} ({}) ===",
-                b.build.metadata.name, p.step, p.pod
+                b.build.metadata.name,
+                escape_controls(&p.step),
+                escape_controls(&p.pod)
             )
             .map_err(write_failed)?;
             let mut lines = kube
                 .log_lines(namespace, &p.pod, t.engine.log_container(), follow)
                 .await?;
             while let Some(line) = lines.next().await {
-                writeln!(out, "{}", line?).map_err(write_failed)?;
+                // A build's own output: its lines stay, control sequences are shown escaped.
+                let line = line?;
+                writeln!(out, "{}", escape_controls_keep_lines(&line)).map_err(write_failed)?;
             }
             shown += 1;
         }
