@@ -118,8 +118,59 @@ impl Metrics {
     }
 }
 
+/// How long a client has to send its request headers (a slow or silent client is closed).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a connection may stay open in all (keep-alive included).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Connections served at once (fewer when the process may open few files: a quarter of its
+/// limit). One more closes the oldest, so a flood of slow clients cannot keep a probe out: the
+/// newest connection is always served, and the process never runs out of file handles here.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// [`MAX_CONNECTIONS`], or a quarter of the soft open-files limit when that is lower.
+fn connection_cap() -> usize {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|soft| soft.parse::<usize>().ok())
+        });
+    limit.map_or(MAX_CONNECTIONS, |l| (l / 4).clamp(4, MAX_CONNECTIONS))
+}
+
+/// The open connections, oldest first.
+struct Open {
+    cap: usize,
+    next: u64,
+    conns: std::collections::VecDeque<(u64, tokio::task::AbortHandle)>,
+}
+
+impl Open {
+    /// Makes room for one more connection: the oldest beyond the cap are closed.
+    fn admit(&mut self) -> u64 {
+        while self.conns.len() >= self.cap {
+            if let Some((_, oldest)) = self.conns.pop_front() {
+                oldest.abort();
+            }
+        }
+        self.next += 1;
+        self.next
+    }
+
+    fn forget(&mut self, id: u64) {
+        self.conns.retain(|(c, _)| *c != id);
+    }
+}
+
 /// Binds `addr` (so a taken port is an error at start, not later) and serves in the
-/// background until the runtime stops or the handle is aborted.
+/// background until the runtime stops or the handle is aborted. Every connection has
+/// [`HEADER_READ_TIMEOUT`] to send its headers and [`CONNECTION_LIFETIME`] in all; at most
+/// [`MAX_CONNECTIONS`] are open (the oldest is closed for a new one); a failing `accept` (out of
+/// file handles) is retried with backoff, not in a loop.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
@@ -128,25 +179,64 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     tracing::info!(%addr, "serving /healthz and /metrics");
+    let open = Arc::new(std::sync::Mutex::new(Open {
+        cap: connection_cap(),
+        next: 0,
+        conns: Default::default(),
+    }));
     Ok(tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(10);
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let metrics = metrics.clone();
-                    async move { Ok::<_, std::convert::Infallible>(respond(&req, &metrics)) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "metrics connection ended");
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff = Duration::from_millis(10);
+                    stream
                 }
-            });
+                Err(e) => {
+                    tracing::warn!(error = %e, wait = ?backoff, "accepting a metrics connection failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let id = match open.lock() {
+                Ok(mut o) => o.admit(),
+                Err(_) => continue,
+            };
+            let task = tokio::spawn(connection(stream, metrics.clone(), open.clone(), id));
+            if let Ok(mut o) = open.lock()
+                && !task.is_finished()
+            {
+                o.conns.push_back((id, task.abort_handle()));
+            }
         }
     }))
+}
+
+/// Serves one connection within its deadlines, then leaves the open set.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    metrics: Arc<Metrics>,
+    open: Arc<std::sync::Mutex<Open>>,
+    id: u64,
+) {
+    let service = hyper::service::service_fn(move |req| {
+        let metrics = metrics.clone();
+        async move { Ok::<_, std::convert::Infallible>(respond(&req, &metrics)) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(stream), service);
+    match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+        Ok(Err(e)) => tracing::debug!(error = %e, "metrics connection ended"),
+        Err(_) => tracing::debug!("metrics connection closed at its lifetime"),
+        Ok(Ok(())) => {}
+    }
+    if let Ok(mut o) = open.lock() {
+        o.forget(id);
+    }
 }
 
 fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Body> {
