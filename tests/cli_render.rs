@@ -100,6 +100,11 @@ fn bad_set_expression() {
         &["--set \"global..x=1\": empty key segment"],
     );
     assert_bad(&["--set", "novalue"], &["--set \"novalue\"", "has no '='"]);
+    // 5,000 nested keys once overflowed the stack (abort, exit 134).
+    let deep = format!("{}=1", vec!["a"; 5000].join("."));
+    assert_bad(&["--set", &deep], &["5000 keys deep; at most 64"]);
+    let o = render(&["--set", &deep]);
+    assert!(stderr(&o).len() < 300, "{}", stderr(&o));
 }
 
 #[test]

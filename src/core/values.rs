@@ -66,9 +66,14 @@ enum Key {
     Index(usize),
 }
 
+/// A refused `--set`; a long expression is shown by its first 60 characters.
 fn bad(expr: &str, reason: impl Into<String>) -> ValuesError {
+    let expr = match expr.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &expr[..cut]),
+        None => expr.to_owned(),
+    };
     ValuesError::BadSet {
-        expr: expr.to_owned(),
+        expr,
         reason: reason.into(),
     }
 }
@@ -178,6 +183,9 @@ fn parse_value(raw: &str, kind: SetKind) -> Value {
     typed_scalar(&raw.replace("\\\\", "\\"), kind)
 }
 
+/// The deepest key path one `--set` may name (the walk over it is recursive).
+pub const MAX_SET_DEPTH: usize = 64;
+
 /// Builds the overlay that one `--set`/`--set-string` flag stands for: `a.b=c,d[0]=e`,
 /// `a={x,y}` for a list, `\,` and `\.` to escape.
 pub fn parse_set(expr: &str, kind: SetKind) -> Result<Value, ValuesError> {
@@ -191,6 +199,12 @@ pub fn parse_set(expr: &str, kind: SetKind) -> Result<Value, ValuesError> {
             )
         })?;
         let keys = parse_path(expr, path)?;
+        if keys.len() > MAX_SET_DEPTH {
+            return Err(bad(
+                expr,
+                format!("{} keys deep; at most {MAX_SET_DEPTH}", keys.len()),
+            ));
+        }
         insert(&mut overlay, &keys, parse_value(raw, kind));
     }
     Ok(overlay)
@@ -362,6 +376,19 @@ mod tests {
         coalesce(&mut v, json!({"x": 2}));
         coalesce(&mut v, parse_set("x=3", SetKind::Typed).unwrap());
         assert_eq!(v, json!({"x": 3}));
+    }
+
+    #[test]
+    fn set_paths_are_bounded() {
+        let deep = format!("{}=1", vec!["a"; 5000].join("."));
+        let e = parse_set(&deep, SetKind::Typed).unwrap_err().to_string();
+        assert!(e.contains("5000 keys deep; at most 64"), "{e}");
+        let ok = format!("{}=1", vec!["a"; 64].join("."));
+        parse_set(&ok, SetKind::Typed).unwrap();
+        let e = parse_set("a[999999999]=x", SetKind::Typed)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("list index 999999999 is too large"), "{e}");
     }
 
     #[test]
