@@ -62,6 +62,23 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The kubeconfig with its CA file inline: a BuildPlane's Secret may name no file.
+fn inline_ca(kubeconfig: &str) -> String {
+    let mut out = String::new();
+    for line in kubeconfig.lines() {
+        match line.split_once("certificate-authority: ") {
+            Some((indent, path)) => {
+                let pem = std::fs::read(path.trim()).unwrap();
+                let data = base64::engine::general_purpose::STANDARD.encode(pem);
+                out.push_str(&format!("{indent}certificate-authority-data: {data}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn main() {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/buildplane");
     sh(Command::new("cargo").args(["build", "--release", "-q", "--bin", "buildplane"]));
@@ -86,7 +103,7 @@ fn main() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cpc = rt.block_on(client(&cp));
-    let kubeconfig = std::fs::read_to_string(&plane).unwrap();
+    let kubeconfig = inline_ca(&std::fs::read_to_string(&plane).unwrap());
     rt.block_on(async {
         let ns: Api<DynamicObject> = Api::all_with(cpc.clone(), &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
         let post = |api: Api<DynamicObject>, v: Value| async move {

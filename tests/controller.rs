@@ -129,18 +129,20 @@ fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-/// The kubeconfig of `kc` with `context` current, as a Secret would hold it.
+/// The kubeconfig of `kc` with `context` current, as a Secret would hold it: the CA inline (a
+/// Secret's kubeconfig may name no file).
 fn kubeconfig_text(kc: &Path, context: &str) -> String {
-    let text = std::fs::read_to_string(kc).unwrap();
-    let current = text
-        .lines()
-        .find_map(|l| l.strip_prefix("current-context: "))
-        .unwrap()
-        .to_owned();
-    text.replace(
-        &format!("current-context: {current}"),
-        &format!("current-context: {context}"),
-    )
+    let mut doc: Value = serde_saphyr::from_str(&std::fs::read_to_string(kc).unwrap()).unwrap();
+    for named in doc["clusters"].as_array_mut().unwrap() {
+        let cluster = named["cluster"].as_object_mut().unwrap();
+        if let Some(path) = cluster.remove("certificate-authority") {
+            let pem = std::fs::read(path.as_str().unwrap()).unwrap();
+            let data = base64::engine::general_purpose::STANDARD.encode(pem);
+            cluster.insert("certificate-authority-data".into(), json!(data));
+        }
+    }
+    doc["current-context"] = json!(context);
+    doc.to_string()
 }
 
 fn secret(kc: &Path, ns: &str, name: &str, kubeconfig: &str) {
@@ -206,12 +208,33 @@ fn conditions(b: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The Build's condition of `type_`.
+fn condition<'a>(b: &'a Value, type_: &str) -> Option<&'a Value> {
+    b.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+}
+
 /// Waits (bounded) until the Build's conditions contain `wanted`; returns the Build.
 fn wait_for(kc: &Path, org: &str, name: &str, wanted: &str, c: &Running) -> Value {
+    wait_until(kc, org, name, c, wanted, |b| {
+        conditions(b).iter().any(|x| x == wanted)
+    })
+}
+
+/// Waits (bounded) until the Build passes `done` (described as `wanted`); returns the Build.
+fn wait_until(
+    kc: &Path,
+    org: &str,
+    name: &str,
+    c: &Running,
+    wanted: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let started = Instant::now();
     loop {
         let b = get_build(kc, org, name);
-        if conditions(&b).iter().any(|x| x == wanted) {
+        if done(&b) {
             return b;
         }
         assert!(
@@ -303,7 +326,11 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let c = start_controller(cpk, &["--metrics-addr", &addr]);
+    // The planes' Secrets live in their own namespace: the operator allows that.
+    let c = start_controller(
+        cpk,
+        &["--metrics-addr", &addr, "--allow-cross-namespace-refs"],
+    );
     let ok_a = build(cpk, &a, "cart");
     let broken = build(cpk, &a, "broken");
     let ok_b = build(cpk, &b, "search");
@@ -474,4 +501,216 @@ fn in_a_pod_without_a_kubeconfig_the_service_account_is_used() {
     // Outside a pod the service account's token file is missing: the in-cluster path was taken.
     assert!(err.contains("in-cluster service account"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// A kubeconfig (as a Secret holds it) whose one user is `user`, against `server`.
+fn kubeconfig_with_user(server: &str, user: Value) -> String {
+    json!({"apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "plane", "cluster": {"server": server, "insecure-skip-tls-verify": true}}],
+        "users": [{"name": "tenant", "user": user}],
+        "contexts": [{"name": "plane", "context": {"cluster": "plane", "user": "tenant"}}],
+        "current-context": "plane"})
+    .to_string()
+}
+
+/// A plain-HTTP listener on 127.0.0.1 that records every request head it receives and answers
+/// 401: whatever credentials a client sends end up in `heads`.
+struct Recorder {
+    addr: std::net::SocketAddr,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn recorder() -> Recorder {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&head).into_owned());
+            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Unauthorized","code":401}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Recorder { addr, heads }
+}
+
+/// A control plane with the CRDs, an organization whose BuildPlane names Secret `plane` (in
+/// `secret_ns`, default: the organization's own namespace) holding `kubeconfig`, and a Build;
+/// returns the control plane, the organization and the Build's name.
+fn plane_with_secret(
+    kubeconfig: &str,
+    secret_ns: Option<&str>,
+) -> (cluster::Cluster, String, String) {
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = cluster::unique_name("tenant-c");
+    namespace(cpk, &org);
+    let secret_ns = secret_ns.map_or_else(|| org.clone(), str::to_owned);
+    if secret_ns != org {
+        namespace(cpk, &secret_ns);
+    }
+    secret(cpk, &secret_ns, "plane", kubeconfig);
+    build_plane(cpk, &org, &secret_ns, "plane");
+    let name = build(cpk, &org, "cart");
+    (cp, org, name)
+}
+
+#[test]
+fn an_exec_plugin_in_a_kubeconfig_secret_is_refused_and_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join(cluster::unique_name("exec-ran"));
+    let kubeconfig = kubeconfig_with_user(
+        "https://127.0.0.1:1",
+        json!({"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "sh",
+            "args": ["-c", format!("touch {}", marker.display())]}}),
+    );
+    let (cp, org, name) = plane_with_secret(&kubeconfig, None);
+    let c = start_controller(&cp.kubeconfig, &[]);
+    let b = wait_until(
+        &cp.kubeconfig,
+        &org,
+        &name,
+        &c,
+        "a BuildTriggered condition",
+        |b| condition(b, "BuildTriggered").is_some(),
+    );
+    assert!(
+        !marker.exists(),
+        "the Secret's exec plugin ran in the controller"
+    );
+    let triggered = condition(&b, "BuildTriggered").unwrap();
+    assert_eq!(
+        triggered["reason"], "BuildPlaneKubeconfigRefused",
+        "{triggered}"
+    );
+    let message = triggered["message"].as_str().unwrap();
+    for part in [
+        &format!("Secret {org}/plane"),
+        "users[0].user.exec is not allowed",
+        "--insecure-kubeconfig-exec",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    // Retried with backoff, never run: the condition stays, the marker never appears.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !marker.exists(),
+        "the Secret's exec plugin ran in the controller"
+    );
+    assert_eq!(
+        condition(&get_build(&cp.kubeconfig, &org, &name), "BuildTriggered"),
+        Some(triggered)
+    );
+    // The operator opts in: the plugin runs (and, printing no credential, fails).
+    drop(c);
+    let c = start_controller(&cp.kubeconfig, &["--insecure-kubeconfig-exec"]);
+    wait_until(
+        &cp.kubeconfig,
+        &org,
+        &name,
+        &c,
+        "the exec plugin to run",
+        |_| marker.exists(),
+    );
+}
+
+#[test]
+fn a_token_file_in_a_kubeconfig_secret_is_refused_and_never_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let stolen = cluster::unique_name("controller-own-token");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &stolen).unwrap();
+    let server = recorder();
+    let kubeconfig = kubeconfig_with_user(
+        &format!("http://{}", server.addr),
+        json!({"tokenFile": token_file}),
+    );
+    let (cp, org, name) = plane_with_secret(&kubeconfig, None);
+    let c = start_controller(&cp.kubeconfig, &[]);
+    let b = wait_until(
+        &cp.kubeconfig,
+        &org,
+        &name,
+        &c,
+        "a BuildTriggered condition",
+        |b| condition(b, "BuildTriggered").is_some(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let heads = server.heads.lock().unwrap().clone();
+    assert!(
+        !heads.iter().any(|h| h.contains(&stolen)),
+        "the controller sent its file as a token to the Secret's server: {heads:?}"
+    );
+    let triggered = condition(&b, "BuildTriggered").unwrap();
+    assert_eq!(
+        triggered["reason"], "BuildPlaneKubeconfigRefused",
+        "{triggered}"
+    );
+    let message = triggered["message"].as_str().unwrap();
+    assert!(
+        message.contains("users[0].user.tokenFile is not allowed"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("Secret {org}/plane")),
+        "{message}"
+    );
+    assert!(heads.is_empty(), "no request at all: {heads:?}");
+    assert!(!c.log().contains(&stolen) && !message.contains(&stolen));
+}
+
+#[test]
+fn a_secret_in_another_namespace_is_refused_unless_allowed() {
+    let plane = cluster::with_argo();
+    let platform = cluster::unique_name("platform");
+    let (cp, org, name) =
+        plane_with_secret(&kubeconfig_text(&plane, cluster::ADMIN), Some(&platform));
+    let cpk = &cp.kubeconfig;
+    let c = start_controller(cpk, &[]);
+    let b = wait_until(cpk, &org, &name, &c, "a BuildTriggered condition", |b| {
+        condition(b, "BuildTriggered").is_some()
+    });
+    let triggered = condition(&b, "BuildTriggered").unwrap();
+    assert_eq!(
+        triggered["reason"], "CrossNamespaceSecretRefused",
+        "the Build ran with another namespace's credentials: {triggered}"
+    );
+    let message = triggered["message"].as_str().unwrap();
+    for part in [
+        &format!("BuildPlane {org}/default"),
+        &format!("Secret {platform}/plane"),
+        "--allow-cross-namespace-refs",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    let ns = format!("openchoreo-ci-{org}");
+    assert_eq!(
+        cluster::kubectl_like_get(&plane, None, &format!("/api/v1/namespaces/{ns}")).0,
+        404,
+        "nothing was applied on the plane"
+    );
+    drop(c);
+    // The operator opts in: the same Build goes through.
+    let _argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed()));
+    let c = start_controller(cpk, &["--allow-cross-namespace-refs"]);
+    let b = wait_for(cpk, &org, &name, DONE[3], &c);
+    assert_eq!(conditions(&b), DONE);
 }

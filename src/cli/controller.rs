@@ -4,6 +4,7 @@
 use super::Outcome;
 use super::connect::{ClientArgs, parse_duration};
 use crate::controller::{self, ControllerSettings};
+use crate::kube::policy::KubeconfigPolicy;
 use crate::serve::{self, Metrics};
 use crate::signal::Shutdown;
 use clap::Args;
@@ -25,6 +26,17 @@ pub struct ControllerArgs {
     /// Serve /healthz and Prometheus /metrics on this address (off when absent).
     #[arg(long = "metrics-addr", value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Allow `exec` credential plugins in BuildPlane kubeconfig Secrets. The command a Secret
+    /// names then runs inside the controller, with its ServiceAccount: allow it only when
+    /// whoever writes those Secrets may run code as the controller. Other plugins and file
+    /// paths stay refused.
+    #[arg(long = "insecure-kubeconfig-exec")]
+    pub insecure_kubeconfig_exec: bool,
+    /// Allow a BuildPlane to name a kubeconfig Secret in another namespace. The controller reads
+    /// Secrets in every namespace: with this, whoever may create a BuildPlane may use any
+    /// namespace's kubeconfig Secret.
+    #[arg(long = "allow-cross-namespace-refs")]
+    pub allow_cross_namespace_refs: bool,
 }
 
 pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
@@ -35,6 +47,10 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
         control_plane: args.client.settings(),
         concurrency: args.concurrency.max(1),
         plane_request_timeout: args.plane_request_timeout,
+        kubeconfig_policy: KubeconfigPolicy {
+            allow_exec: args.insecure_kubeconfig_exec,
+        },
+        allow_cross_namespace_refs: args.allow_cross_namespace_refs,
     };
     let metrics = Arc::new(Metrics::default());
     runtime.block_on(async {

@@ -9,6 +9,7 @@ pub mod planes;
 pub mod reconcile;
 
 use crate::emit::Emitter;
+use crate::kube::policy::KubeconfigPolicy;
 use crate::kube::{ClientSettings, Kube, KubeError};
 use crate::serve::Metrics;
 use futures::StreamExt;
@@ -30,6 +31,10 @@ pub struct ControllerSettings {
     pub concurrency: u16,
     /// Per-request timeout towards build planes.
     pub plane_request_timeout: Duration,
+    /// What a BuildPlane's kubeconfig Secret may ask of the controller (`--insecure-kubeconfig-exec`).
+    pub kubeconfig_policy: KubeconfigPolicy,
+    /// A BuildPlane may name a Secret in another namespace (`--allow-cross-namespace-refs`).
+    pub allow_cross_namespace_refs: bool,
 }
 
 /// The controller could not start.
@@ -53,6 +58,8 @@ pub struct Ctx {
     pub planes: Planes,
     pub emitter: Emitter,
     pub metrics: Arc<Metrics>,
+    /// A BuildPlane may name a Secret outside its namespace (off: the Secret must be its own).
+    pub allow_cross_namespace_refs: bool,
     /// What is remembered of each Build between reconciles.
     memory: Mutex<Memory<Arc<Plane>>>,
 }
@@ -109,9 +116,14 @@ pub async fn run(
         control_plane: cp.clone(),
         builds: builds.clone(),
         buildplanes: buildplanes.clone(),
-        planes: Planes::new(trigger_tx, settings.plane_request_timeout),
+        planes: Planes::new(
+            trigger_tx,
+            settings.plane_request_timeout,
+            settings.kubeconfig_policy,
+        ),
         emitter: Emitter::control_plane_only(cp.clone()),
         metrics,
+        allow_cross_namespace_refs: settings.allow_cross_namespace_refs,
         memory: Default::default(),
     });
     let controller = Controller::new_with(

@@ -4,6 +4,7 @@
 //! Build that owns the Workflow.
 
 use crate::engine;
+use crate::kube::policy::KubeconfigPolicy;
 use crate::kube::{ClientSettings, Kube, KubeError};
 use crate::lifecycle;
 use futures::StreamExt;
@@ -64,15 +65,23 @@ pub struct Planes {
     by_key: tokio::sync::Mutex<HashMap<String, Arc<Plane>>>,
     trigger: UnboundedSender<(String, String)>,
     request_timeout: Duration,
+    /// What the kubeconfig Secrets may ask of the controller.
+    policy: KubeconfigPolicy,
 }
 
 impl Planes {
-    /// `trigger` receives `(namespace, name)` of a Build whose Workflow changed.
-    pub fn new(trigger: UnboundedSender<(String, String)>, request_timeout: Duration) -> Planes {
+    /// `trigger` receives `(namespace, name)` of a Build whose Workflow changed; every
+    /// kubeconfig Secret is held to `policy`.
+    pub fn new(
+        trigger: UnboundedSender<(String, String)>,
+        request_timeout: Duration,
+        policy: KubeconfigPolicy,
+    ) -> Planes {
         Planes {
             by_key: Default::default(),
             trigger,
             request_timeout,
+            policy,
         }
     }
 
@@ -90,7 +99,8 @@ impl Planes {
     }
 
     /// The plane of BuildPlane `key` for the Secret at `secret_version`: the cached one while
-    /// the Secret is unchanged, otherwise a new client (and watch) from `kubeconfig`.
+    /// the Secret is unchanged, otherwise a new client (and watch) from `kubeconfig`, if the
+    /// policy accepts it (a refused one is checked again on every call: nothing is cached).
     pub async fn get(
         &self,
         key: &str,
@@ -108,7 +118,7 @@ impl Planes {
             request_timeout: Some(self.request_timeout),
             ..Default::default()
         };
-        let kube = Kube::from_kubeconfig_text(kubeconfig, shown, &settings).await?;
+        let kube = Kube::from_kubeconfig_text(kubeconfig, shown, &settings, self.policy).await?;
         let plane = Arc::new(self.start(key, kube, secret_version));
         if planes.insert(key.to_owned(), plane.clone()).is_some() {
             tracing::info!(

@@ -7,7 +7,7 @@
 
 use super::Ctx;
 use super::planes::{BUILD_ANNOTATION, Plane};
-use crate::core::buildplane::{BuildPlaneSpec, KUBECONFIG_KEY};
+use crate::core::buildplane::{BuildPlaneSpec, ClusterRef, KUBECONFIG_KEY};
 use crate::core::conditions::{
     self, Condition, REASON_BUILD_FAILED, TYPE_BUILD_COMPLETED, TYPE_BUILD_TRIGGERED,
     TYPE_WORKLOAD_UPDATED,
@@ -17,7 +17,7 @@ use crate::core::plan::{self, BuildDecision};
 use crate::core::progress::Phase;
 use crate::core::spec::{self, Origin};
 use crate::engine::{self, Engine};
-use crate::kube::KubeError;
+use crate::kube::{KubeError, policy};
 use crate::lifecycle::{BuildOutcome, Target, Verdict, follow, harvest::harvest};
 use crate::pipeline::LoadedBuild;
 use crate::report::error_line;
@@ -40,6 +40,24 @@ pub enum ReconcileError {
     /// The BuildPlane's kubeconfig Secret is missing, lacks the key, or is not a kubeconfig.
     #[error("BuildPlane {plane}: {message}")]
     Credentials { plane: String, message: String },
+    /// The BuildPlane's kubeconfig asks for what the controller refuses: a command, a file.
+    #[error("BuildPlane {plane}: kubeconfig {secret}")]
+    KubeconfigRefused {
+        plane: String,
+        /// `Secret namespace/name`.
+        secret: String,
+        #[source]
+        source: policy::Refused,
+    },
+    /// The BuildPlane names a Secret in another namespace, and cross-namespace references are off.
+    #[error(
+        "BuildPlane {plane}: Secret {secret} is not in the BuildPlane's namespace; cross-namespace references are refused (run the controller with --allow-cross-namespace-refs to allow them)"
+    )]
+    CrossNamespaceSecret {
+        plane: String,
+        /// `namespace/name`.
+        secret: String,
+    },
     /// The build plane refused or did not answer while preparing the build.
     #[error("build plane of {plane}")]
     Prerequisites {
@@ -72,6 +90,12 @@ impl ReconcileError {
             ReconcileError::Credentials { .. } => {
                 (TYPE_BUILD_TRIGGERED, "BuildPlaneCredentialsInvalid")
             }
+            ReconcileError::KubeconfigRefused { .. } => {
+                (TYPE_BUILD_TRIGGERED, "BuildPlaneKubeconfigRefused")
+            }
+            ReconcileError::CrossNamespaceSecret { .. } => {
+                (TYPE_BUILD_TRIGGERED, "CrossNamespaceSecretRefused")
+            }
             ReconcileError::Prerequisites { .. } => (TYPE_BUILD_TRIGGERED, "PrerequisitesFailed"),
             ReconcileError::Workflow { .. } => (TYPE_BUILD_TRIGGERED, "WorkflowCreateFailed"),
             ReconcileError::Workload(detail) => {
@@ -91,9 +115,14 @@ impl ReconcileError {
         })
     }
 
-    /// Whether retrying can help without a change to the Build.
+    /// Whether retrying can help without a change to the Build. A refused kubeconfig can: a
+    /// fixed Secret triggers nothing, the retry reads it. A cross-namespace reference cannot:
+    /// only a BuildPlane change (which triggers its Builds) or a restart with the flag fixes it.
     pub fn retryable(&self) -> bool {
-        !matches!(self, ReconcileError::InvalidBuild(_))
+        !matches!(
+            self,
+            ReconcileError::InvalidBuild(_) | ReconcileError::CrossNamespaceSecret { .. }
+        )
     }
 }
 
@@ -381,8 +410,13 @@ async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, Recon
         serde_json::from_value(bp.data.get("spec").cloned().unwrap_or_default())
             .map_err(|e| cred(format!("invalid spec: {e}")))?;
     let r = &spec.kubernetes_cluster.cluster_ref;
-    let secret_ns = r.namespace.clone().unwrap_or_else(|| ns.to_owned());
-    let secrets: Api<Secret> = Api::namespaced(ctx.control_plane.client().clone(), &secret_ns);
+    let secret_ns = secret_namespace(ns, r, ctx.allow_cross_namespace_refs).map_err(|other| {
+        ReconcileError::CrossNamespaceSecret {
+            plane: key.clone(),
+            secret: format!("{other}/{}", r.name),
+        }
+    })?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.control_plane.client().clone(), secret_ns);
     let shown = format!("Secret {secret_ns}/{}", r.name);
     let secret = secrets
         .get_opt(&r.name)
@@ -400,9 +434,33 @@ async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, Recon
         .planes
         .get(&key, &version, &text, &shown)
         .await
-        .map_err(|e| cred(error_line(&e)))?;
+        .map_err(|e| match e {
+            KubeError::Refused { source, .. } => ReconcileError::KubeconfigRefused {
+                plane: key.clone(),
+                secret: shown.clone(),
+                source,
+            },
+            other => cred(error_line(&other)),
+        })?;
     ctx.memory().remember_plane(ns, plane.clone());
     Ok(plane)
+}
+
+/// The namespace of a BuildPlane's kubeconfig Secret: the BuildPlane's own (`plane_ns`), or
+/// another one `clusterRef.namespace` names only when cross-namespace references are allowed
+/// (`Err` holds it). The controller may read Secrets in every namespace — BuildPlanes live in
+/// each tenant's — so without this a tenant's BuildPlane could borrow any namespace's
+/// credentials.
+fn secret_namespace<'a>(
+    plane_ns: &'a str,
+    r: &'a ClusterRef,
+    allow_cross: bool,
+) -> Result<&'a str, &'a str> {
+    match r.namespace.as_deref() {
+        None | Some("") => Ok(plane_ns),
+        Some(named) if named == plane_ns || allow_cross => Ok(named),
+        Some(other) => Err(other),
+    }
 }
 
 /// Applies the organization's prerequisites (once per client) and the Workflow, annotated with
@@ -493,5 +551,74 @@ fn no_api(m: &Manifest) -> KubeError {
         object: m.id.to_string(),
         api_version: m.id.api_version.clone(),
         kind: m.id.kind.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(namespace: Option<&str>) -> ClusterRef {
+        ClusterRef {
+            name: "plane".into(),
+            namespace: namespace.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_secret_must_be_in_the_buildplanes_namespace_unless_allowed() {
+        for allow in [false, true] {
+            assert_eq!(secret_namespace("tenant", &r(None), allow), Ok("tenant"));
+            assert_eq!(
+                secret_namespace("tenant", &r(Some("")), allow),
+                Ok("tenant")
+            );
+            assert_eq!(
+                secret_namespace("tenant", &r(Some("tenant")), allow),
+                Ok("tenant")
+            );
+        }
+        let other = r(Some("platform"));
+        assert_eq!(secret_namespace("tenant", &other, false), Err("platform"));
+        assert_eq!(secret_namespace("tenant", &other, true), Ok("platform"));
+    }
+
+    #[test]
+    fn refusals_are_build_triggered_conditions_naming_plane_secret_and_field() {
+        let refused = ReconcileError::KubeconfigRefused {
+            plane: "tenant/default".into(),
+            secret: "Secret tenant/plane".into(),
+            source: policy::Refused::Exec {
+                field: "users[0].user.exec".into(),
+            },
+        };
+        let c = refused.condition(Some(2)).unwrap();
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            (TYPE_BUILD_TRIGGERED, "False", "BuildPlaneKubeconfigRefused")
+        );
+        assert!(
+            c.message.starts_with(
+                "BuildPlane tenant/default: kubeconfig Secret tenant/plane: users[0].user.exec is not allowed"
+            ),
+            "{}",
+            c.message
+        );
+        assert!(refused.retryable(), "a fixed Secret is read on the retry");
+        let cross = ReconcileError::CrossNamespaceSecret {
+            plane: "tenant/default".into(),
+            secret: "platform/plane".into(),
+        };
+        let c = cross.condition(None).unwrap();
+        assert_eq!(c.reason, "CrossNamespaceSecretRefused");
+        assert!(
+            c.message.starts_with(
+                "BuildPlane tenant/default: Secret platform/plane is not in the BuildPlane's namespace"
+            ),
+            "{}",
+            c.message
+        );
+        assert!(c.message.contains("--allow-cross-namespace-refs"));
+        assert!(!cross.retryable());
     }
 }

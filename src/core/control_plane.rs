@@ -25,6 +25,11 @@ fn labels() -> Value {
 /// The permissions the controller needs, and no more: it reads Builds and BuildPlanes, writes
 /// only Build status, reads (never lists) the kubeconfig Secrets BuildPlanes name, and applies
 /// Workloads (a server-side apply that creates an object needs `create` besides `patch`).
+///
+/// The Secret read stays cluster-wide: BuildPlanes live in every tenant's namespace, and a
+/// Role per namespace would need a binding per tenant the install cannot know. What keeps a
+/// tenant to its own Secrets is the controller: a BuildPlane may name only a Secret in its own
+/// namespace unless the controller runs with `--allow-cross-namespace-refs`.
 pub fn cluster_role_rules() -> Value {
     json!([
         {"apiGroups": ["openchoreo.dev"], "resources": ["builds", "buildplanes"], "verbs": ["get", "list", "watch"]},
@@ -66,6 +71,8 @@ pub fn bundle(settings: &ControlPlaneSettings) -> Vec<Manifest> {
                         "containers": [{
                             "name": "controller",
                             "image": settings.image,
+                            // Neither opt-in (`--insecure-kubeconfig-exec`,
+                            // `--allow-cross-namespace-refs`): the operator adds them knowingly.
                             "args": ["controller", "--metrics-addr", "0.0.0.0:9090"],
                             "ports": [{"name": "metrics", "containerPort": 9090}],
                             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},

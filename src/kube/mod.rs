@@ -3,6 +3,7 @@
 //! how many requests they sent. Errors are one line and name the object.
 
 pub mod count;
+pub mod policy;
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
@@ -22,6 +23,7 @@ use tokio::sync::Mutex;
 use crate::core::manifest::{Manifest, ObjectId};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use policy::KubeconfigPolicy;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "buildplane";
@@ -33,6 +35,14 @@ pub enum KubeError {
     /// The kubeconfig could not be read or has no usable context.
     #[error("kubeconfig {path}: {message}")]
     Config { path: String, message: String },
+    /// A kubeconfig the operator did not write asks for a field the policy refuses (a command,
+    /// a file of the controller's).
+    #[error("kubeconfig {path}")]
+    Refused {
+        path: String,
+        #[source]
+        source: policy::Refused,
+    },
     /// The API server could not be reached.
     #[error("cannot reach the API server at {server}: {message}")]
     Unreachable { server: String, message: String },
@@ -187,16 +197,23 @@ impl Kube {
         Self::from_kubeconfig(kubeconfig, &shown, settings).await
     }
 
-    /// A client from kubeconfig text (e.g. a Secret's); `shown` names it in errors. The text's
-    /// credentials never appear in an error.
+    /// A client from kubeconfig text someone other than the operator wrote (a BuildPlane's
+    /// Secret): unlike the operator's own kubeconfig, it may use only what `policy` allows —
+    /// nothing that runs a command or reads a file (`policy::check`). `shown` names it in
+    /// errors; the text's credentials never appear in one.
     pub async fn from_kubeconfig_text(
         text: &str,
         shown: &str,
         settings: &ClientSettings,
+        policy: KubeconfigPolicy,
     ) -> Result<Kube, KubeError> {
         let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| KubeError::Config {
             path: shown.to_owned(),
             message: root_cause(&e),
+        })?;
+        policy::check(&kubeconfig, policy).map_err(|source| KubeError::Refused {
+            path: shown.to_owned(),
+            source,
         })?;
         Self::from_kubeconfig(kubeconfig, shown, settings).await
     }
