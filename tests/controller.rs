@@ -714,3 +714,76 @@ fn a_secret_in_another_namespace_is_refused_unless_allowed() {
     let b = wait_for(cpk, &org, &name, DONE[3], &c);
     assert_eq!(conditions(&b), DONE);
 }
+
+/// Attack 1 through the controller: Workload `org/cart` belongs to component shop/pay; the
+/// Build of shop/cart, whose output names `cart`, leaves it as it is, with its own condition
+/// reason and the conflict counted (not retried).
+#[test]
+fn the_controller_never_overwrites_another_components_workload() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = cluster::unique_name("org-w");
+    namespace(cpk, &org);
+    secret(cpk, &org, "plane", &kubeconfig_text(&plane, cluster::ADMIN));
+    build_plane(cpk, &org, &org, "plane");
+    let theirs = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Workload",
+        "metadata": {"name": "cart"},
+        "spec": {"owner": {"projectName": "shop", "componentName": "pay"},
+            "containers": {"main": {"image": "registry.test/pay:1"}}}});
+    post(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads"),
+        theirs,
+    );
+    let ns = format!("openchoreo-ci-{org}");
+    let _argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let c = start_controller(cpk, &["--metrics-addr", &addr]);
+    let name = build(cpk, &org, "cart");
+    let b = wait_for(
+        cpk,
+        &org,
+        &name,
+        "WorkloadUpdated False WorkloadOwnedByAnotherComponent",
+        &c,
+    );
+    let message = condition(&b, "WorkloadUpdated").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains(&format!(
+            "Workload {org}/cart belongs to component shop/pay"
+        )),
+        "{message}"
+    );
+    let (code, w) = cluster::kubectl_like_get(
+        cpk,
+        None,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads/cart"),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(w["spec"]["owner"]["componentName"], "pay");
+    assert_eq!(
+        w["spec"]["containers"]["main"]["image"],
+        "registry.test/pay:1"
+    );
+    let metrics = Command::new("curl")
+        .args(["-sS", &format!("http://{addr}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "buildplane_workload_conflicts_total 1"),
+        "{metrics}"
+    );
+}

@@ -178,13 +178,20 @@ async fn reconcile_build(
     let before = ctx
         .memory()
         .current_status(&ns, &name, parse_status(&value));
-    // Upstream ignores a Build whose Workload was updated; a failed build is never resubmitted.
+    // Upstream ignores a Build whose Workload was updated; a failed build is never resubmitted,
+    // and a Workload name another component owns stays refused.
     if is(
         &before,
         TYPE_WORKLOAD_UPDATED,
         conditions::REASON_WORKLOAD_UPDATED,
         true,
     ) || is(&before, TYPE_BUILD_COMPLETED, REASON_BUILD_FAILED, false)
+        || is(
+            &before,
+            TYPE_WORKLOAD_UPDATED,
+            conditions::REASON_WORKLOAD_OWNED_ELSEWHERE,
+            false,
+        )
     {
         ctx.memory().forget(&ns, &name);
         return Ok(Action::await_change());
@@ -363,7 +370,8 @@ async fn follow_live(
 }
 
 /// Writes a finished build's conditions (the outcome's, as every command reports them) and
-/// counts it once — unless it will be retried (a refused Workload).
+/// counts it once: not when it will be retried (a refused Workload), and not when the status
+/// already ends in this outcome (a later reconcile of the same finished build).
 fn finish(
     ctx: &Ctx,
     o: &BuildOutcome,
@@ -372,10 +380,16 @@ fn finish(
     set: &mut impl FnMut(&mut Status, Condition),
     emit_latency: Option<std::time::Duration>,
 ) {
-    for c in o.conditions(generation) {
+    let conditions = o.conditions(generation);
+    let already = conditions.last().is_some_and(|last| {
+        conditions::find_condition(&status.conditions, &last.type_).is_some_and(|c| {
+            (&c.status, &c.reason, &c.message) == (&last.status, &last.reason, &last.message)
+        })
+    });
+    for c in conditions {
         set(status, c);
     }
-    if o.verdict() != Verdict::EmitFailed {
+    if o.verdict() != Verdict::EmitFailed && !already {
         ctx.metrics.finished(o, emit_latency.unwrap_or_default());
     }
 }
