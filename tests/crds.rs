@@ -140,4 +140,31 @@ fn the_crd_loads_and_enforces_its_schema_on_the_api_server() {
         .0,
         422
     );
+
+    // An empty string in a custom resource stays an empty string. The test server's old build
+    // (scripts/kube-testenv before recipe r2) turned every "" into null, and `appPath: ""` was
+    // then refused by the Build schema.
+    let build = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+        "metadata": {"name": "empty-strings"},
+        "spec": {"owner": {"projectName": "p", "componentName": "c"},
+            "repository": {"url": "https://git.example.com/p.git",
+                "revision": {"branch": "main", "commit": ""}, "appPath": ""},
+            "templateRef": {"name": "docker", "parameters": [{"name": "docker-context", "value": ""}]}}});
+    let builds = format!("/apis/openchoreo.dev/v1alpha1/namespaces/{ns}/builds");
+    let (code, body) =
+        cluster::raw_request(&kc, None, "POST", &builds, Some(&build), "application/json");
+    assert_eq!(code, 201, "{body}");
+    let (code, back) = cluster::kubectl_like_get(&kc, None, &format!("{builds}/empty-strings"));
+    assert_eq!(code, 200);
+    assert_eq!(back["spec"]["repository"]["appPath"], json!(""), "{back}");
+    assert_eq!(
+        back["spec"]["repository"]["revision"]["commit"],
+        json!(""),
+        "{back}"
+    );
+    assert_eq!(
+        back["spec"]["templateRef"]["parameters"][0]["value"],
+        json!(""),
+        "{back}"
+    );
 }
