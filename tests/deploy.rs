@@ -641,3 +641,89 @@ fn rejected_credentials_are_one_line() {
     assert!(err.contains("rejected the credentials"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// A docker Build of organization `org` whose free text is `text(field)`.
+fn text_build(dir: &Path, org: &str, name: &str, text: &dyn Fn(&str) -> String) -> PathBuf {
+    let build = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+        "metadata": {"name": name, "namespace": org},
+        "spec": {
+            "owner": {"projectName": text("project-name"), "componentName": text("component-name")},
+            "repository": {"url": text("git-repo"), "appPath": text("app-path"),
+                "revision": {"branch": text("branch")}},
+            "templateRef": {"name": "docker", "parameters": [
+                {"name": "docker-context", "value": text("docker-context")},
+                {"name": "dockerfile-path", "value": text("dockerfile-path")}]}}});
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, serde_json::to_string(&build).unwrap()).unwrap();
+    path
+}
+
+/// Build text with `$` is in the Workflow the API server holds with each `$` doubled (what
+/// kubelet reads back as the text itself); Build text with `{{` is refused before any request.
+#[test]
+fn build_text_is_escaped_for_kubelet_or_refused() {
+    let kc = cluster::with_argo();
+    let org = Org::new();
+    let hostile = |field: &str| format!("$(HOME)/$$(X)/{field}/a$b${{X}}`id`;rm -rf /\n\"'$");
+    let file = text_build(org.dir.path(), &org.name, "hostile", &hostile);
+    let inv = org.inventory();
+    ok(&bp(
+        &kc,
+        &["apply", file.to_str().unwrap(), "--inventory", &inv],
+    ));
+    let name = buildplane::core::naming::workflow_name("hostile");
+    let (code, wf) = get(&kc, &workflow_path(&org.namespace(), &name));
+    assert_eq!(code, 200, "{wf}");
+    let params = wf["spec"]["arguments"]["parameters"].as_array().unwrap();
+    let value = |n: &str| {
+        let p = params.iter().find(|p| p["name"] == n);
+        p.unwrap_or_else(|| panic!("no argument {n}: {params:?}"))["value"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for arg in [
+        "project-name",
+        "component-name",
+        "git-repo",
+        "app-path",
+        "branch",
+        "docker-context",
+        "dockerfile-path",
+    ] {
+        assert_eq!(value(arg), hostile(arg).replace('$', "$$"), "{arg}");
+    }
+
+    let refused = Org::new();
+    let evil = |field: &str| match field {
+        "git-repo" => "https://git.example.com/{{workflow.name}}.git".to_owned(),
+        f => format!("ok-{f}"),
+    };
+    let file = text_build(refused.dir.path(), &refused.name, "evil", &evil);
+    let o = bp(
+        &kc,
+        &[
+            "apply",
+            file.to_str().unwrap(),
+            "--inventory",
+            &refused.inventory(),
+        ],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!("error: {}: spec.repository.url: ", file.display())),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(
+        get(&kc, &format!("/api/v1/namespaces/{}", refused.namespace())).0,
+        404,
+        "something was applied"
+    );
+    let cm = format!(
+        "/api/v1/namespaces/default/configmaps/buildplane-inventory-{}",
+        refused.inventory()
+    );
+    assert_eq!(get(&kc, &cm).0, 404, "an inventory was written");
+}
