@@ -641,3 +641,208 @@ fn rejected_credentials_are_one_line() {
     assert!(err.contains("rejected the credentials"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// A docker Build of organization `org` whose free text is `text(field)`.
+fn text_build(dir: &Path, org: &str, name: &str, text: &dyn Fn(&str) -> String) -> PathBuf {
+    let build = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+        "metadata": {"name": name, "namespace": org},
+        "spec": {
+            "owner": {"projectName": text("project-name"), "componentName": text("component-name")},
+            "repository": {"url": text("git-repo"), "appPath": text("app-path"),
+                "revision": {"branch": text("branch")}},
+            "templateRef": {"name": "docker", "parameters": [
+                {"name": "docker-context", "value": text("docker-context")},
+                {"name": "dockerfile-path", "value": text("dockerfile-path")}]}}});
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, serde_json::to_string(&build).unwrap()).unwrap();
+    path
+}
+
+/// Build text with `$` is in the Workflow the API server holds with each `$` doubled (what
+/// kubelet reads back as the text itself); Build text with `{{` is refused before any request.
+#[test]
+fn build_text_is_escaped_for_kubelet_or_refused() {
+    let kc = cluster::with_argo();
+    let org = Org::new();
+    let hostile = |field: &str| format!("$(HOME)/$$(X)/{field}/a$b${{X}}`id`;rm -rf /\n\"'$");
+    let file = text_build(org.dir.path(), &org.name, "hostile", &hostile);
+    let inv = org.inventory();
+    ok(&bp(
+        &kc,
+        &["apply", file.to_str().unwrap(), "--inventory", &inv],
+    ));
+    let name = buildplane::core::naming::workflow_name("hostile");
+    let (code, wf) = get(&kc, &workflow_path(&org.namespace(), &name));
+    assert_eq!(code, 200, "{wf}");
+    let params = wf["spec"]["arguments"]["parameters"].as_array().unwrap();
+    let value = |n: &str| {
+        let p = params.iter().find(|p| p["name"] == n);
+        p.unwrap_or_else(|| panic!("no argument {n}: {params:?}"))["value"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for arg in [
+        "project-name",
+        "component-name",
+        "git-repo",
+        "app-path",
+        "branch",
+        "docker-context",
+        "dockerfile-path",
+    ] {
+        assert_eq!(value(arg), hostile(arg).replace('$', "$$"), "{arg}");
+    }
+
+    let refused = Org::new();
+    let evil = |field: &str| match field {
+        "git-repo" => "https://git.example.com/{{workflow.name}}.git".to_owned(),
+        f => format!("ok-{f}"),
+    };
+    let file = text_build(refused.dir.path(), &refused.name, "evil", &evil);
+    let o = bp(
+        &kc,
+        &[
+            "apply",
+            file.to_str().unwrap(),
+            "--inventory",
+            &refused.inventory(),
+        ],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!("error: {}: spec.repository.url: ", file.display())),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(
+        get(&kc, &format!("/api/v1/namespaces/{}", refused.namespace())).0,
+        404,
+        "something was applied"
+    );
+    let cm = format!(
+        "/api/v1/namespaces/default/configmaps/buildplane-inventory-{}",
+        refused.inventory()
+    );
+    assert_eq!(get(&kc, &cm).0, 404, "an inventory was written");
+}
+
+/// The inventory ConfigMap holds nothing from which a Secret's content could be confirmed, and
+/// an unchanged Secret still costs no write on re-apply; an inventory an earlier version wrote
+/// (with the Secret's content hash) still works and loses that hash.
+#[test]
+fn the_inventory_is_no_oracle_for_secrets() {
+    use buildplane::core::plan::{self, Inventory};
+    use buildplane::core::render::Chart;
+    use buildplane::kube::{ClientSettings, Kube};
+    use buildplane::pipeline::deploy::{self, Action, DeployOptions};
+    use buildplane::pipeline::{self, RenderRequest};
+    use sha2::{Digest, Sha256};
+
+    let c = cluster::start_private();
+    let kc = &c.kubeconfig;
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    let v = json!({
+        "argo-workflows": {"enabled": false},
+        "global": {"defaultResources": {"enabled": false}},
+        "extraObjects": [{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "registry-credentials", "namespace": "default"},
+            // base64 of "s3cr3t-registry-token"
+            "data": {"token": "czNjcjN0LXJlZ2lzdHJ5LXRva2Vu"}}]
+    });
+    std::fs::write(&values, serde_json::to_string(&v).unwrap()).unwrap();
+    let first = ok(&bp(kc, &["apply", "-f", values.to_str().unwrap()]));
+    assert!(
+        first.contains("Secret/default/registry-credentials created"),
+        "{first}"
+    );
+
+    // The Secret as applied, and its SHA-256 the way earlier versions recorded it.
+    let req = RenderRequest {
+        values_files: vec![values.clone()],
+        ..Default::default()
+    };
+    let rendered = pipeline::render_parts(&Chart::builtin(), &req).unwrap();
+    let mut secret = rendered
+        .bundle
+        .iter()
+        .find(|m| m.id.kind == "Secret")
+        .unwrap()
+        .clone();
+    plan::label_for_inventory(&mut secret, plan::BUNDLE_INVENTORY);
+    let content_hash =
+        buildplane::core::naming::hex(&Sha256::digest(serde_json::to_vec(&secret.object).unwrap()));
+    let inventory_path = "/api/v1/namespaces/default/configmaps/buildplane-inventory-build-plane";
+    let read_inventory = || {
+        let (code, cm) = get(kc, inventory_path);
+        assert_eq!(code, 200, "{cm}");
+        let inv = Inventory::from_configmap(plan::BUNDLE_INVENTORY, &cm).unwrap();
+        let text = format!("{cm} {}", serde_json::to_string(&inv.entries).unwrap());
+        (inv, text)
+    };
+    let (inv, stored) = read_inventory();
+    let key = secret.id.to_string();
+    assert!(inv.entries.contains_key(&key), "the Secret is not recorded");
+    for len in [16, 32, 64] {
+        assert!(
+            !stored.contains(&content_hash[..len]),
+            "the inventory holds the Secret's SHA-256 ({len} digits)"
+        );
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let settings = ClientSettings {
+            kubeconfig: Some(kc.clone()),
+            ..Default::default()
+        };
+        let kube = Kube::connect(&settings).await.unwrap();
+        let opts = DeployOptions::default();
+        let apply = |kube: &Kube| {
+            let rendered = rendered.clone();
+            let opts = opts.clone();
+            let kube = kube.clone();
+            async move {
+                let prepared = deploy::prepare(&kube, &rendered, &opts).await.unwrap();
+                deploy::apply(&kube, &prepared, &opts, |_, _| {})
+                    .await
+                    .unwrap()
+            }
+        };
+        let action_of = |done: &[(buildplane::core::manifest::ObjectId, Action)]| {
+            done.iter()
+                .find(|(id, _)| id.to_string() == key)
+                .map(|(_, a)| a.clone())
+        };
+
+        // Unchanged: no write at all, as before.
+        let writes = kube.writes();
+        let done = apply(&kube).await;
+        assert_eq!(action_of(&done), Some(Action::Unchanged));
+        assert_eq!(kube.writes() - writes, 0, "re-apply wrote: {done:?}");
+
+        // An inventory an earlier version wrote: the Secret recorded by its content hash.
+        let mut old = inv.clone();
+        if let Some(e) = old.entries.get_mut(&key) {
+            e.hash = content_hash[..plan::RECORDED_HASH_LEN].to_owned();
+        }
+        let cm = kube.resource("v1", "ConfigMap").await.unwrap().unwrap();
+        kube.apply(
+            &cm,
+            &old.to_configmap(plan::BUNDLE_INVENTORY, "default"),
+            false,
+            true,
+        )
+        .await
+        .unwrap();
+        let done = apply(&kube).await;
+        assert_eq!(action_of(&done), Some(Action::Unchanged), "{done:?}");
+    });
+    let (_, stored) = read_inventory();
+    assert!(
+        !stored.contains(&content_hash[..16]),
+        "the earlier record survived"
+    );
+}

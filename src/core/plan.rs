@@ -43,7 +43,8 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub name: String,
-    /// Hash of the object as rendered (what was applied).
+    /// [`recorded_hash`] of the object as rendered (what was applied): for a Secret, without
+    /// its values.
     pub hash: String,
     /// For Workflows: the Build spec hash it was submitted for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +157,43 @@ pub fn object_hash(object: &Value) -> String {
     h
 }
 
+/// What stands for a Secret's values in [`recorded_hash`].
+const SECRET_VALUE: &str = "(secret value)";
+
+/// The hash an inventory records of a rendered object: [`object_hash`], except that a Secret
+/// is hashed with every value of `data` and `stringData` (and any client-side
+/// `last-applied-configuration`, which copies them) replaced by one placeholder.
+///
+/// An inventory is a ConfigMap, which more people may read than Secrets: an unsalted hash of a
+/// Secret's content would let any of them confirm a guessed value offline. The record only has
+/// to notice a rendering that changed in a way the live object cannot show (a key, a label, an
+/// annotation removed), and the Secret's keys, metadata and type still do that; whether its
+/// values changed is [`unchanged_without_request`]'s comparison with the live Secret, which is
+/// read anyway. An inventory written before holds a hash of the whole Secret: it matches
+/// nothing, so that Secret is applied once more (a no-op on the server) and recorded anew.
+pub fn recorded_hash(m: &Manifest) -> String {
+    if m.id.api_version != "v1" || m.id.kind != "Secret" {
+        return object_hash(&m.object);
+    }
+    let mut object = m.object.clone();
+    for field in ["data", "stringData"] {
+        match object.get_mut(field) {
+            Some(Value::Object(values)) => values
+                .values_mut()
+                .for_each(|v| *v = Value::String(SECRET_VALUE.to_owned())),
+            Some(v) if !v.is_null() => *v = Value::String(SECRET_VALUE.to_owned()),
+            _ => {}
+        }
+    }
+    if let Some(applied) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(|a| a.get_mut("kubectl.kubernetes.io/last-applied-configuration"))
+    {
+        *applied = Value::String(SECRET_VALUE.to_owned());
+    }
+    object_hash(&object)
+}
+
 /// A Build spec hash as an inventory records it.
 pub fn recorded_spec_hash(spec_hash: &str) -> String {
     spec_hash.chars().take(RECORDED_HASH_LEN).collect()
@@ -188,7 +226,7 @@ pub fn entry_for(m: &Manifest, spec_hash: Option<String>) -> Entry {
         kind: m.id.kind.clone(),
         namespace: m.id.namespace.clone(),
         name: m.id.name.clone(),
-        hash: object_hash(&m.object),
+        hash: recorded_hash(m),
         spec_hash,
     }
 }
@@ -241,7 +279,7 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
 /// (the hash covers fields removed since) and the live object still holds every rendered field
 /// (no one changed it by hand).
 pub fn unchanged_without_request(m: &Manifest, recorded: Option<&Entry>, live: &Value) -> bool {
-    recorded.is_some_and(|e| e.hash == object_hash(&m.object)) && is_subset(&m.object, live)
+    recorded.is_some_and(|e| e.hash == recorded_hash(m)) && is_subset(&m.object, live)
 }
 
 /// What apply does with a build's Workflow.
@@ -407,6 +445,78 @@ mod tests {
         let mut older = entry.clone();
         older.hash = "other".into();
         assert!(!unchanged_without_request(&obj, Some(&older), &live));
+    }
+
+    fn secret(token: &str, extra_key: bool) -> Manifest {
+        let mut data = json!({"token": token});
+        if extra_key {
+            data["user"] = json!("cm9ib3Q=");
+        }
+        Manifest::new(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": "a"}, "type": "Opaque", "data": data}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_secret_is_recorded_without_its_values() {
+        let (one, two) = (secret("b25l", false), secret("dHdv", false));
+        let plain = object_hash(&one.object);
+        let entry = entry_for(&one, None);
+        assert_ne!(
+            entry.hash, plain,
+            "the content hash of a Secret is recorded"
+        );
+        assert_eq!(
+            entry.hash,
+            entry_for(&two, None).hash,
+            "the hash depends on the values"
+        );
+        assert_ne!(entry.hash, entry_for(&secret("b25l", true), None).hash);
+        let text = serde_json::to_string(&entry).unwrap();
+        assert!(!text.contains("b25l") && !text.contains(&plain), "{text}");
+        let string_data = Manifest::new(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"t\":\"x\"}}"}},
+            "stringData": {"t": "s3cr3t"}}))
+        .unwrap();
+        let mut other = string_data.clone();
+        other.object["stringData"]["t"] = json!("another");
+        other.object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            json!("{}");
+        assert_eq!(recorded_hash(&string_data), recorded_hash(&other));
+        // Other kinds keep the hash of the whole object.
+        let cm = m("ConfigMap", Some("a"), "x");
+        assert_eq!(entry_for(&cm, None).hash, object_hash(&cm.object));
+    }
+
+    #[test]
+    fn a_secret_is_unchanged_by_its_live_values() {
+        let (one, two) = (secret("b25l", false), secret("dHdv", false));
+        let mut live = one.object.clone();
+        live["metadata"]["uid"] = json!("u");
+        let entry = entry_for(&one, None);
+        assert!(unchanged_without_request(&one, Some(&entry), &live));
+        // A new value: the record matches, the live Secret does not.
+        assert!(!unchanged_without_request(&two, Some(&entry), &live));
+        // A key added: the record does not match.
+        let wider = secret("b25l", true);
+        let mut wider_live = wider.object.clone();
+        wider_live["metadata"]["uid"] = json!("u");
+        assert!(!unchanged_without_request(
+            &one,
+            Some(&entry_for(&wider, None)),
+            &wider_live
+        ));
+        // What an earlier version recorded (the content hash): applied once more, then recorded
+        // without the values.
+        let mut older = entry.clone();
+        older.hash = object_hash(&one.object);
+        assert!(!unchanged_without_request(&one, Some(&older), &live));
+        let mut inv = Inventory::default();
+        inv.entries.insert(one.id.to_string(), older);
+        let read =
+            Inventory::from_configmap("b", &inv.to_configmap("b", "default").object).unwrap();
+        assert_eq!(read, inv, "an earlier inventory still reads");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub struct EmitSettings {
 }
 
 /// A Git target: repository, branch, author, message template, how long to keep retrying.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitSettings {
     pub url: String,
     pub branch: String,
@@ -47,6 +47,19 @@ pub struct GitSettings {
     /// `{build}`, `{org}`, `{project}`, `{component}`, `{image}`, `{commit}`.
     pub message: String,
     pub deadline: Duration,
+}
+
+/// Debug output shows the URL as messages do, without credentials.
+impl std::fmt::Debug for GitSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSettings")
+            .field("url", &crate::git::redact_url(&self.url))
+            .field("branch", &self.branch)
+            .field("author", &self.author)
+            .field("message", &self.message)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 /// An emit setting is unusable, or the control plane cannot be reached.

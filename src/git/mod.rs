@@ -3,9 +3,11 @@
 //! Commits are built without a worktree, on top of the freshly fetched tip, in a bare clone
 //! kept in a cache directory. Pushes are never forced: when the branch moved, the same changes
 //! are re-applied on the new tip and pushed again, with jittered backoff, until they land or the
-//! deadline passes. Credentials come from git2's callback (SSH agent, then the
-//! `BUILDPLANE_GIT_TOKEN` variable, then the platform default); no error or debug output ever
-//! carries them: URLs are shown with their userinfo stripped.
+//! deadline passes. Credentials come from git2's callback, by transport: over `ssh://` (and
+//! scp-like `user@host:path`) the SSH agent's keys; over `https://` the `BUILDPLANE_GIT_TOKEN`
+//! variable, then the platform default; over plain `http://` nothing: a server that asks for
+//! credentials there makes the fetch fail, saying the token was withheld. No error or debug
+//! output ever carries credentials: URLs are shown without their userinfo, query and fragment.
 //!
 //! One `emit` at a time per cache directory: the cache's refs are not locked across processes.
 
@@ -19,8 +21,12 @@ use git2::{
     PushOptions, RemoteCallbacks, Repository, Signature, Tree,
 };
 
-/// The environment variable holding an HTTPS token (sent as the password of `x-access-token`).
+/// The environment variable holding an HTTPS token (sent as the password of `x-access-token`,
+/// only ever to an `https://` remote).
 pub const TOKEN_ENV: &str = "BUILDPLANE_GIT_TOKEN";
+
+/// What stands for a credential in messages.
+const MASK: &str = "***";
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -254,12 +260,55 @@ pub fn render_message(template: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-/// The URL without its userinfo (`https://user:token@host/x` → `https://host/x`), for messages.
+/// The URL without its userinfo (`https://user:token@host/x` → `https://host/x`), and with its
+/// query and fragment, whatever they hold, replaced by `***` (`https://host/x?***`): tokens
+/// travel as `?access_token=…` too. For messages.
 pub fn redact_url(url: &str) -> String {
-    match userinfo_span(url) {
+    let url = match userinfo_span(url) {
         Some((start, end)) => format!("{}{}", &url[..start], &url[end..]),
         None => url.to_owned(),
+    };
+    match query_start(&url) {
+        Some(at) => {
+            let mark = &url[at..=at];
+            format!("{}{mark}{MASK}", &url[..at])
+        }
+        None => url,
     }
+}
+
+/// Where a scheme URL's query (`?`) or, without one, its fragment (`#`) starts. scp-like
+/// addresses and local paths have neither: a `?` there is part of the path.
+fn query_start(url: &str) -> Option<usize> {
+    let after_scheme = url.find("://")? + 3;
+    url[after_scheme..]
+        .find(['?', '#'])
+        .map(|i| after_scheme + i)
+}
+
+/// The parts of a URL that may be credentials and that a message must not show: the
+/// password of its userinfo, its query and fragment as a whole, and each of their values.
+/// Short parts (under four bytes) are left out: replacing them would garble a message.
+fn url_secrets(url: &str) -> Vec<&str> {
+    let mut secrets = Vec::new();
+    if let Some((start, end)) = userinfo_span(url)
+        && let Some((_, password)) = url[start..end].trim_end_matches('@').split_once(':')
+    {
+        secrets.push(password);
+    }
+    if let Some(at) = query_start(url) {
+        let rest = &url[at + 1..];
+        secrets.push(rest);
+        secrets.extend(
+            rest.split(['&', ';', '#', '?'])
+                .map(|pair| pair.split_once('=').map_or(pair, |(_, v)| v)),
+        );
+    }
+    secrets.retain(|s| s.len() >= 4);
+    // Longest first, so a value inside the whole query does not break its replacement.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
 }
 
 /// The byte range of `userinfo@` in a scheme URL or an scp-like `user@host:path`.
@@ -300,22 +349,9 @@ impl Ctx {
         }
     }
 
-    /// A git2 message with the URL's userinfo, password and token replaced.
+    /// A git2 message with the URL's userinfo, password, query values and the token replaced.
     fn scrub(&self, e: &git2::Error) -> String {
-        let mut text = e.message().replace(&self.raw_url, &self.url);
-        if let Some((start, end)) = userinfo_span(&self.raw_url) {
-            let userinfo = &self.raw_url[start..end];
-            text = text.replace(userinfo, "");
-            if let Some((_, password)) = userinfo.trim_end_matches('@').split_once(':')
-                && password.len() >= 4
-            {
-                text = text.replace(password, "***");
-            }
-        }
-        match std::env::var(TOKEN_ENV) {
-            Ok(token) if token.len() >= 4 => text.replace(&token, "***"),
-            _ => text,
-        }
+        scrub_message(e.message(), &self.raw_url, &self.url)
     }
 
     fn fetch(&self, e: &git2::Error) -> GitError {
@@ -328,6 +364,111 @@ impl Ctx {
 
     fn commit(&self, e: &git2::Error) -> GitError {
         fail!(self, Commit, detail: self.scrub(e))
+    }
+}
+
+/// `message` without the credentials of `raw_url` (shown as `shown`) or the token.
+fn scrub_message(message: &str, raw_url: &str, shown: &str) -> String {
+    let mut text = message.replace(raw_url, shown);
+    if let Some((start, end)) = userinfo_span(raw_url) {
+        text = text.replace(&raw_url[start..end], "");
+    }
+    for secret in url_secrets(raw_url) {
+        text = text.replace(secret, MASK);
+    }
+    match std::env::var(TOKEN_ENV) {
+        Ok(token) if token.len() >= 4 => text.replace(&token, MASK),
+        _ => text,
+    }
+}
+
+/// How a remote is reached, as far as credentials go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// `https://`: the token, then the platform's default credentials.
+    Https,
+    /// `http://`: nothing, ever; the token would travel in clear.
+    Http,
+    /// `ssh://` (also `git+ssh://`, `ssh+git://`) or scp-like `[user@]host:path`: SSH keys.
+    Ssh,
+    /// `git://`, `file://`, a local path: no credentials are asked for.
+    Other,
+}
+
+impl Transport {
+    fn of(url: &str) -> Transport {
+        match url.find("://") {
+            Some(end) => match url[..end].to_ascii_lowercase().as_str() {
+                "https" => Transport::Https,
+                "http" => Transport::Http,
+                "ssh" | "git+ssh" | "ssh+git" => Transport::Ssh,
+                _ => Transport::Other,
+            },
+            None => match url.find(':') {
+                Some(colon) if colon > 0 && !url[..colon].contains('/') => Transport::Ssh,
+                _ => Transport::Other,
+            },
+        }
+    }
+
+    /// The transport of a request for credentials: the remote's and the one libgit2 names in
+    /// the request must agree; where one of them is plain http, it is plain http.
+    fn of_request(remote: &str, asked_for: &str) -> Transport {
+        match (Transport::of(remote), Transport::of(asked_for)) {
+            (a, b) if a == b => a,
+            (Transport::Http, _) | (_, Transport::Http) => Transport::Http,
+            _ => Transport::Other,
+        }
+    }
+}
+
+/// The credentials callback's answer to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    /// The user name SSH asks for first.
+    Username,
+    /// The SSH agent's keys.
+    SshAgent,
+    /// [`TOKEN_ENV`] as the password of `x-access-token`.
+    Token,
+    /// The platform's default credentials (Negotiate/NTLM).
+    PlatformDefault,
+    /// Nothing: why, as the fetch's error says it.
+    Refuse(&'static str),
+}
+
+const TOKEN_WITHHELD: &str = "the server asks for credentials over plain http: \
+     BUILDPLANE_GIT_TOKEN is withheld (it is only sent over https)";
+const PLAIN_HTTP: &str =
+    "the server asks for credentials over plain http: none are sent (use an https URL)";
+const NONE_USABLE: &str = "no usable credentials";
+
+/// What to offer for a request over `transport` allowing `allowed`, each kind of credential
+/// once (`tried` remembers) so that a refused one cannot loop forever: SSH keys only over SSH,
+/// the token and the platform default only over https, nothing over plain http.
+fn offer(
+    transport: Transport,
+    allowed: CredentialType,
+    tried: &mut CredentialType,
+    token_set: bool,
+) -> Offer {
+    let mut first_try = |kind| {
+        let fresh = allowed.contains(kind) && !tried.contains(kind);
+        if fresh {
+            *tried |= kind;
+        }
+        fresh
+    };
+    match transport {
+        Transport::Ssh if allowed.contains(CredentialType::USERNAME) => Offer::Username,
+        Transport::Ssh if first_try(CredentialType::SSH_KEY) => Offer::SshAgent,
+        Transport::Https if token_set && first_try(CredentialType::USER_PASS_PLAINTEXT) => {
+            Offer::Token
+        }
+        Transport::Https if first_try(CredentialType::DEFAULT) => Offer::PlatformDefault,
+        Transport::Http if token_set => Offer::Refuse(TOKEN_WITHHELD),
+        Transport::Http => Offer::Refuse(PLAIN_HTTP),
+        _ => Offer::Refuse(NONE_USABLE),
     }
 }
 
@@ -348,31 +489,23 @@ fn split_path(path: &str) -> Result<Vec<&str>, &'static str> {
     Ok(parts)
 }
 
-/// Credentials the usual way, each kind tried once so a refused one cannot loop forever.
-fn callbacks<'a>() -> RemoteCallbacks<'a> {
+/// Credentials for `remote` as [`offer`] decides, per request.
+fn callbacks<'a>(remote: &str) -> RemoteCallbacks<'a> {
+    let remote = remote.to_owned();
     let mut tried = CredentialType::empty();
     let mut cbs = RemoteCallbacks::new();
-    cbs.credentials(move |_url, username, allowed| {
+    cbs.credentials(move |url, username, allowed| {
         let user = username.unwrap_or("git");
-        let mut first_try = |kind| {
-            let fresh = allowed.contains(kind) && !tried.contains(kind);
-            if fresh {
-                tried |= kind;
+        let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        let transport = Transport::of_request(&remote, url);
+        match offer(transport, allowed, &mut tried, token.is_some()) {
+            Offer::Username => Cred::username(user),
+            Offer::SshAgent => Cred::ssh_key_from_agent(user),
+            Offer::Token => {
+                Cred::userpass_plaintext("x-access-token", token.as_deref().unwrap_or(""))
             }
-            fresh
-        };
-        if allowed.contains(CredentialType::USERNAME) {
-            Cred::username(user)
-        } else if first_try(CredentialType::SSH_KEY) {
-            Cred::ssh_key_from_agent(user)
-        } else if let Ok(token) = std::env::var(TOKEN_ENV)
-            && first_try(CredentialType::USER_PASS_PLAINTEXT)
-        {
-            Cred::userpass_plaintext("x-access-token", &token)
-        } else if first_try(CredentialType::DEFAULT) {
-            Cred::default()
-        } else {
-            Err(git2::Error::from_str("no usable credentials"))
+            Offer::PlatformDefault => Cred::default(),
+            Offer::Refuse(why) => Err(git2::Error::from_str(why)),
         }
     });
     cbs
@@ -384,7 +517,7 @@ fn fetch_tip(repo: &Repository, target: &GitTarget, ctx: &Ctx) -> Result<Option<
         .remote_anonymous(&target.url)
         .map_err(|e| ctx.fetch(&e))?;
     let mut opts = FetchOptions::new();
-    opts.remote_callbacks(callbacks())
+    opts.remote_callbacks(callbacks(&target.url))
         .download_tags(AutotagOption::None);
     let refspec = format!("+refs/heads/{}:{}", target.branch, ctx.tracking_ref);
     remote
@@ -524,7 +657,7 @@ fn push(repo: &Repository, target: &GitTarget, ctx: &Ctx, commit: Oid) -> Result
     let refspec = format!("{commit}:refs/heads/{}", target.branch);
     let mut status = None;
     let result = {
-        let mut cbs = callbacks();
+        let mut cbs = callbacks(&target.url);
         cbs.push_update_reference(|_, message| {
             if let Some(message) = message {
                 status = Some(message.to_owned());
@@ -575,6 +708,121 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_userinfo_query_or_fragment() {
+        let cases = [
+            ("https://x-access-token:t0k@h/o/r.git", "https://h/o/r.git"),
+            ("https://h/o/r.git?token=s3cr3t", "https://h/o/r.git?***"),
+            (
+                "https://u:p4ss@h/r.git?access_token=abc&x=1#frag",
+                "https://h/r.git?***",
+            ),
+            ("https://h/r.git#s3cr3t", "https://h/r.git#***"),
+            ("https://h?private_token=zz", "https://h?***"),
+            ("git@github.com:o/r.git", "github.com:o/r.git"),
+            ("/srv/a@b:c/r?.git", "/srv/a@b:c/r?.git"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let target = GitTarget {
+            url: "https://h/r.git?access_token=s3cr3t-value".into(),
+            branch: "main".into(),
+            author_name: "a".into(),
+            author_email: "a@b".into(),
+        };
+        assert!(!format!("{target:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn messages_lose_the_url_credentials() {
+        let raw = "https://u:pa55word@h/r.git?access_token=s3cr3t-one&private_token=s3cr3t-two";
+        let shown = redact_url(raw);
+        let message = format!(
+            "failed to fetch {raw}: 401 for /r.git/info/refs?access_token=s3cr3t-one&\
+             private_token=s3cr3t-two (token s3cr3t-two, user u:pa55word@)"
+        );
+        let text = scrub_message(&message, raw, &shown);
+        for secret in ["pa55word", "s3cr3t-one", "s3cr3t-two"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.starts_with("failed to fetch https://h/r.git?***: 401"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn transports_are_told_apart() {
+        let cases = [
+            ("https://h/r.git", Transport::Https),
+            ("HTTPS://h/r.git", Transport::Https),
+            ("http://h/r.git", Transport::Http),
+            ("ssh://git@h/r.git", Transport::Ssh),
+            ("git+ssh://h/r.git", Transport::Ssh),
+            ("git@github.com:o/r.git", Transport::Ssh),
+            ("git://h/r.git", Transport::Other),
+            ("file:///srv/r.git", Transport::Other),
+            ("/srv/r.git", Transport::Other),
+            ("./r:x", Transport::Other),
+        ];
+        for (url, want) in cases {
+            assert_eq!(Transport::of(url), want, "{url}");
+        }
+        let remote = "https://h/r.git";
+        assert_eq!(Transport::of_request(remote, remote), Transport::Https);
+        assert_eq!(
+            Transport::of_request(remote, "http://h/r.git"),
+            Transport::Http
+        );
+        assert_eq!(
+            Transport::of_request(remote, "ssh://h/r.git"),
+            Transport::Other
+        );
+    }
+
+    #[test]
+    fn the_token_goes_only_to_https_and_keys_only_to_ssh() {
+        let all =
+            CredentialType::USER_PASS_PLAINTEXT | CredentialType::SSH_KEY | CredentialType::DEFAULT;
+        let run = |t: Transport, token: bool| {
+            let mut tried = CredentialType::empty();
+            let mut offers = Vec::new();
+            loop {
+                let o = offer(t, all, &mut tried, token);
+                offers.push(o);
+                if matches!(o, Offer::Refuse(_)) {
+                    return offers;
+                }
+            }
+        };
+        assert_eq!(
+            run(Transport::Https, true),
+            [
+                Offer::Token,
+                Offer::PlatformDefault,
+                Offer::Refuse(NONE_USABLE)
+            ]
+        );
+        assert_eq!(
+            run(Transport::Https, false),
+            [Offer::PlatformDefault, Offer::Refuse(NONE_USABLE)]
+        );
+        assert_eq!(run(Transport::Http, true), [Offer::Refuse(TOKEN_WITHHELD)]);
+        assert!(TOKEN_WITHHELD.contains(TOKEN_ENV));
+        assert_eq!(run(Transport::Http, false), [Offer::Refuse(PLAIN_HTTP)]);
+        assert_eq!(
+            run(Transport::Ssh, true),
+            [Offer::SshAgent, Offer::Refuse(NONE_USABLE)]
+        );
+        assert_eq!(run(Transport::Other, true), [Offer::Refuse(NONE_USABLE)]);
+        let mut tried = CredentialType::empty();
+        assert_eq!(
+            offer(Transport::Ssh, CredentialType::USERNAME, &mut tried, true),
+            Offer::Username
+        );
+    }
 
     #[test]
     fn backoff_doubles_to_two_seconds_within_fifty_percent() {

@@ -25,7 +25,7 @@ pub enum SpecSourceError {
 }
 
 /// Where Build specs come from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum SourceSettings {
     /// A branch of a Git repository, fetched every interval; `path` is a directory inside it.
     Git {
@@ -36,6 +36,27 @@ pub enum SourceSettings {
     },
     /// A local directory, watched for changes.
     Dir { dir: PathBuf },
+}
+
+/// Debug output shows a Git URL as messages do, without credentials.
+impl std::fmt::Debug for SourceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSettings::Git {
+                url,
+                branch,
+                path,
+                cache_dir,
+            } => f
+                .debug_struct("Git")
+                .field("url", &crate::git::redact_url(url))
+                .field("branch", branch)
+                .field("path", path)
+                .field("cache_dir", cache_dir)
+                .finish(),
+            SourceSettings::Dir { dir } => f.debug_struct("Dir").field("dir", dir).finish(),
+        }
+    }
 }
 
 /// What a round read: the commit (Git) or directory, and its files.

@@ -1,5 +1,32 @@
 //! The Argo Workflows engine: per-build prerequisites and the `Workflow` that instantiates one
 //! of the chart's ClusterWorkflowTemplates, named and labelled as upstream does.
+//!
+//! # Build text on its way to a step
+//!
+//! A Build's text reaches its steps only as Workflow arguments, and the ClusterWorkflowTemplates
+//! pass every argument only as a whole env value (`env[].value: "{{workflow.parameters.x}}"`).
+//! Two evaluators sit on that path. Argo substitutes `{{…}}` and evaluates `{{=…}}` in the
+//! templates, in more than one pass (workflow parameters first, then inputs, steps and pod
+//! fields in the text so produced), and has no escape for `{{`. kubelet expands env values:
+//! `$$` becomes `$`, `$(VAR)` becomes VAR's value when VAR is defined, any other `$` stays.
+//!
+//! | Build field | Workflow argument | `{{` | `$` |
+//! |---|---|---|---|
+//! | `metadata.name`, `metadata.namespace` | none (names and labels only) | cannot occur: DNS names | cannot occur |
+//! | `spec.owner.projectName` | `project-name` (and `image-name`, sanitized) | refused | doubled |
+//! | `spec.owner.componentName` | `component-name` (and `image-name`, sanitized) | refused | doubled |
+//! | `spec.repository.url` | `git-repo` | refused | doubled |
+//! | `spec.repository.revision.branch` | `branch` | refused (also when a commit clears it) | doubled |
+//! | `spec.repository.revision.commit` | `commit` | refused | doubled |
+//! | `spec.repository.appPath` | `app-path` | refused | doubled |
+//! | `spec.templateRef.parameters[i].value` | the parameter's name | refused | doubled |
+//! | `spec.templateRef.parameters[i].name`, `spec.templateRef.name`, `.engine` | names from the catalog | cannot occur: checked against the catalog | cannot occur |
+//!
+//! So [`ArgoEngine::validate`] refuses `{{` anywhere in those fields (also without a closing
+//! `}}`, and inside `$(…)`), naming the file and field; and every argument value is written
+//! with each `$` doubled ([`kubelet_literal`]), which kubelet's expansion undoes exactly: the
+//! step receives the Build's bytes. Nothing else of the Workflow carries Build text except
+//! sanitized label values. tests/build_text.rs follows the values through both evaluators.
 
 pub mod pods;
 pub mod status;
@@ -12,6 +39,7 @@ use crate::core::progress::{Artifacts, BuildStatus, StepPhase, StepPod};
 use crate::core::spec::{Build, Origin, SpecError, field_error};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 pub const SERVICE_ACCOUNT: &str = "workflow-sa";
 pub const ROLE: &str = "workflow-role";
@@ -90,6 +118,16 @@ impl Engine for ArgoEngine {
                     origin,
                     "spec.templateRef.parameters",
                     format!("template {} needs parameter {required:?}", template.name),
+                ));
+            }
+        }
+        for (path, text) in argument_text(build) {
+            if text.contains("{{") {
+                return Err(field_error(
+                    origin,
+                    &path,
+                    "must not contain \"{{\": Argo Workflows would evaluate it as a template \
+                     placeholder or expression (it has no escape for it)",
                 ));
             }
         }
@@ -216,8 +254,61 @@ impl Engine for ArgoEngine {
     }
 }
 
+/// One Workflow argument; its value written so that the step receives `value` itself.
 fn param(name: &str, value: &str) -> Value {
-    json!({"name": name, "value": value})
+    json!({"name": name, "value": kubelet_literal(value)})
+}
+
+/// `text` as an env value that kubelet's `$(VAR)` expansion turns back into `text`: every `$`
+/// doubled. kubelet reads `$$` as one `$` and leaves everything else alone, so this is an exact
+/// inverse; text without `$` (every ordinary value) is unchanged.
+pub fn kubelet_literal(text: &str) -> Cow<'_, str> {
+    if text.contains('$') {
+        Cow::Owned(text.replace('$', "$$"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Every Build field whose text becomes a Workflow argument, with its key path: what Argo
+/// must never evaluate. The branch is listed even when a commit clears it, so whether a
+/// Build is accepted does not hang on another field.
+fn argument_text(build: &Build) -> Vec<(String, &str)> {
+    let spec = &build.spec;
+    let repo = &spec.repository;
+    let mut fields = vec![
+        (
+            "spec.owner.projectName".to_owned(),
+            spec.owner.project_name.as_str(),
+        ),
+        (
+            "spec.owner.componentName".to_owned(),
+            spec.owner.component_name.as_str(),
+        ),
+        ("spec.repository.url".to_owned(), repo.url.as_str()),
+        (
+            "spec.repository.revision.branch".to_owned(),
+            repo.revision.branch.as_str(),
+        ),
+        (
+            "spec.repository.revision.commit".to_owned(),
+            repo.revision.commit.as_str(),
+        ),
+        ("spec.repository.appPath".to_owned(), repo.app_path.as_str()),
+    ];
+    fields.extend(
+        spec.template_ref
+            .parameters
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    format!("spec.templateRef.parameters[{i}].value"),
+                    p.value.as_str(),
+                )
+            }),
+    );
+    fields
 }
 
 /// `MakeWorkflowLabels`, with each value made a valid label value where the raw name is not.
@@ -266,4 +357,91 @@ pub fn spec_hash(build: &Build) -> String {
     }))
     .expect("a Build always serializes");
     naming::hex(&Sha256::digest(&canonical))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::spec::{build_from_value, parse_documents};
+
+    fn build(url: &str, branch: &str, commit: &str) -> (Origin, Build) {
+        let doc = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": "b", "namespace": "acme"},
+            "spec": {"owner": {"projectName": "p", "componentName": "c"},
+                "repository": {"url": url, "appPath": "/a$(HOME)",
+                    "revision": {"branch": branch, "commit": commit}},
+                "templateRef": {"name": "react",
+                    "parameters": [{"name": "node-version", "value": "20$$"}]}}});
+        let text = serde_json::to_string(&doc).unwrap();
+        let (origin, doc) = parse_documents("b.yaml", &text).unwrap().remove(0);
+        let b = build_from_value(&origin, doc).unwrap();
+        (origin, b)
+    }
+
+    fn argument(wf: &Value, name: &str) -> String {
+        let params = wf["spec"]["arguments"]["parameters"].as_array().unwrap();
+        let p = params.iter().find(|p| p["name"] == name).unwrap();
+        p["value"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn every_dollar_of_an_argument_is_doubled() {
+        let (origin, b) = build("https://h/$x.git", "rel-${X}", "");
+        ArgoEngine.validate(&origin, &b).unwrap();
+        let wf = ArgoEngine.build_object(&b).object;
+        assert_eq!(argument(&wf, "git-repo"), "https://h/$$x.git");
+        assert_eq!(argument(&wf, "branch"), "rel-$${X}");
+        assert_eq!(argument(&wf, "app-path"), "/a$$(HOME)");
+        assert_eq!(argument(&wf, "node-version"), "20$$$$");
+        assert_eq!(argument(&wf, "project-name"), "p");
+        assert_eq!(kubelet_literal("plain"), Cow::Borrowed("plain"));
+    }
+
+    #[test]
+    fn text_argo_would_evaluate_is_refused_with_its_field() {
+        let cases = [
+            (
+                "https://h/{{workflow.name}}",
+                "main",
+                "",
+                "spec.repository.url",
+            ),
+            (
+                "https://h/r",
+                "{{=sprig.x}}",
+                "",
+                "spec.repository.revision.branch",
+            ),
+            // A branch a commit clears is refused all the same.
+            (
+                "https://h/r",
+                "a{{",
+                "abc",
+                "spec.repository.revision.branch",
+            ),
+            (
+                "https://h/r",
+                "",
+                "$({{x}})",
+                "spec.repository.revision.commit",
+            ),
+        ];
+        for (url, branch, commit, path) in cases {
+            let (origin, b) = build(url, branch, commit);
+            let err = ArgoEngine.validate(&origin, &b).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("b.yaml: {path}: must not contain \"{{{{\"")),
+                "{err}"
+            );
+        }
+        let (origin, mut b) = build("https://h/r", "main", "");
+        b.spec.template_ref.parameters[0].value = "{{=".into();
+        let err = ArgoEngine.validate(&origin, &b).unwrap_err().to_string();
+        assert!(
+            err.starts_with("b.yaml: spec.templateRef.parameters[0].value: "),
+            "{err}"
+        );
+        let (origin, b) = build("https://h/{ {x} }", "}}{", "");
+        ArgoEngine.validate(&origin, &b).unwrap();
+    }
 }
