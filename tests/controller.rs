@@ -787,3 +787,71 @@ fn the_controller_never_overwrites_another_components_workload() {
         "{metrics}"
     );
 }
+
+/// Peak resident memory of `pid`, in kB.
+fn peak_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A Workflow status whose `compressedNodes` (about 60 KB) inflates to 60 MiB once took the
+/// controller from ~60 MB to over 200 MB (its memory limit is 256 Mi) on every harvest. It is now
+/// read up to the cap (8 MiB by default) and the build fails with the reason.
+#[test]
+fn an_inflating_workflow_status_fails_its_build_without_taking_the_memory() {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = cluster::unique_name("org-z");
+    namespace(cpk, &org);
+    secret(cpk, &org, "plane", &kubeconfig_text(&plane, cluster::ADMIN));
+    build_plane(cpk, &org, &org, "plane");
+    let c = start_controller(cpk, &[]);
+    let name = build(cpk, &org, "cart");
+    wait_for(cpk, &org, &name, "BuildTriggered True BuildTriggered", &c);
+    let wf = buildplane::core::naming::workflow_name(&name);
+    let nodes = format!(
+        "{{\"{wf}\":{{\"id\":\"{wf}\",\"name\":\"{wf}\",\"type\":\"Steps\",\"phase\":\"Succeeded\",\
+         \"message\":\"{}\"}}}}",
+        "x".repeat(60 * 1024 * 1024)
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(nodes.as_bytes()).unwrap();
+    drop(nodes);
+    let compressed = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    assert!(compressed.len() < 400 * 1024, "{}", compressed.len());
+    let (code, body) = cluster::raw_request(
+        &plane,
+        None,
+        "PATCH",
+        &format!("/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows/{wf}"),
+        Some(&json!({"status": {"phase": "Succeeded", "compressedNodes": compressed}})),
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{body}");
+    let b = wait_for(
+        cpk,
+        &org,
+        &name,
+        "WorkloadUpdated False WorkloadUpdateFailed",
+        &c,
+    );
+    let message = condition(&b, "WorkloadUpdated").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("decompresses to more than 8388608 bytes"),
+        "{message}"
+    );
+    let peak = peak_kb(c.child.id());
+    eprintln!("controller peak {peak} kB");
+    assert!(peak > 0 && peak < 150 * 1024, "controller peak {peak} kB");
+}

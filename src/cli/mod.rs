@@ -23,6 +23,11 @@ pub struct Cli {
     /// Diagnostics on stderr as plain lines or as one JSON object per line.
     #[arg(long = "log-format", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
+    /// The largest Workflow node status read, decompressed, in MiB (a larger one fails its
+    /// build with the reason, instead of taking the process's memory).
+    #[arg(long = "max-workflow-status-mib", value_name = "MIB", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
+    pub max_workflow_status_mib: u16,
 }
 
 /// The format of the diagnostics on stderr.
@@ -81,6 +86,9 @@ pub enum Outcome {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    crate::engine::argo::status::set_max_decompressed_nodes(
+        usize::from(cli.max_workflow_status_mib) * 1024 * 1024,
+    );
     match cli.command {
         Command::Render(args) => render::run(args),
         Command::Diff(args) => deploy::run_diff(args),

@@ -23,9 +23,23 @@ pub const IMAGE_OUTPUT: &str = "image";
 pub const REVISION_OUTPUT: &str = "git-revision";
 pub const WORKLOAD_CR_OUTPUT: &str = "workload-cr";
 
-/// Largest decompressed `status.compressedNodes` we accept (a Workflow object is limited by
-/// etcd to ~1.5 MiB; this bounds what a gzip bomb could make us allocate).
-pub const MAX_DECOMPRESSED_NODES: usize = 64 * 1024 * 1024;
+/// The default largest decompressed `status.compressedNodes` accepted. A Workflow object is
+/// limited by etcd to ~1.5 MiB and Argo compresses only what no longer fits, so real node maps
+/// are a few MiB at most; this bounds what a gzip bomb can make a process allocate (about the
+/// cap once: nodes are read one at a time into their compact form, never as one JSON tree).
+pub const MAX_DECOMPRESSED_NODES: usize = 8 * 1024 * 1024;
+
+static MAX_DECOMPRESSED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(MAX_DECOMPRESSED_NODES);
+
+/// Sets the largest decompressed node map accepted (`--max-workflow-status`), for the process.
+pub fn set_max_decompressed_nodes(bytes: usize) {
+    MAX_DECOMPRESSED.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn max_decompressed_nodes() -> usize {
+    MAX_DECOMPRESSED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Why a Workflow's nodes could not be read. Every message names the Workflow
 /// (`namespace/name`).
@@ -225,14 +239,16 @@ pub fn nodes(wf: &Value) -> Result<Vec<Node>, WorkflowError> {
     }
     let compressed = str_at(wf, "/status/compressedNodes");
     if !compressed.is_empty() {
-        let decoded = decompress_nodes(compressed, MAX_DECOMPRESSED_NODES, &workflow)?;
-        let Value::Object(map) = decoded else {
-            return Err(WorkflowError::NodesNotAMap {
+        let decoded = decompress_nodes(compressed, max_decompressed_nodes(), &workflow)?;
+        if let Some(id) = decoded.not_an_object {
+            return Err(WorkflowError::NodeNotAnObject {
                 workflow: workflow(),
-                field: "status.compressedNodes",
+                id,
             });
-        };
-        return collect_nodes(&map, &workflow);
+        }
+        let mut out = decoded.nodes;
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        return Ok(out);
     }
     let offloaded = str_at(wf, "/status/offloadNodeStatusVersion");
     if !offloaded.is_empty() {
@@ -260,11 +276,50 @@ fn collect_nodes(
     Ok(out)
 }
 
+/// A node map read entry by entry: each node's JSON is dropped as soon as it is a [`Node`].
+#[derive(Debug)]
+struct NodeMap {
+    nodes: Vec<Node>,
+    /// The first entry that is not an object.
+    not_an_object: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for NodeMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = NodeMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping of node ID to node")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<NodeMap, A::Error> {
+                let mut out = NodeMap {
+                    nodes: Vec::new(),
+                    not_an_object: None,
+                };
+                while let Some((id, v)) = m.next_entry::<String, Value>()? {
+                    match Node::from_value(&id, &v) {
+                        Some(n) => out.nodes.push(n),
+                        None => {
+                            out.not_an_object.get_or_insert(id);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
 fn decompress_nodes(
     text: &str,
     limit: usize,
     workflow: &dyn Fn() -> String,
-) -> Result<Value, WorkflowError> {
+) -> Result<NodeMap, WorkflowError> {
     // Argo writes one unwrapped line; tolerate line breaks a copy/paste or a tool may add.
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let gz = base64::engine::general_purpose::STANDARD
@@ -288,9 +343,15 @@ fn decompress_nodes(
             limit,
         });
     }
-    serde_json::from_slice(&json).map_err(|e| WorkflowError::CompressedJson {
-        workflow: workflow(),
-        message: e.to_string(),
+    serde_json::from_slice(&json).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => WorkflowError::NodesNotAMap {
+            workflow: workflow(),
+            field: "status.compressedNodes",
+        },
+        _ => WorkflowError::CompressedJson {
+            workflow: workflow(),
+            message: e.to_string(),
+        },
     })
 }
 
