@@ -855,3 +855,48 @@ fn an_inflating_workflow_status_fails_its_build_without_taking_the_memory() {
     eprintln!("controller peak {peak} kB");
     assert!(peak > 0 && peak < 150 * 1024, "controller peak {peak} kB");
 }
+
+/// One tenant's build plane cannot list Workflows (its credentials have no such right). Its
+/// submitted Build once held a reconcile slot for 30 s per attempt waiting for that plane's
+/// watch; with one slot, another tenant's new Build waited behind it. Now nothing waits for a
+/// plane's listing: the other tenant's build is triggered at once.
+#[test]
+fn a_plane_that_cannot_list_does_not_stall_other_tenants() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let (stuck, fine) = (cluster::unique_name("org-s"), cluster::unique_name("org-f"));
+    for (org, user) in [(&stuck, cluster::LIMITED), (&fine, cluster::ADMIN)] {
+        namespace(cpk, org);
+        secret(cpk, org, "plane", &kubeconfig_text(&plane, user));
+        build_plane(cpk, org, org, "plane");
+    }
+    // The stuck tenant's Build says it was submitted (as after a controller restart).
+    let stuck_build = build(cpk, &stuck, "cart");
+    let now = "2026-01-01T00:00:00Z";
+    merge(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{stuck}/builds/{stuck_build}/status"),
+        json!({"status": {"specHash": "submitted-earlier", "conditions": [
+            {"type": "BuildInitiated", "status": "True", "reason": "BuildInitiated",
+             "message": "Build initialization started", "lastTransitionTime": now},
+            {"type": "BuildTriggered", "status": "True", "reason": "BuildTriggered",
+             "message": "Build has been triggered", "lastTransitionTime": now}]}}),
+    );
+    let c = start_controller(cpk, &["--concurrency", "1"]);
+    let created = Instant::now();
+    let fine_build = build(cpk, &fine, "search");
+    wait_for(
+        cpk,
+        &fine,
+        &fine_build,
+        "BuildTriggered True BuildTriggered",
+        &c,
+    );
+    let waited = created.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the other tenant's build waited {waited:?}"
+    );
+}

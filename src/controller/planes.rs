@@ -45,15 +45,10 @@ impl Drop for Plane {
 }
 
 impl Plane {
-    /// The Workflow `namespace/name` once the first listing is in (None: it does not exist).
-    pub async fn workflow(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
-        let ready =
-            tokio::time::timeout(Duration::from_secs(30), self.workflows.wait_until_ready());
-        let _ = ready.await;
-        self.cached_workflow(namespace, name)
-    }
-
-    /// The Workflow `namespace/name` if the store holds it now, without waiting for a listing.
+    /// The Workflow `namespace/name` if the store holds it now. Never waits for a listing: a
+    /// plane whose watch cannot list (credentials without that right, an unreachable server)
+    /// must not hold a reconcile slot that another tenant's build is waiting for; the caller
+    /// asks the plane directly when the store does not have it.
     pub fn cached_workflow(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
         self.workflows
             .get(&ObjectRef::new_with(name, workflow_resource()).within(namespace))
@@ -132,7 +127,14 @@ impl Planes {
     fn start(&self, key: &str, kube: Kube, secret_version: &str) -> Plane {
         let writer = reflector::store::Writer::new(workflow_resource());
         let store = writer.as_reader();
-        let api: Api<DynamicObject> = Api::all_with(kube.client().clone(), &workflow_resource());
+        // A BuildPlane serves the organization whose namespace holds it: its builds run in that
+        // organization's namespace only, so that is all its watch (and its credentials) need.
+        let org = key.split_once('/').map_or(key, |(ns, _)| ns);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            kube.client().clone(),
+            &crate::core::naming::namespace_name(org),
+            &workflow_resource(),
+        );
         let config = lifecycle::watch::watcher_config(&engine::DEFAULT.build_kind());
         let trigger = self.trigger.clone();
         let plane = key.to_owned();

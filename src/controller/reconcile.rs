@@ -282,12 +282,10 @@ async fn progress(
         .to_owned();
     let recorded = recorded_spec_hash(status, &rendered);
     let plane = plane_for(ctx, ns, recorded.is_none()).await?;
-    // A Build never submitted does not wait for the plane's first listing: what the store
-    // holds now is enough (submitting is an idempotent server-side apply).
-    let cached = match recorded {
-        Some(_) => plane.workflow(&target.namespace, &target.name).await,
-        None => plane.cached_workflow(&target.namespace, &target.name),
-    };
+    // What the plane's watch holds now; nothing waits for its first listing (a submitted build
+    // the store does not hold is read from the plane below, and submitting is an idempotent
+    // server-side apply).
+    let cached = plane.cached_workflow(&target.namespace, &target.name);
     let live = match cached {
         Some(live) => Some(
             serde_json::to_value(&*live)
