@@ -72,7 +72,7 @@ fn main() {
         // The input side's floor: read and YAML-parse the same files, as render does.
         let t = Instant::now();
         let docs = buildplane::core::par::map(&files, |f| {
-            let text = std::fs::read_to_string(f).unwrap();
+            let text = f.read().unwrap();
             buildplane::core::spec::parse_documents("bench", &text)
                 .unwrap()
                 .len()

@@ -99,7 +99,10 @@ pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
     let mut shutdown = Shutdown::install().map_err(SyncError::Signals)?;
     settings.emit.check()?;
     let mut source = SpecSource::open(&settings.source)?;
-    let first = source.read().await?;
+    let first = tokio::select! {
+        _ = shutdown.recv() => return Ok(()),
+        read = source.read() => read?,
+    };
     let kube = Kube::connect(&settings.client).await?;
     let emitter = Emitter::connect(settings.emit.clone()).await?;
     let metrics = Arc::new(Metrics::default());
@@ -126,7 +129,11 @@ pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
             _ = source.next(settings.interval, settings.debounce, retry) => {}
         }
         while followers.try_join_next().is_some() {}
-        let snapshot = match source.read().await {
+        let read = tokio::select! {
+            _ = shutdown.recv() => break,
+            read = source.read() => read,
+        };
+        let snapshot = match read {
             Ok(s) => s,
             Err(e) => {
                 reconcile_error(&metrics, &e.into());

@@ -144,7 +144,11 @@ pub fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(crate::sync::run(settings))?;
+    let result = runtime.block_on(crate::sync::run(settings));
+    // The loop has drained within --grace; a read or push still running on a blocking thread
+    // is not waited for (a restart reads and pushes again).
+    runtime.shutdown_background();
+    result?;
     Ok(Outcome::Success)
 }
 

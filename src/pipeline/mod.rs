@@ -120,11 +120,16 @@ pub fn load_builds(
 }
 
 fn load_file(
-    file: &std::path::Path,
+    file: &source::InputFile,
     default_namespace: Option<&str>,
 ) -> Result<Vec<LoadedBuild>, PipelineError> {
-    let text = source::read_text(file)?;
-    builds_in_text(&file.display().to_string(), &text, default_namespace, false)
+    let text = file.read()?;
+    builds_in_text(
+        &file.name.display().to_string(),
+        &text,
+        default_namespace,
+        false,
+    )
 }
 
 /// The Builds of one file's text, validated. With `only_builds`, documents of other kinds are

@@ -1,7 +1,7 @@
 //! Where `sync` reads Build specs from, round after round: a branch of a Git repository
 //! (fetched into a cache, read straight from the tree) or a watched local directory.
 
-use super::{DirWatch, SourceError};
+use super::{DirWatch, Problem, SourceError};
 use crate::git::{GitError, read::read_branch};
 use crate::pipeline::tolerant::SourceFile;
 use std::path::PathBuf;
@@ -20,8 +20,8 @@ pub enum SpecSourceError {
     #[error("cannot create a clone cache")]
     Cache(#[source] std::io::Error),
     /// The blocking read ended without an answer.
-    #[error("reading the branch stopped: {0}")]
-    Task(String),
+    #[error("reading the source stopped")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Where Build specs come from.
@@ -109,10 +109,7 @@ impl SpecSource {
                 }
             }
             SourceSettings::Dir { dir } => {
-                std::fs::read_dir(&dir).map_err(|e| SourceError {
-                    path: dir.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                std::fs::read_dir(&dir).map_err(|e| SourceError::new(&dir, Problem::Io(e)))?;
                 let watch = super::watch_dir(&dir)?;
                 SpecSource::Dir { dir, watch }
             }
@@ -134,7 +131,7 @@ impl SpecSource {
                     read_branch(&url, &branch, &cache, path.as_deref())
                 })
                 .await
-                .map_err(|e| SpecSourceError::Task(e.to_string()))??;
+                .map_err(SpecSourceError::Task)??;
                 let files = snap
                     .files
                     .into_iter()
@@ -150,11 +147,15 @@ impl SpecSource {
                 })
             }
             SpecSource::Dir { dir, .. } => {
-                let files = super::read_dir_files(dir)?
+                // Off the runtime: a slow disk must not keep the loop from its signals.
+                let read = dir.clone();
+                let files = tokio::task::spawn_blocking(move || super::read_dir_files(&read))
+                    .await
+                    .map_err(SpecSourceError::Task)??
                     .into_iter()
                     .map(|(path, text)| SourceFile {
                         name: path.display().to_string(),
-                        text: text.map_err(|e| e.message),
+                        text: text.map_err(|e| e.problem.to_string()),
                     })
                     .collect();
                 Ok(Snapshot {
