@@ -846,3 +846,205 @@ fn the_inventory_is_no_oracle_for_secrets() {
         "the earlier record survived"
     );
 }
+
+/// The inventory label on a live object.
+fn inventory_label(kc: &Path, path: &str) -> Value {
+    let (code, live) = get(kc, path);
+    assert_eq!(code, 200, "{path}: {live}");
+    live["metadata"]["labels"]["buildplane.openchoreo.dev/inventory"].clone()
+}
+
+/// The API paths of a build namespace's prerequisites, as `apply` names them and as GET reads.
+fn prerequisites(ns: &str) -> Vec<(String, String)> {
+    let rbac = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}");
+    vec![
+        (
+            format!("Namespace/{ns}"),
+            format!("/api/v1/namespaces/{ns}"),
+        ),
+        (
+            format!("ServiceAccount/{ns}/workflow-sa"),
+            format!("/api/v1/namespaces/{ns}/serviceaccounts/workflow-sa"),
+        ),
+        (
+            format!("Role/{ns}/workflow-role"),
+            format!("{rbac}/roles/workflow-role"),
+        ),
+        (
+            format!("RoleBinding/{ns}/workflow-role-binding"),
+            format!("{rbac}/rolebindings/workflow-role-binding"),
+        ),
+    ]
+}
+
+#[test]
+fn an_object_two_inventories_declare_is_shared_and_pruned_only_when_neither_does() {
+    // Its own cluster: this test owns the bundle inventory and `openchoreo-ci-default`.
+    let c = cluster::start_private();
+    let kc = &c.kubeconfig;
+    let greeter = "fixtures/builds/greeter-docker.yaml";
+    let ns = "openchoreo-ci-default";
+    let shared = prerequisites(ns);
+    let labelled_by_bundle = |when: &str| {
+        for (object, path) in &shared {
+            assert_eq!(inventory_label(kc, path), "build-plane", "{object} {when}");
+        }
+    };
+    ok(&bp(kc, &["apply", "--install"]));
+    labelled_by_bundle("after the install");
+    // The builds of org `default` and the bundle take turns: no label flips, nothing to change.
+    let turns: [&[&str]; 3] = [
+        &["apply", greeter],
+        &["apply", "--install"],
+        &["apply", greeter],
+    ];
+    for args in turns {
+        let out = ok(&bp(kc, args));
+        for (object, _) in &shared {
+            assert!(
+                out.contains(&format!("{object} unchanged\n")),
+                "{args:?}: {out}"
+            );
+        }
+        labelled_by_bundle(&format!("after {args:?}"));
+    }
+    let quiet: [&[&str]; 2] = [&["diff", greeter], &["diff", "--install"]];
+    for args in quiet {
+        let d = bp(kc, args);
+        let out = text(&d.stdout);
+        assert_eq!(
+            d.status.code(),
+            Some(0),
+            "{args:?}: {out}{}",
+            text(&d.stderr)
+        );
+    }
+
+    // Only another organization's builds: the builds inventory lets go of the shared objects,
+    // which the bundle still declares, and prunes the rest.
+    let acme = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(ROOT).join("fixtures/builds/acme-builds.yaml"),
+        acme.path().join("acme-builds.yaml"),
+    )
+    .unwrap();
+    let acme = acme.path().display().to_string();
+    let d = bp(kc, &["diff", &acme, "--prune", "-o", "json"]);
+    let plan: Value = serde_json::from_slice(&d.stdout).unwrap();
+    assert_eq!(
+        plan["summary"]["delete"], 1,
+        "only greeter's Workflow: {plan}"
+    );
+    let out = ok(&bp(kc, &["apply", &acme, "--prune"]));
+    for (object, _) in &shared {
+        let kept = format!("{object} kept (still declared by inventory build-plane)\n");
+        assert!(out.contains(&kept), "{out}");
+    }
+    let pruned = lines_with(&out, " pruned");
+    assert_eq!(pruned.len(), 1, "{out}");
+    assert!(pruned[0].starts_with(&format!("Workflow/{ns}/")), "{out}");
+    assert!(out.contains("4 kept"), "{out}");
+    let (code, live) = get(kc, &shared[0].1);
+    assert_eq!(code, 200);
+    assert!(live["metadata"]["deletionTimestamp"].is_null(), "{live}");
+    labelled_by_bundle("after the builds inventory let go");
+
+    // The bundle no longer declares the namespace either: now its prune deletes it.
+    let values = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(values.path(), "argo-workflows:\n  workflowNamespaces: []\n").unwrap();
+    let values = values.path().display().to_string();
+    let out = ok(&bp(
+        kc,
+        &[
+            "apply",
+            "--install",
+            "-f",
+            &values,
+            "--prune",
+            "--inventory",
+            "acme-only",
+        ],
+    ));
+    for (object, _) in &shared {
+        assert!(out.contains(&format!("{object} pruned\n")), "{out}");
+    }
+    let (_, live) = get(kc, &shared[0].1);
+    assert!(!live["metadata"]["deletionTimestamp"].is_null(), "{live}");
+}
+
+#[test]
+fn retry_stays_in_the_inventory_apply_used() {
+    let kc = cluster::with_argo();
+    let org = Org::new();
+    let file = org.build("delta", "main").display().to_string();
+    // The default inventory name is shared by tests: this one keeps its inventories apart.
+    let inv_ns = cluster::unique_name("inv");
+    let (code, _) = cluster::raw_request(
+        &kc,
+        None,
+        "POST",
+        "/api/v1/namespaces",
+        Some(&json!({"metadata": {"name": inv_ns}})),
+        "application/json",
+    );
+    assert_eq!(code, 201);
+    let inventories = || -> Vec<String> {
+        let (code, list) = get(&kc, &format!("/api/v1/namespaces/{inv_ns}/configmaps"));
+        assert_eq!(code, 200);
+        let mut names: Vec<String> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|cm| cm["metadata"]["name"].as_str())
+            .filter(|n| n.starts_with("buildplane-inventory-"))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    };
+    let labels = || -> Vec<Value> {
+        prerequisites(&org.namespace())
+            .iter()
+            .map(|(_, path)| inventory_label(&kc, path))
+            .collect()
+    };
+    ok(&bp(
+        &kc,
+        &["apply", &file, "--inventory-namespace", &inv_ns],
+    ));
+    assert_eq!(inventories(), ["buildplane-inventory-builds"]);
+    assert_eq!(labels(), vec![json!("builds"); 4]);
+
+    let out = ok(&bp(
+        &kc,
+        &["retry", &file, "--inventory-namespace", &inv_ns],
+    ));
+    assert!(
+        out.contains(&format!("Workflow/{}/delta-", org.namespace())),
+        "{out}"
+    );
+    assert_eq!(inventories(), ["buildplane-inventory-builds"], "{out}");
+    assert_eq!(labels(), vec![json!("builds"); 4], "{out}");
+
+    // An inventory that does not hold the build is refused before any write.
+    let o = bp(
+        &kc,
+        &[
+            "retry",
+            &file,
+            "--inventory-namespace",
+            &inv_ns,
+            "--inventory",
+            "other",
+        ],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}{}", text(&o.stdout));
+    assert!(
+        err.contains("is not in inventory other: inventory builds records it (pass --inventory builds); nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(inventories(), ["buildplane-inventory-builds"]);
+    assert_eq!(labels(), vec![json!("builds"); 4]);
+}

@@ -175,10 +175,17 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         if let Some(e) = write_err {
             return Err(e.into());
         }
-        let line: Vec<String> = ["created", "configured", "unchanged", "pruned", "skipped"]
-            .iter()
-            .filter_map(|w| counts.get(*w).map(|n| format!("{n} {w}")))
-            .collect();
+        let line: Vec<String> = [
+            "created",
+            "configured",
+            "unchanged",
+            "pruned",
+            "kept",
+            "skipped",
+        ]
+        .iter()
+        .filter_map(|w| counts.get(*w).map(|n| format!("{n} {w}")))
+        .collect();
         writeln!(
             out,
             "{}",

@@ -6,10 +6,11 @@ pub use super::manifest::{Stage, stage_of};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Label on every applied object: the inventory it belongs to. Prune deletes only objects that
-/// still carry the label of the inventory being pruned.
+/// Label on every applied object: the inventory that applied it first (see [`owner_label`]).
+/// Prune deletes only objects that carry it, and only once no other inventory declares them
+/// ([`decide_prune`]).
 pub const INVENTORY_LABEL: &str = "buildplane.openchoreo.dev/inventory";
 /// Name of the inventory of the build-plane bundle.
 pub const BUNDLE_INVENTORY: &str = "build-plane";
@@ -234,8 +235,7 @@ pub fn entry_for(m: &Manifest, spec_hash: Option<String>) -> Entry {
 /// Objects recorded earlier and no longer rendered, in reverse stage order (Workflows first,
 /// CRDs last) and reverse name order within a stage.
 pub fn prune_set(previous: &Inventory, rendered: &[Manifest]) -> Vec<Entry> {
-    let keep: std::collections::BTreeSet<String> =
-        rendered.iter().map(|m| m.id.to_string()).collect();
+    let keep: BTreeSet<String> = rendered.iter().map(|m| m.id.to_string()).collect();
     let mut gone: Vec<Entry> = previous
         .entries
         .iter()
@@ -253,12 +253,76 @@ pub fn prune_set(previous: &Inventory, rendered: &[Manifest]) -> Vec<Entry> {
     gone
 }
 
-/// Whether a live object may be pruned by `inventory`: only if it still carries its label.
-pub fn owned_by(live: &Value, inventory: &str) -> bool {
+/// The inventory label a live object carries, if any.
+pub fn live_inventory_label(live: &Value) -> Option<&str> {
     live.pointer("/metadata/labels")
         .and_then(|l| l.get(INVENTORY_LABEL))
         .and_then(Value::as_str)
-        == Some(inventory)
+}
+
+// Shared objects. Two inventories may declare the same object: the bundle's
+// `workflowNamespaces` and the prerequisites of a set of builds both render the Namespace,
+// ServiceAccount, Role and RoleBinding of a build namespace. The rule:
+//
+// - **Ownership is the inventory records.** An object is owned by every inventory whose
+//   ConfigMap (in the inventory namespace) records it, and by every inventory that renders it in
+//   the running apply; together these are the object's *declaring* inventories.
+// - **The label is the first owner's.** An apply keeps a live label that names another
+//   declaring inventory ([`owner_label`]), so inventories that share an object never relabel it
+//   back and forth (no change to apply, nothing to diff); otherwise it writes its own.
+// - **Prune deletes only what nobody else declares** ([`decide_prune`]). While another
+//   inventory declares it, prune drops only its own record and holds the object back. The last
+//   declaring inventory deletes it if the label is its own or names a known inventory that let
+//   go of it (a former first owner); an object without the label, or labelled for an inventory
+//   this namespace does not hold (taken over), is never deleted.
+
+/// The inventory label an apply writes on an object that inventory `ours` renders: the live
+/// object's label when it names another inventory in `declaring` (the first owner keeps it),
+/// otherwise `ours`.
+pub fn owner_label<'a>(
+    ours: &'a str,
+    live_label: Option<&'a str>,
+    declaring: &BTreeSet<String>,
+) -> &'a str {
+    match live_label {
+        Some(l) if l != ours && declaring.contains(l) => l,
+        _ => ours,
+    }
+}
+
+/// What prune does with an object its inventory recorded and no longer renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PruneDecision {
+    /// No other inventory declares it and it is labelled as buildplane's: delete it.
+    Delete,
+    /// Other inventories (named) still declare it: drop only this inventory's record.
+    Release(Vec<String>),
+    /// Not labelled, or labelled for an inventory this namespace does not hold (someone took
+    /// it over): leave the object and the record alone.
+    Foreign,
+}
+
+/// Whether inventory `pruning` deletes an object it no longer renders. `declaring` is every
+/// inventory that records or renders the object (`pruning` itself is ignored), `known` every
+/// inventory of the inventory namespace.
+pub fn decide_prune(
+    pruning: &str,
+    live_label: Option<&str>,
+    declaring: &BTreeSet<String>,
+    known: &BTreeSet<String>,
+) -> PruneDecision {
+    let others: Vec<String> = declaring
+        .iter()
+        .filter(|d| d.as_str() != pruning)
+        .cloned()
+        .collect();
+    if !others.is_empty() {
+        return PruneDecision::Release(others);
+    }
+    match live_label {
+        Some(l) if l == pruning || known.contains(l) => PruneDecision::Delete,
+        _ => PruneDecision::Foreign,
+    }
 }
 
 /// Every field of `want` is present in `have` with the same value (maps recursively, lists
@@ -280,6 +344,15 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
 /// (no one changed it by hand).
 pub fn unchanged_without_request(m: &Manifest, recorded: Option<&Entry>, live: &Value) -> bool {
     recorded.is_some_and(|e| e.hash == recorded_hash(m)) && is_subset(&m.object, live)
+}
+
+/// A shared object that another declaring inventory labelled first (the label
+/// [`owner_label`] kept) needs no request from inventory `ours` while the live object holds
+/// every field `ours` renders: the first owner may render more (the bundle adds its chart
+/// labels), and applying the smaller rendering would take those fields away, only for the
+/// first owner's next apply to put them back.
+pub fn covered_by_first_owner(m: &Manifest, ours: &str, live: &Value) -> bool {
+    live_inventory_label(&m.object).is_some_and(|l| l != ours) && is_subset(&m.object, live)
 }
 
 /// What apply does with a build's Workflow.
@@ -413,12 +486,99 @@ mod tests {
         assert_eq!(ids, ["Workflow/a/w", "ConfigMap/a/gone", "Namespace/a"]);
     }
 
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
     #[test]
-    fn ownership_is_the_inventory_label() {
-        let live = json!({"metadata": {"labels": {INVENTORY_LABEL: "builds"}}});
-        assert!(owned_by(&live, "builds"));
-        assert!(!owned_by(&live, "other"));
-        assert!(!owned_by(&json!({"metadata": {}}), "builds"));
+    fn the_label_is_the_first_owners() {
+        let live = json!({"metadata": {"labels": {INVENTORY_LABEL: "build-plane"}}});
+        let label = live_inventory_label(&live);
+        assert_eq!(label, Some("build-plane"));
+        assert_eq!(live_inventory_label(&json!({"metadata": {}})), None);
+        let both = set(&["build-plane", "builds"]);
+        assert_eq!(owner_label("builds", label, &both), "build-plane");
+        assert_eq!(owner_label("build-plane", label, &both), "build-plane");
+        // The first owner let go, or never was one: the label becomes ours.
+        assert_eq!(owner_label("builds", label, &set(&["builds"])), "builds");
+        assert_eq!(owner_label("builds", Some("stranger"), &both), "builds");
+        assert_eq!(owner_label("builds", None, &both), "builds");
+    }
+
+    #[test]
+    fn a_first_owners_richer_object_needs_no_request() {
+        let mut ours = m("ConfigMap", Some("a"), "shared");
+        label_for_inventory(&mut ours, "build-plane");
+        let mut live = ours.object.clone();
+        live["metadata"]["labels"]["app.kubernetes.io/part-of"] = json!("openchoreo");
+        assert!(covered_by_first_owner(&ours, "builds", &live));
+        // Our own label: the inventory record decides, as for any object.
+        assert!(!covered_by_first_owner(&ours, "build-plane", &live));
+        // The live object lacks a field we render: it is applied.
+        live["data"]["a"] = json!("2");
+        assert!(!covered_by_first_owner(&ours, "builds", &live));
+    }
+
+    #[test]
+    fn prune_deletes_only_what_no_other_inventory_declares() {
+        let known = set(&["build-plane", "builds", "sync"]);
+        let cases = [
+            (
+                "only ours",
+                Some("builds"),
+                set(&["builds"]),
+                PruneDecision::Delete,
+            ),
+            (
+                "recorded by no one else",
+                Some("builds"),
+                set(&[]),
+                PruneDecision::Delete,
+            ),
+            (
+                "the bundle still declares it",
+                Some("builds"),
+                set(&["builds", "build-plane"]),
+                PruneDecision::Release(vec!["build-plane".into()]),
+            ),
+            (
+                "labelled by the bundle, which declares it",
+                Some("build-plane"),
+                set(&["build-plane"]),
+                PruneDecision::Release(vec!["build-plane".into()]),
+            ),
+            (
+                "labelled by a former owner that let go",
+                Some("build-plane"),
+                set(&["builds"]),
+                PruneDecision::Delete,
+            ),
+            (
+                "label removed",
+                None,
+                set(&["builds"]),
+                PruneDecision::Foreign,
+            ),
+            (
+                "labelled for an unknown inventory",
+                Some("elsewhere"),
+                set(&["builds"]),
+                PruneDecision::Foreign,
+            ),
+            (
+                "taken over, still declared elsewhere",
+                None,
+                set(&["sync"]),
+                PruneDecision::Release(vec!["sync".into()]),
+            ),
+        ];
+        for (case, label, declaring, want) in cases {
+            assert_eq!(
+                decide_prune("builds", label, &declaring, &known),
+                want,
+                "{case}"
+            );
+        }
     }
 
     #[test]

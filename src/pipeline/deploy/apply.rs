@@ -56,6 +56,12 @@ pub async fn apply(
         report(&id, &Action::Pruned);
         done.push((id, Action::Pruned));
     }
+    for x in &prepared.released {
+        let id = x.entry.id();
+        let kept = Action::Kept(x.owners.clone());
+        report(&id, &kept);
+        done.push((id, kept));
+    }
     inventory::write(kube, prepared, opts, &done).await?;
     Ok(done)
 }

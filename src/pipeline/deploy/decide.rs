@@ -9,7 +9,8 @@ use crate::engine;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Decision {
     /// No request: the inventory records this rendering and the live object still holds it,
-    /// or the build object was submitted for this spec already.
+    /// a shared object's first owner already holds every rendered field, or the build object
+    /// was submitted for this spec already.
     Unchanged,
     /// Server-side apply (a dry run for diff): the object may differ from the live one.
     Apply,
@@ -32,7 +33,10 @@ pub(super) fn decide(p: &Planned) -> Decision {
         };
     }
     match &p.live {
-        Some(live) if plan::unchanged_without_request(&p.manifest, p.recorded.as_ref(), live) => {
+        Some(live)
+            if plan::unchanged_without_request(&p.manifest, p.recorded.as_ref(), live)
+                || plan::covered_by_first_owner(&p.manifest, &p.inventory, live) =>
+        {
             Decision::Unchanged
         }
         _ => Decision::Apply,

@@ -37,7 +37,9 @@ async fn configmaps(
         })
 }
 
-/// Reads every inventory in `names`; a missing ConfigMap is an empty inventory.
+/// Reads every inventory of the inventory namespace: those in `names` (a missing ConfigMap is
+/// an empty inventory) and every other labelled inventory ConfigMap there, whose records say
+/// which objects other inventories still declare.
 pub(super) async fn read(
     kube: &Kube,
     names: &BTreeSet<String>,
@@ -54,6 +56,22 @@ pub(super) async fn read(
             None => Inventory::default(),
         };
         inventories.insert(name.clone(), inv);
+    }
+    let listed = kube
+        .list_selected(&cm, &opts.inventory_namespace, plan::INVENTORY_LABEL)
+        .await?;
+    for v in listed {
+        let Some(name) = v
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|n| n.strip_prefix(plan::INVENTORY_PREFIX))
+        else {
+            continue;
+        };
+        if !inventories.contains_key(name) {
+            let inv = Inventory::from_configmap(name, &v)?;
+            inventories.insert(name.to_owned(), inv);
+        }
     }
     Ok(inventories)
 }
@@ -81,24 +99,29 @@ pub(super) async fn write(
     Ok(())
 }
 
-/// Inventory `name` after `done`.
+/// Inventory `name` after `done`: what it pruned or released is dropped from it alone.
 fn next_inventory(
     prepared: &Prepared,
     name: &str,
     previous: &Inventory,
     done: &[(ObjectId, Action)],
 ) -> Inventory {
-    let with = |pick: fn(&Action) -> bool| -> BTreeSet<String> {
-        done.iter()
-            .filter(|(_, a)| pick(a))
-            .map(|(id, _)| id.to_string())
-            .collect()
-    };
-    let pruned = with(|a| *a == Action::Pruned);
-    let skipped = with(|a| matches!(a, Action::Skipped(_)));
+    let skipped: BTreeSet<String> = done
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Skipped(_)))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let dropped: BTreeSet<String> = prepared
+        .prune
+        .iter()
+        .map(|x| (&x.inventory, &x.entry))
+        .chain(prepared.released.iter().map(|x| (&x.inventory, &x.entry)))
+        .filter(|(inventory, _)| inventory.as_str() == name)
+        .map(|(_, entry)| entry.id().to_string())
+        .collect();
     let mut next = previous.clone();
     // Without --prune, objects no longer rendered stay recorded: a later --prune finds them.
-    next.entries.retain(|id, _| !pruned.contains(id));
+    next.entries.retain(|id, _| !dropped.contains(id));
     for p in prepared.objects.iter().filter(|p| p.inventory == name) {
         let key = p.manifest.id.to_string();
         if skipped.contains(&key) {

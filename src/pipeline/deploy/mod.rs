@@ -85,7 +85,8 @@ pub struct Planned {
     pub stage: Stage,
 }
 
-/// An object to prune: recorded earlier, no longer rendered, still labelled as ours.
+/// An object to prune: recorded earlier, no longer rendered, declared by no other inventory and
+/// labelled as buildplane's (`core::plan::decide_prune`).
 #[derive(Debug, Clone)]
 pub struct Prunable {
     pub entry: Entry,
@@ -94,11 +95,24 @@ pub struct Prunable {
     pub live: Value,
 }
 
+/// An object an inventory no longer renders but other inventories still declare: prune keeps
+/// it and drops only that inventory's record (`core::plan::decide_prune`).
+#[derive(Debug, Clone)]
+pub struct Released {
+    pub entry: Entry,
+    pub inventory: String,
+    /// The inventories that still declare it.
+    pub owners: Vec<String>,
+}
+
 /// Everything read from the cluster before a diff or an apply.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub objects: Vec<Planned>,
     pub prune: Vec<Prunable>,
+    /// What --prune holds back because another inventory still declares it.
+    pub released: Vec<Released>,
+    /// Every inventory of the inventory namespace, including those this run does not write.
     pub inventories: BTreeMap<String, Inventory>,
 }
 
@@ -109,6 +123,8 @@ pub enum Action {
     Configured,
     Unchanged,
     Pruned,
+    /// Not pruned: the named inventories still declare it (only this inventory's record went).
+    Kept(Vec<String>),
     /// Left alone, with the reason.
     Skipped(String),
 }
@@ -120,6 +136,14 @@ impl std::fmt::Display for Action {
             Action::Configured => f.write_str("configured"),
             Action::Unchanged => f.write_str("unchanged"),
             Action::Pruned => f.write_str("pruned"),
+            Action::Kept(owners) => {
+                let s = if owners.len() == 1 { "y" } else { "ies" };
+                write!(
+                    f,
+                    "kept (still declared by inventor{s} {})",
+                    owners.join(", ")
+                )
+            }
             Action::Skipped(why) => write!(f, "skipped ({why})"),
         }
     }

@@ -1,11 +1,11 @@
 //! Everything diff and apply read before they decide: label → resolve → permissions →
-//! inventories → live objects → prune set. Permissions are checked before anything else is
-//! read, and nothing here writes.
+//! inventories (all of the inventory namespace) → live objects → first owners' labels → prune
+//! set. Permissions are checked before anything else is read, and nothing here writes.
 
-use super::{DeployError, DeployOptions, Planned, Prepared, Prunable, inventory};
+use super::{DeployError, DeployOptions, Planned, Prepared, Prunable, Released, inventory};
 use crate::core::control_plane::CONTROL_PLANE_INVENTORY;
 use crate::core::manifest::{Manifest, ObjectId};
-use crate::core::plan::{self, Inventory};
+use crate::core::plan::{self, Inventory, PruneDecision};
 use crate::engine;
 use crate::kube::{Kube, KubeError, Resource, resource_from_crd};
 use crate::pipeline::Rendered;
@@ -40,16 +40,59 @@ pub async fn prepare(
             .cloned();
     }
     read_live(kube, &mut objects, opts).await?;
-    let prune = if opts.prune {
-        prune_set(kube, &objects, &inventories).await?
+    let declaring = declaring(&objects, &inventories);
+    keep_first_owners(&mut objects, &declaring);
+    let (prune, released) = if opts.prune {
+        prune_set(kube, &objects, &names, &inventories, &declaring).await?
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     Ok(Prepared {
         objects,
         prune,
+        released,
         inventories,
     })
+}
+
+/// For each object (`Kind/ns/name`), the inventories that declare it: those that record it and
+/// those that render it in this run.
+fn declaring(
+    objects: &[Planned],
+    inventories: &BTreeMap<String, Inventory>,
+) -> HashMap<String, BTreeSet<String>> {
+    let mut declaring: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (name, inventory) in inventories {
+        for id in inventory.entries.keys() {
+            declaring
+                .entry(id.clone())
+                .or_default()
+                .insert(name.clone());
+        }
+    }
+    for p in objects {
+        declaring
+            .entry(p.manifest.id.to_string())
+            .or_default()
+            .insert(p.inventory.clone());
+    }
+    declaring
+}
+
+/// An object another declaring inventory labelled first keeps that label
+/// (`core::plan::owner_label`): shared objects are not relabelled back and forth.
+fn keep_first_owners(objects: &mut [Planned], declaring: &HashMap<String, BTreeSet<String>>) {
+    for p in objects {
+        let Some(owners) = declaring.get(&p.manifest.id.to_string()) else {
+            continue;
+        };
+        let live_label = p.live.as_ref().and_then(plan::live_inventory_label);
+        let label = plan::owner_label(&p.inventory, live_label, owners);
+        if label != p.inventory {
+            let label = label.to_owned();
+            plan::label_for_inventory(&mut p.manifest, &label);
+        }
+    }
 }
 
 /// Every object with its inventory's label, and the inventory's name.
@@ -156,7 +199,8 @@ fn needed_permissions(
         }
     }
     if !inventories.is_empty() {
-        for verb in ["get", "create", "patch"] {
+        // list: every other inventory's records decide what prune may delete.
+        for verb in ["get", "list", "create", "patch"] {
             let ns = Some(opts.inventory_namespace.clone());
             needed.insert((verb.into(), String::new(), "configmaps".into(), ns));
         }
@@ -252,14 +296,19 @@ fn listed_id(api_version: &str, kind: &str, item: &Value) -> Option<ObjectId> {
     })
 }
 
-/// What --prune would delete: recorded, not rendered, still ours.
+/// What --prune would delete, and what it holds back: for each inventory of this run, every
+/// object it recorded and no longer renders, as `core::plan::decide_prune` rules.
 async fn prune_set(
     kube: &Kube,
     objects: &[Planned],
+    pruning: &BTreeSet<String>,
     inventories: &BTreeMap<String, Inventory>,
-) -> Result<Vec<Prunable>, DeployError> {
-    let mut prune = Vec::new();
-    for (name, inventory) in inventories {
+    declaring: &HashMap<String, BTreeSet<String>>,
+) -> Result<(Vec<Prunable>, Vec<Released>), DeployError> {
+    let known: BTreeSet<String> = inventories.keys().cloned().collect();
+    let none = BTreeSet::new();
+    let (mut prune, mut released) = (Vec::new(), Vec::new());
+    for (name, inventory) in inventories.iter().filter(|(n, _)| pruning.contains(*n)) {
         let rendered_here: Vec<Manifest> = objects
             .iter()
             .filter(|p| &p.inventory == name)
@@ -269,17 +318,26 @@ async fn prune_set(
             let Some(resource) = kube.resource(&entry.api_version, &entry.kind).await? else {
                 continue;
             };
-            if let Some(v) = kube.get(&resource, &entry.id()).await?
-                && plan::owned_by(&v, name)
-            {
-                prune.push(Prunable {
+            let Some(live) = kube.get(&resource, &entry.id()).await? else {
+                continue;
+            };
+            let owners = declaring.get(&entry.id().to_string()).unwrap_or(&none);
+            let label = plan::live_inventory_label(&live);
+            match plan::decide_prune(name, label, owners, &known) {
+                PruneDecision::Delete => prune.push(Prunable {
                     entry,
                     inventory: name.clone(),
                     resource,
-                    live: v,
-                });
+                    live,
+                }),
+                PruneDecision::Release(owners) => released.push(Released {
+                    entry,
+                    inventory: name.clone(),
+                    owners,
+                }),
+                PruneDecision::Foreign => {}
             }
         }
     }
-    Ok(prune)
+    Ok((prune, released))
 }
