@@ -320,11 +320,7 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
     let argo2 = argo::start(&plane2.kubeconfig, &[&ns_b], |_| {
         Some(argo::Script::succeed())
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = cluster::free_port();
     let addr = format!("127.0.0.1:{port}");
     // The planes' Secrets live in their own namespace: the operator allows that.
     let c = start_controller(
@@ -724,10 +720,7 @@ fn the_controller_never_overwrites_another_components_workload() {
     let cp = cluster::start_private();
     let cpk = &cp.kubeconfig;
     install_control_plane(cpk);
-    let org = cluster::unique_name("org-w");
-    namespace(cpk, &org);
-    secret(cpk, &org, "plane", &kubeconfig_text(&plane, cluster::ADMIN));
-    build_plane(cpk, &org, &org, "plane");
+    let org = organization_on(cpk, &plane, "org-w", cluster::ADMIN);
     let theirs = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Workload",
         "metadata": {"name": "cart"},
         "spec": {"owner": {"projectName": "shop", "componentName": "pay"},
@@ -739,11 +732,7 @@ fn the_controller_never_overwrites_another_components_workload() {
     );
     let ns = format!("openchoreo-ci-{org}");
     let _argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = cluster::free_port();
     let addr = format!("127.0.0.1:{port}");
     let c = start_controller(cpk, &["--metrics-addr", &addr]);
     let name = build(cpk, &org, "cart");
@@ -788,6 +777,16 @@ fn the_controller_never_overwrites_another_components_workload() {
     );
 }
 
+/// A new organization on the control plane `cpk` whose BuildPlane names Secret `plane` in its
+/// own namespace, holding `plane`'s kubeconfig for `user`; returns the organization.
+fn organization_on(cpk: &Path, plane: &Path, prefix: &str, user: &str) -> String {
+    let org = cluster::unique_name(prefix);
+    namespace(cpk, &org);
+    secret(cpk, &org, "plane", &kubeconfig_text(plane, user));
+    build_plane(cpk, &org, &org, "plane");
+    org
+}
+
 /// Peak resident memory of `pid`, in kB.
 fn peak_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -809,10 +808,7 @@ fn an_inflating_workflow_status_fails_its_build_without_taking_the_memory() {
     let cp = cluster::start_private();
     let cpk = &cp.kubeconfig;
     install_control_plane(cpk);
-    let org = cluster::unique_name("org-z");
-    namespace(cpk, &org);
-    secret(cpk, &org, "plane", &kubeconfig_text(&plane, cluster::ADMIN));
-    build_plane(cpk, &org, &org, "plane");
+    let org = organization_on(cpk, &plane, "org-z", cluster::ADMIN);
     let c = start_controller(cpk, &[]);
     let name = build(cpk, &org, "cart");
     wait_for(cpk, &org, &name, "BuildTriggered True BuildTriggered", &c);
@@ -866,12 +862,8 @@ fn a_plane_that_cannot_list_does_not_stall_other_tenants() {
     let cp = cluster::start_private();
     let cpk = &cp.kubeconfig;
     install_control_plane(cpk);
-    let (stuck, fine) = (cluster::unique_name("org-s"), cluster::unique_name("org-f"));
-    for (org, user) in [(&stuck, cluster::LIMITED), (&fine, cluster::ADMIN)] {
-        namespace(cpk, org);
-        secret(cpk, org, "plane", &kubeconfig_text(&plane, user));
-        build_plane(cpk, org, org, "plane");
-    }
+    let stuck = organization_on(cpk, &plane, "org-s", cluster::LIMITED);
+    let fine = organization_on(cpk, &plane, "org-f", cluster::ADMIN);
     // The stuck tenant's Build says it was submitted (as after a controller restart).
     let stuck_build = build(cpk, &stuck, "cart");
     let now = "2026-01-01T00:00:00Z";

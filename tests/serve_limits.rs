@@ -17,14 +17,6 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET /healthz`, with 1 s to connect and 1 s to answer.
 fn healthz(port: u16) -> Result<String, String> {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -51,7 +43,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn a_flood_of_slow_clients_cannot_keep_the_probe_out() {
     let kc = cluster::kubeconfig();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = cluster::free_port();
     let addr = format!("127.0.0.1:{port}");
     // 96 open files at most: the flood below is three times that.
     let child = Command::new("sh")

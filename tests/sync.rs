@@ -90,14 +90,6 @@ fn workflows(kc: &Path, org: &str) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn http_get(port: u16, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -218,7 +210,7 @@ fn a_pushed_spec_builds_once_is_committed_back_and_a_restart_starts_nothing() {
     push(&url, &[("builds/cart.yaml", &build_yaml(&org, "cart"))]);
     let ns = ci_namespace(&org);
     let argo = argo::start(&kc, &[&ns], |_| Some(Script::succeed()));
-    let port = free_port();
+    let port = cluster::free_port();
     let inventory = format!("sync-{org}");
     let addr = format!("127.0.0.1:{port}");
     let workload_path = format!("workloads/{org}/cart.yaml");
@@ -531,7 +523,7 @@ fn bad_flags_and_unreadable_sources_exit_2_without_a_request() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_str().unwrap();
     let missing = tmp.path().join("missing");
-    let nowhere = format!("git://127.0.0.1:{}/nope.git", free_port());
+    let nowhere = format!("git://127.0.0.1:{}/nope.git", cluster::free_port());
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--repo", &nowhere], "fetching"),
         (vec!["--dir", missing.to_str().unwrap()], "missing"),
@@ -588,7 +580,7 @@ fn a_success_with_no_emit_target_counts_as_succeeded_like_watch_does() {
     std::fs::create_dir_all(&specs).unwrap();
     let file = specs.join("cart.yaml");
     std::fs::write(&file, build_yaml(&org, "cart")).unwrap();
-    let port = free_port();
+    let port = cluster::free_port();
     let addr = format!("127.0.0.1:{port}");
     let inventory = format!("sync-{org}");
     let mut sync = start_sync(

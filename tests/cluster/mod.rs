@@ -186,6 +186,15 @@ impl Drop for Cluster {
     }
 }
 
+/// A loopback port free right now (for a server the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A fresh DNS label (RFC 1123, starting with a letter, at most 63 characters) starting with
 /// `prefix` (lowercased, other characters turned to `-`): `prefix-<pid>-<counter>-<random>`.
 pub fn unique_name(prefix: &str) -> String {
