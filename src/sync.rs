@@ -235,11 +235,18 @@ async fn round(
         builds: objects,
         ..Rendered::default()
     };
-    let prepared = deploy::prepare(&shared.kube, &rendered, &shared.deploy).await?;
+    let opts = DeployOptions {
+        prune_hold: prune_hold(&loaded.broken),
+        ..shared.deploy.clone()
+    };
+    let prepared = deploy::prepare(&shared.kube, &rendered, &opts).await?;
     let mut submitted: Vec<ObjectId> = Vec::new();
     let mut waiting = false;
-    deploy::apply(&shared.kube, &prepared, &shared.deploy, |id, action| {
+    deploy::apply(&shared.kube, &prepared, &opts, |id, action| {
         match action {
+            Action::HeldBack(why) => {
+                tracing::warn!(event = "prune_held_back", object = %id, reason = %why, "not pruned");
+            }
             Action::Created | Action::Configured if engine::is_build_object(id) => {
                 submitted.push(id.clone());
             }
@@ -284,6 +291,36 @@ async fn round(
     }
     spawn_follower(shared, follow, followers);
     Ok(Round { waiting })
+}
+
+/// Files shown by name in a held-back prune's reason; the rest are counted.
+const HOLD_FILES_SHOWN: usize = 5;
+
+/// Why --prune must not act this round: some files did not load (broken, unreadable, or set
+/// aside because two files define the same Build). What they define is unknown, so no object
+/// that no loaded file renders can be called undeclared. Prune resumes with the first round in
+/// which every file loads.
+fn prune_hold(broken: &[tolerant::Broken]) -> Option<String> {
+    if broken.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = broken
+        .iter()
+        .take(HOLD_FILES_SHOWN)
+        .map(|b| b.file.as_str())
+        .collect();
+    let more = broken.len().saturating_sub(HOLD_FILES_SHOWN);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let files = if broken.len() == 1 { "file" } else { "files" };
+    Some(format!(
+        "{} {files} of the source did not load ({}{more}); what they define is unknown",
+        broken.len(),
+        names.join(", ")
+    ))
 }
 
 fn label(lb: &LoadedBuild) -> String {
@@ -357,5 +394,35 @@ async fn emit_worker(
             emitted = %o.notes().join("; "),
             "build finished"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broken(n: usize) -> Vec<tolerant::Broken> {
+        (0..n)
+            .map(|i| tolerant::Broken {
+                file: format!("f{i}.yaml"),
+                error: "invalid YAML".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prune_is_held_only_while_files_do_not_load_and_says_which() {
+        assert_eq!(prune_hold(&[]), None);
+        let one = prune_hold(&broken(1)).unwrap();
+        assert!(
+            one.starts_with("1 file of the source did not load (f0.yaml)"),
+            "{one}"
+        );
+        let many = prune_hold(&broken(7)).unwrap();
+        assert!(
+            many.contains("7 files") && many.contains("f4.yaml and 2 more)"),
+            "{many}"
+        );
+        assert!(!many.contains("f5.yaml"), "{many}");
     }
 }

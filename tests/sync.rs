@@ -42,6 +42,11 @@ fn ci_namespace(org: &str) -> String {
 
 /// Commits `files` (path, content) onto `main` of `url` with the git CLI and pushes.
 fn push(url: &str, files: &[(&str, &str)]) {
+    push_changes(url, files, &[]);
+}
+
+/// Commits `files` (path, content) and the removal of `removed` onto `main` of `url`.
+fn push_changes(url: &str, files: &[(&str, &str)], removed: &[&str]) {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("w");
     gitd::git(work.path(), &["clone", "-q", url, gitd::path_str(&dir)]);
@@ -49,6 +54,9 @@ fn push(url: &str, files: &[(&str, &str)]) {
         let p = dir.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
+    }
+    for path in removed {
+        std::fs::remove_file(dir.join(path)).unwrap();
     }
     gitd::git(&dir, &["add", "-A"]);
     gitd::git(&dir, &["commit", "-q", "-m", "specs"]);
@@ -353,6 +361,150 @@ fn a_broken_file_is_skipped_with_its_error_and_the_others_build() {
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].contains("good"), "{names:?}");
+    assert_eq!(sync.terminate(), Some(0));
+}
+
+/// The Workflow of `org` whose name holds `component`, if there.
+fn workflow_of(kc: &Path, org: &str, component: &str) -> Option<Value> {
+    workflows(kc, org)
+        .into_iter()
+        .find(|w| w["metadata"]["name"].as_str().unwrap().contains(component))
+}
+
+fn uid(w: &Value) -> String {
+    w["metadata"]["uid"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn prune_holds_back_what_broken_or_clashing_files_defined_and_a_fixed_typo_builds_nothing() {
+    let kc = cluster::with_argo();
+    let (org, lone) = (cluster::unique_name("sp"), cluster::unique_name("sq"));
+    let daemon = gitd::Daemon::start();
+    let (_bare, url) = daemon.repo("specs");
+    let (cart, pay, web) = (
+        build_yaml(&org, "cart"),
+        build_yaml(&org, "pay"),
+        build_yaml(&lone, "web"),
+    );
+    push(
+        &url,
+        &[("cart.yaml", &cart), ("pay.yaml", &pay), ("web.yaml", &web)],
+    );
+    let (ns, lone_ns) = (ci_namespace(&org), ci_namespace(&lone));
+    // cart stays running (the stand-in leaves it alone); pay and web succeed.
+    let argo = argo::start(&kc, &[&ns, &lone_ns], |wf| {
+        let name = wf["metadata"]["name"].as_str().unwrap_or("");
+        (!name.contains("cart")).then(|| Script::succeed().instant())
+    });
+    let inventory = format!("sync-{org}");
+    let mut sync = start_sync(
+        &kc,
+        &[
+            "--repo",
+            &url,
+            "--prune",
+            "--interval",
+            "1s",
+            "--inventory",
+            &inventory,
+        ],
+    );
+    let finished = |org: &str, c: &str| {
+        workflow_of(&kc, org, c).filter(|w| w["status"]["phase"] == "Succeeded")
+    };
+    let cart_uid = uid(&wait_until("cart submitted", || {
+        workflow_of(&kc, &org, "cart")
+    }));
+    let pay_uid = uid(&wait_until("pay finished", || finished(&org, "pay")));
+    let web_uid = uid(&wait_until("web finished", || finished(&lone, "web")));
+    sync.wait_event("build_submitted", 3);
+
+    // A one-character typo in cart.yaml and in web.yaml, the last Build of its organization.
+    let typo = |y: &str| y.replace("componentName:", "componentNme:");
+    push(
+        &url,
+        &[("cart.yaml", &typo(&cart)), ("web.yaml", &typo(&web))],
+    );
+    // The round ends with cart's Workflow, web's Workflow and the four prerequisites of web's
+    // organization held back (or, as before, with them pruned).
+    wait_until("the round after the typos", || {
+        sync.drain();
+        (sync.events("prune_held_back").len() >= 6 || workflow_of(&kc, &org, "cart").is_none())
+            .then_some(())
+    });
+    assert_eq!(
+        uid(&workflow_of(&kc, &org, "cart").expect("the running Workflow")),
+        cart_uid
+    );
+    let held = sync.events("prune_held_back");
+    let reason = held[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2 files") && reason.contains("cart.yaml, web.yaml"),
+        "{reason}"
+    );
+    let objects: Vec<&str> = held.iter().map(|e| e["object"].as_str().unwrap()).collect();
+    assert!(
+        objects
+            .iter()
+            .any(|o| o.starts_with("Namespace/") && o.ends_with(&lone_ns)),
+        "{objects:?}"
+    );
+    assert_eq!(uid(&workflow_of(&kc, &lone, "web").unwrap()), web_uid);
+    let (code, _) = cluster::kubectl_like_get(&kc, None, &format!("/api/v1/namespaces/{lone_ns}"));
+    assert_eq!(code, 200, "the organization's Namespace is still there");
+
+    // The typos fixed; a second team copies pay.yaml (both copies are set aside).
+    push(
+        &url,
+        &[
+            ("cart.yaml", &cart),
+            ("web.yaml", &web),
+            ("copy.yaml", &pay),
+        ],
+    );
+    let copied = wait_until("pay held back for the copy", || {
+        sync.drain();
+        sync.events("prune_held_back")
+            .into_iter()
+            .find(|e| e["reason"].as_str().unwrap().contains("copy.yaml"))
+    });
+    assert!(
+        copied["object"].as_str().unwrap().contains("pay"),
+        "{copied}"
+    );
+    assert_eq!(uid(&workflow_of(&kc, &org, "cart").unwrap()), cart_uid);
+    assert_eq!(uid(&workflow_of(&kc, &lone, "web").unwrap()), web_uid);
+    assert_eq!(uid(&finished(&org, "pay").unwrap()), pay_uid);
+
+    // pay's finished Workflow goes (as a TTL would delete it); then the copy goes and so does
+    // cart.yaml: every file loads again, so prune acts, and only on cart.
+    let path = format!(
+        "/apis/argoproj.io/v1alpha1/namespaces/{ns}/workflows/{}",
+        finished(&org, "pay").unwrap()["metadata"]["name"]
+            .as_str()
+            .unwrap()
+    );
+    let (code, _) = cluster::raw_request(&kc, None, "DELETE", &path, None, "application/json");
+    assert_eq!(code, 200);
+    wait_until("pay's Workflow gone", || {
+        workflow_of(&kc, &org, "pay").is_none().then_some(())
+    });
+    push_changes(&url, &[], &["copy.yaml", "cart.yaml"]);
+    wait_until("cart pruned", || {
+        workflow_of(&kc, &org, "cart").is_none().then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    sync.drain();
+    assert_eq!(
+        sync.events("build_submitted").len(),
+        3,
+        "a fixed typo or a set-aside copy rebuilt an unchanged spec: {:#?}",
+        sync.events("build_submitted")
+    );
+    assert!(workflow_of(&kc, &org, "pay").is_none());
+    assert_eq!(uid(&workflow_of(&kc, &lone, "web").unwrap()), web_uid);
+    // pay and web, once each (cart was left running, untouched).
+    assert_eq!(argo.handled.lock().unwrap().len(), 2);
     assert_eq!(sync.terminate(), Some(0));
 }
 

@@ -62,6 +62,12 @@ pub async fn apply(
         report(&id, &kept);
         done.push((id, kept));
     }
+    for x in &prepared.held_back {
+        let id = x.entry.id();
+        let held = Action::HeldBack(x.reason.clone());
+        report(&id, &held);
+        done.push((id, held));
+    }
     inventory::write(kube, prepared, opts, &done).await?;
     Ok(done)
 }

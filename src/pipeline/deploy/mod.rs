@@ -51,6 +51,10 @@ pub struct DeployOptions {
     pub inventory_namespace: String,
     /// Delete objects recorded earlier and no longer rendered.
     pub prune: bool,
+    /// Why this run knows only part of its sources (a sync round with files that did not
+    /// load): --prune then deletes nothing and drops no record, and reports each object it
+    /// would have acted on as held back, with this reason.
+    pub prune_hold: Option<String>,
     /// Take over fields other managers own.
     pub force_conflicts: bool,
     /// How many requests run at once within a stage.
@@ -65,6 +69,7 @@ impl Default for DeployOptions {
             inventory: plan::BUILDS_INVENTORY.to_owned(),
             inventory_namespace: "default".to_owned(),
             prune: false,
+            prune_hold: None,
             force_conflicts: false,
             concurrency: 16,
             crd_timeout: Duration::from_secs(60),
@@ -105,6 +110,16 @@ pub struct Released {
     pub owners: Vec<String>,
 }
 
+/// An object --prune would have acted on (deleted, or released to the inventories that still
+/// declare it) in a run that knows only part of its sources: left alone, its record kept.
+#[derive(Debug, Clone)]
+pub struct HeldBack {
+    pub entry: Entry,
+    pub inventory: String,
+    /// Why (`DeployOptions::prune_hold`).
+    pub reason: String,
+}
+
 /// Everything read from the cluster before a diff or an apply.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -112,6 +127,8 @@ pub struct Prepared {
     pub prune: Vec<Prunable>,
     /// What --prune holds back because another inventory still declares it.
     pub released: Vec<Released>,
+    /// What --prune holds back because the run knows only part of its sources.
+    pub held_back: Vec<HeldBack>,
     /// Every inventory of the inventory namespace, including those this run does not write.
     pub inventories: BTreeMap<String, Inventory>,
 }
@@ -127,6 +144,8 @@ pub enum Action {
     Kept(Vec<String>),
     /// Left alone, with the reason.
     Skipped(String),
+    /// Not pruned and still recorded: the run knows only part of its sources (the reason).
+    HeldBack(String),
 }
 
 impl std::fmt::Display for Action {
@@ -145,6 +164,7 @@ impl std::fmt::Display for Action {
                 )
             }
             Action::Skipped(why) => write!(f, "skipped ({why})"),
+            Action::HeldBack(why) => write!(f, "held back from prune ({why})"),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! inventories (all of the inventory namespace) → live objects → first owners' labels → prune
 //! set. Permissions are checked before anything else is read, and nothing here writes.
 
-use super::{DeployError, DeployOptions, Planned, Prepared, Prunable, Released, inventory};
+use super::{
+    DeployError, DeployOptions, HeldBack, Planned, Prepared, Prunable, Released, inventory,
+};
 use crate::core::control_plane::CONTROL_PLANE_INVENTORY;
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::plan::{self, Inventory, PruneDecision};
@@ -42,15 +44,24 @@ pub async fn prepare(
     read_live(kube, &mut objects, opts).await?;
     let declaring = declaring(&objects, &inventories);
     keep_first_owners(&mut objects, &declaring);
-    let (prune, released) = if opts.prune {
-        prune_set(kube, &objects, &names, &inventories, &declaring).await?
-    } else {
-        (Vec::new(), Vec::new())
+    let (prune, released, held_back) = match (&opts.prune_hold, opts.prune) {
+        (_, false) => Default::default(),
+        (Some(reason), true) => (
+            Vec::new(),
+            Vec::new(),
+            held_back(&objects, &names, &inventories, reason),
+        ),
+        (None, true) => {
+            let (prune, released) =
+                prune_set(kube, &objects, &names, &inventories, &declaring).await?;
+            (prune, released, Vec::new())
+        }
     };
     Ok(Prepared {
         objects,
         prune,
         released,
+        held_back,
         inventories,
     })
 }
@@ -294,6 +305,36 @@ fn listed_id(api_version: &str, kind: &str, item: &Value) -> Option<ObjectId> {
             .map(str::to_owned),
         name: name.to_owned(),
     })
+}
+
+/// Every object an inventory of this run recorded and no longer renders, held back: the run
+/// knows only part of its sources, and an object no loaded file renders may well be defined by
+/// one that did not load (a typo, a clash, or a Build moved into a broken file). Nothing is
+/// read: nothing will be deleted.
+fn held_back(
+    objects: &[Planned],
+    pruning: &BTreeSet<String>,
+    inventories: &BTreeMap<String, Inventory>,
+    reason: &str,
+) -> Vec<HeldBack> {
+    let mut held = Vec::new();
+    for (name, inventory) in inventories.iter().filter(|(n, _)| pruning.contains(*n)) {
+        let rendered_here: Vec<Manifest> = objects
+            .iter()
+            .filter(|p| &p.inventory == name)
+            .map(|p| p.manifest.clone())
+            .collect();
+        held.extend(
+            plan::prune_set(inventory, &rendered_here)
+                .into_iter()
+                .map(|entry| HeldBack {
+                    entry,
+                    inventory: name.clone(),
+                    reason: reason.to_owned(),
+                }),
+        );
+    }
+    held
 }
 
 /// What --prune would delete, and what it holds back: for each inventory of this run, every
