@@ -6,6 +6,7 @@ pub mod connect;
 pub mod controller;
 pub mod deploy;
 pub mod emit;
+pub mod install;
 pub mod logs;
 pub mod render;
 pub mod retry;
@@ -14,9 +15,19 @@ pub mod watch;
 
 use clap::{Parser, Subcommand};
 
+/// `--version`: the version, then the commit and the build date.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILDPLANE_COMMIT"),
+    ", built ",
+    env!("BUILDPLANE_BUILD_DATE"),
+    ")"
+);
+
 /// Render, diff, apply and watch an OpenChoreo build plane.
 #[derive(Debug, Parser)]
-#[command(name = "buildplane", version, about, propagate_version = true)]
+#[command(name = "buildplane", version = LONG_VERSION, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -73,6 +84,12 @@ pub enum Command {
     /// Build again although the spec did not change: delete the finished Workflow, forget its
     /// record, apply.
     Retry(retry::RetryArgs),
+    /// Print the version, the commit and the date this binary was built from.
+    Version(install::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(install::CompletionArgs),
+    /// Print the man page (or write one page per subcommand with --dir).
+    Man(install::ManArgs),
 }
 
 /// How a command ended, for the exit code (decided in `main` alone).
@@ -98,5 +115,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Controller(args) => controller::run(args),
         Command::Sync(args) => sync::run(args),
         Command::Retry(args) => retry::run(args),
+        Command::Version(args) => install::run_version(args),
+        Command::Completion(args) => install::run_completion(args),
+        Command::Man(args) => install::run_man(args),
     }
 }

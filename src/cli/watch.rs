@@ -62,6 +62,7 @@ pub async fn follow(
     // A live board on a terminal; plain lines (or JSON) otherwise.
     let mut board = (!json && out.is_terminal()).then(|| Board::new(rows));
     if let Some(b) = &mut board {
+        b.resize(terminal_size());
         let _ = write!(out, "{}", b.redraw(None));
     }
     let mut failed = 0usize;
@@ -70,6 +71,7 @@ pub async fn follow(
             Event::Step { build, step, phase } => {
                 if let Some(b) = &mut board {
                     b.step(build, &escape_controls(step), *phase);
+                    b.resize(terminal_size());
                     let _ = write!(out, "{}", b.redraw(None));
                     let _ = out.flush();
                     return;
@@ -105,6 +107,7 @@ pub async fn follow(
                 if let Event::Finished(o) = event {
                     b.finish(&o.build);
                 }
+                b.resize(terminal_size());
                 let _ = write!(out, "{}", b.redraw(Some(&line)));
             }
             None => {
@@ -190,4 +193,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// The terminal's columns and rows, read at every redraw so a resized window is followed.
+fn terminal_size() -> Option<(u16, u16)> {
+    crossterm::terminal::size().ok()
 }
