@@ -332,3 +332,90 @@ fn duplicate_builds_are_an_error() {
         stderr(&o)
     );
 }
+
+/// A Kubernetes object name as the API server checks it (`IsDNS1123Subdomain`): at most 253
+/// characters of dot-separated `[a-z0-9]([-a-z0-9]*[a-z0-9])?` parts, no per-part limit.
+fn is_object_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !p.starts_with('-')
+                && !p.ends_with('-')
+        })
+}
+
+fn build_named(name: &str) -> String {
+    format!(
+        "apiVersion: openchoreo.dev/v1alpha1\nkind: Build\nmetadata: {{name: '{name}', namespace: acme}}\n\
+         spec:\n  owner: {{projectName: shop, componentName: cart}}\n\
+         \x20 repository: {{url: 'https://git.example.com/shop.git', revision: {{branch: main}}, appPath: /}}\n\
+         \x20 templateRef: {{name: google-cloud-buildpacks}}\n"
+    )
+}
+
+/// The Workflow name of `name` as rendered, or the error line.
+fn rendered_workflow_name(name: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.yaml");
+    std::fs::write(&file, build_named(name)).unwrap();
+    let o = render(&[file.to_str().unwrap(), "-o", "json"]);
+    if !o.status.success() {
+        return Err(stderr(&o));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{name}: {e}: {}", String::from_utf8_lossy(&o.stdout)));
+    let items = v["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![v.clone()]);
+    let wf = items
+        .iter()
+        .find(|i| i["kind"] == "Workflow")
+        .unwrap_or_else(|| panic!("no Workflow for {name}: {v}"));
+    Ok(wf["metadata"]["name"].as_str().unwrap().to_owned())
+}
+
+/// Build names are checked exactly as Kubernetes checks object names: upstream's own vectors
+/// that are valid names (one has a 107-character part, refused before) and long multi-part
+/// names render, with upstream's Workflow name where it is valid; longer than 253 is refused.
+#[test]
+fn build_names_are_checked_as_kubernetes_checks_object_names() {
+    let vectors = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/name-vectors.tsv"
+    ))
+    .unwrap();
+    let mut checked = 0;
+    for line in vectors
+        .lines()
+        .filter(|l| l.starts_with("MakeWorkflowName\t"))
+    {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (input, upstream) = (cols[1], cols[3]);
+        if !is_object_name(input) {
+            continue;
+        }
+        assert_eq!(
+            rendered_workflow_name(input).unwrap_or_else(|e| panic!("{input}: {e}")),
+            upstream,
+            "{input}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} vectors were valid names");
+    let long = [
+        format!("{}.{}", "a".repeat(70), "b".repeat(70)),
+        format!("{}.{}.{}", "a".repeat(100), "b".repeat(100), "c".repeat(51)),
+        format!("team-{}.build.v1", "x".repeat(120)),
+    ];
+    for name in &long {
+        assert!(is_object_name(name), "{name}");
+        let wf = rendered_workflow_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(wf.len() <= 63 && is_object_name(&wf), "{name} -> {wf}");
+    }
+    let too_long = format!("{}.{}", "a".repeat(200), "b".repeat(53));
+    let err = rendered_workflow_name(&too_long).unwrap_err();
+    assert!(err.contains("is not a valid object name"), "{err}");
+}

@@ -223,9 +223,20 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// RFC 1123 subdomain of at most `limit` characters: dot-separated labels.
+/// RFC 1123 subdomain of at most `limit` characters, as Kubernetes checks object names
+/// (`IsDNS1123Subdomain`): dot-separated parts of `[a-z0-9]([-a-z0-9]*[a-z0-9])?`. Kubernetes
+/// limits only the whole (253); a part may be longer than a label's 63.
 pub fn is_dns_subdomain(s: &str, limit: usize) -> bool {
-    !s.is_empty() && s.len() <= limit && s.split('.').all(is_dns_label)
+    !s.is_empty()
+        && s.len() <= limit
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
 }
 
 /// A label value: empty, or at most 63 of `[A-Za-z0-9_.-]` starting and ending alphanumeric.
@@ -460,6 +471,13 @@ mod tests {
         assert!(!is_dns_label("a.b"));
         assert!(is_dns_subdomain("a.b", 63));
         assert!(!is_dns_subdomain("a.-b", 63));
+        // Kubernetes checks no per-part length: a 100-character part is a valid object name.
+        let long = format!("{}.build", "a".repeat(100));
+        assert!(is_dns_subdomain(&long, 253));
+        assert!(!is_dns_subdomain(&"a".repeat(254), 253));
+        for bad in ["a..b", ".a", "a.", "A.b", "a_b.c", "a.b-"] {
+            assert!(!is_dns_subdomain(bad, 253), "{bad}");
+        }
     }
 
     #[test]
