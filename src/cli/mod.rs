@@ -2,6 +2,7 @@
 //! turns them into a pipeline request and prints the result.
 
 pub mod board;
+pub mod check;
 pub mod connect;
 pub mod controller;
 pub mod deploy;
@@ -84,6 +85,10 @@ pub enum Command {
     /// Build again although the spec did not change: delete the finished Workflow, forget its
     /// record, apply.
     Retry(retry::RetryArgs),
+    /// Preflight of a build plane: Argo's CRDs and controller, build namespaces, nodes the
+    /// build pods can run on, the build cache, the registry, the templates against the render.
+    /// One line per finding. Exit code 0: nothing failed, 1: a check failed, 2: error.
+    Check(check::CheckArgs),
     /// Print the version, the commit and the date this binary was built from.
     Version(install::VersionArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -115,6 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Controller(args) => controller::run(args),
         Command::Sync(args) => sync::run(args),
         Command::Retry(args) => retry::run(args),
+        Command::Check(args) => check::run(args),
         Command::Version(args) => install::run_version(args),
         Command::Completion(args) => install::run_completion(args),
         Command::Man(args) => install::run_man(args),

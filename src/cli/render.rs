@@ -47,6 +47,21 @@ pub struct RenderInputs {
 }
 
 impl RenderInputs {
+    /// The request for the bundle alone, with these values (what `check` compares with).
+    pub fn bundle_request(
+        values_files: Vec<PathBuf>,
+        sets: Vec<(SetKind, String)>,
+    ) -> RenderRequest {
+        RenderRequest {
+            values_files,
+            sets,
+            builds: Vec::new(),
+            install: true,
+            default_namespace: None,
+            control_plane: None,
+        }
+    }
+
     /// The pipeline request, with `--set` and `--set-string` in command-line order.
     pub fn request(&self, matches_order: &[(SetKind, String)]) -> RenderRequest {
         RenderRequest {

@@ -295,6 +295,7 @@ pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, Pipel
     Ok(render_parts(chart, req)?.all())
 }
 
+pub mod check;
 pub mod deploy;
 pub mod logs;
 pub mod tolerant;
