@@ -329,6 +329,76 @@ fn ttl_and_workspace_follow_values() {
     }
 }
 
+/// Every build has a deadline by default; retries, step resources and push credentials come
+/// from values, and only where they belong.
+#[test]
+fn builds_cannot_hang_forever_and_take_retries_resources_and_credentials_from_values() {
+    for c in render(json!({})) {
+        assert_eq!(
+            c["spec"]["activeDeadlineSeconds"], 10800,
+            "a generous default"
+        );
+        for step in STEPS {
+            assert!(template(&c, step).get("retryStrategy").is_none(), "{step}");
+            assert!(container(&c, step).get("resources").is_none(), "{step}");
+        }
+        assert!(env(container(&c, "push-step"), "REGISTRY_AUTH_FILE").is_none());
+    }
+    let set = json!({"global": {"defaultResources": {
+        "activeDeadlineSeconds": 0,
+        "retryStrategy": {"limit": 2, "retryPolicy": "OnTransientError",
+                          "backoff": {"duration": "10s", "factor": 3, "maxDuration": "5m"}},
+        "stepResources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
+        "registry": {"credentialsSecret": "push-creds"}}}});
+    for c in render(set) {
+        assert!(
+            c["spec"].get("activeDeadlineSeconds").is_none(),
+            "0: no deadline"
+        );
+        for step in STEPS {
+            assert_eq!(
+                template(&c, step)["retryStrategy"],
+                json!({"limit": "2", "retryPolicy": "OnTransientError",
+                       "backoff": {"duration": "10s", "factor": "3", "maxDuration": "5m"}}),
+                "{step}"
+            );
+            let resources = &container(&c, step)["resources"];
+            assert_eq!(resources["requests"]["cpu"], "500m", "{step}");
+            assert_eq!(resources["limits"]["memory"], "4Gi", "{step}");
+            serde_json::from_value::<Container>(container(&c, step).clone()).unwrap();
+        }
+        let push = container(&c, "push-step");
+        let dir = mount(push, "registry-auth").expect("the credentials are mounted");
+        assert_eq!(
+            env(push, "REGISTRY_AUTH_FILE"),
+            Some(format!("{dir}/auth.json").as_str())
+        );
+        assert_eq!(
+            find(&push["volumeMounts"], "name", "registry-auth").unwrap()["readOnly"],
+            true
+        );
+        for step in ["clone-step", "build-step", "workload-create-step"] {
+            assert!(
+                mount(container(&c, step), "registry-auth").is_none(),
+                "only push-step: {step}"
+            );
+        }
+        let volume = find(&c["spec"]["volumes"], "name", "registry-auth").unwrap();
+        assert_eq!(
+            volume["secret"],
+            json!({"secretName": "push-creds", "items": [{"key": ".dockerconfigjson", "path": "auth.json"}]})
+        );
+        serde_json::from_value::<Volume>(volume.clone()).unwrap();
+    }
+    let bad = try_render(
+        json!({"global": {"defaultResources": {"retryStrategy": {"retryPolicy": "Sometimes"}}}}),
+    );
+    assert!(
+        bad.is_ok(),
+        "values are checked against the schema by the pipeline, not the chart"
+    );
+}
+
 #[test]
 fn registry_endpoints_follow_the_registry_type() {
     let push_env = |cwts: &[Value]| -> Vec<(String, String, String)> {

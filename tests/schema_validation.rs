@@ -200,6 +200,54 @@ fn rendered_cluster_workflow_templates_are_valid_argo_objects() {
 }
 
 #[test]
+fn templates_with_every_build_limit_set_are_valid_argo_objects() {
+    let chart = Chart::builtin();
+    let mut values = defaults(&chart).unwrap();
+    buildplane::core::values::coalesce(
+        &mut values,
+        json!({"global": {"defaultResources": {
+            "retryStrategy": {"limit": 3, "retryPolicy": "OnError",
+                              "backoff": {"duration": "30s", "factor": 2, "maxDuration": "10m"}},
+            "stepResources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+            "registry": {"credentialsSecret": "push-creds"}}}}),
+    );
+    let validator = argo_validator("ClusterWorkflowTemplate");
+    let ms = render_chart(&chart, &values).unwrap();
+    let mut count = 0;
+    for m in ms.iter().filter(|m| m.id.kind == "ClusterWorkflowTemplate") {
+        assert_eq!(
+            argo_errors(&validator, &m.object),
+            Vec::<String>::new(),
+            "{}",
+            m.id
+        );
+        count += 1;
+    }
+    assert_eq!(count, 4);
+    for (overlay, key) in [
+        (
+            json!({"retryStrategy": {"retryPolicy": "Sometimes"}}),
+            "global.defaultResources.retryStrategy.retryPolicy",
+        ),
+        (
+            json!({"activeDeadlineSeconds": -1}),
+            "global.defaultResources.activeDeadlineSeconds",
+        ),
+        (
+            json!({"stepResources": {"limits": {"memory": "lots"}}}),
+            "global.defaultResources.stepResources.limits.memory",
+        ),
+        (
+            json!({"registry": {"credentialsSecret": "Bad Name"}}),
+            "global.defaultResources.registry.credentialsSecret",
+        ),
+    ] {
+        let found = problems(json!({"global": {"defaultResources": overlay}}));
+        assert!(found.iter().any(|p| p.starts_with(key)), "{key}: {found:?}");
+    }
+}
+
+#[test]
 fn workflows_of_the_fixture_builds_are_valid_argo_objects() {
     let validator = argo_validator("Workflow");
     let mut files: Vec<PathBuf> = std::fs::read_dir(fixture("builds"))
