@@ -573,3 +573,35 @@ fn scripts_survive_kubernetes_expansion_and_parse() {
 fn disabled_default_resources_render_no_templates() {
     assert!(render(json!({"global": {"defaultResources": {"enabled": false}}})).is_empty());
 }
+
+/// Upstream pasted parameters into step scripts. A chart that does so again is refused before
+/// anything is rendered, naming the template, the step and the field.
+#[test]
+fn a_template_that_pastes_a_parameter_into_a_script_is_refused_by_the_lint() {
+    let path = "templates/cluster-workflow-templates.yaml";
+    let builtin = Chart::builtin();
+    let text = builtin.file(path).unwrap();
+    let pasted = text.replace(
+        r#"args: [[ args(["common.sh", "push.sh"]) ]]"#,
+        r#"args: ["podman push {{inputs.parameters.git-revision}}"]"#,
+    );
+    assert_ne!(
+        pasted, text,
+        "the push-step args are where the test expects them"
+    );
+    let chart = builtin.clone().with_file(path, &pasted);
+    let req = buildplane::pipeline::RenderRequest {
+        install: true,
+        ..Default::default()
+    };
+    let err = buildplane::pipeline::render_parts(&chart, &req)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("ClusterWorkflowTemplate docker: step push-step: container.args[0]: {{inputs.parameters.git-revision}} is shell text here"),
+        "{err}"
+    );
+    assert!(err.ends_with("(and 3 more)"), "one per template: {err}");
+    // The built-in chart passes.
+    buildplane::pipeline::render_parts(&builtin, &req).unwrap();
+}

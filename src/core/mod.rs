@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod control_plane;
 pub mod crd;
 pub mod diff;
+pub mod lint;
 pub mod manifest;
 pub mod naming;
 pub mod par;

@@ -53,6 +53,14 @@ impl Chart {
         }
     }
 
+    /// This chart with the file at `path` (relative to the chart root) replaced or added.
+    pub fn with_file(mut self, path: &str, content: &str) -> Chart {
+        self.files.retain(|(p, _)| p != path);
+        self.files.push((path.to_owned(), content.to_owned()));
+        self.files.sort();
+        self
+    }
+
     pub fn file(&self, path: &str) -> Result<&str, RenderError> {
         self.files
             .iter()

@@ -44,6 +44,13 @@ pub enum PipelineError {
         first: String,
         second: String,
     },
+    /// A ClusterWorkflowTemplate failed the injection lint (the first finding; the count of
+    /// the others).
+    #[error("{first}{}", if *.more > 0 { format!(" (and {} more)", .more) } else { String::new() })]
+    Lint {
+        first: crate::core::lint::LintError,
+        more: usize,
+    },
     /// Rendering the chart failed.
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -254,6 +261,23 @@ impl Rendered {
     }
 }
 
+/// Every ClusterWorkflowTemplate of the bundle passes the injection lint before anything is
+/// printed or applied. The built-in templates run podman in privileged steps: the values allow
+/// that for them.
+pub fn lint_templates(bundle: &[Manifest]) -> Result<(), PipelineError> {
+    let mut found = bundle
+        .iter()
+        .filter(|m| m.id.kind == "ClusterWorkflowTemplate")
+        .flat_map(|m| crate::core::lint::lint_template(&m.object, true));
+    match found.next() {
+        Some(first) => Err(PipelineError::Lint {
+            first,
+            more: found.count(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The whole render, split: values and Builds are read and validated first, then rendered.
 pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, PipelineError> {
     // Values are checked even when only builds are rendered: a bad -f or --set is an error.
@@ -267,6 +291,7 @@ pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, Pipe
     let mut bundle = Vec::new();
     if with_chart {
         bundle = render::render_chart(chart, &values)?;
+        lint_templates(&bundle)?;
     }
     // A build namespace the bundle already prepares (workflowNamespaces) is rendered once.
     let seen: std::collections::BTreeSet<String> =
