@@ -892,3 +892,168 @@ fn a_plane_that_cannot_list_does_not_stall_other_tenants() {
         "the other tenant's build waited {waited:?}"
     );
 }
+
+/// The server, CA (base64 PEM, as upstream's `tls.ca.value`) and token of `kc`'s admin user.
+fn inline_parts(kc: &Path) -> (String, String, String) {
+    let doc: Value = serde_json::from_str(&kubeconfig_text(kc, cluster::ADMIN)).unwrap();
+    let ctx = doc["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == cluster::ADMIN)
+        .unwrap()["context"]
+        .clone();
+    let named = |list: &str, name: &Value| {
+        doc[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| &c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let cl = named("clusters", &ctx["cluster"])["cluster"].clone();
+    let user = named("users", &ctx["user"])["user"].clone();
+    (
+        cl["server"].as_str().unwrap().to_owned(),
+        cl["certificate-authority-data"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        user["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn inline_plane(kc: &Path, org: &str, name: &str, cluster: Value, default: bool) {
+    let annotations = if default {
+        json!({"buildplane.openchoreo.dev/default": "true"})
+    } else {
+        json!({})
+    };
+    post(
+        kc,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/buildplanes"),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "BuildPlane",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"kubernetesCluster": cluster,
+                "observer": {"url": "http://observer.example", "authentication": {"basicAuth": {"username": "u", "password": "p"}}}}}),
+    );
+}
+
+/// Upstream's BuildPlanes carry the cluster inline (as `add-build-plane.sh` writes them), and a
+/// namespace may hold several: the Build names one, or one is marked default; never the first
+/// by name.
+#[test]
+fn upstream_inline_build_planes_work_and_several_need_an_explicit_choice() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = cluster::unique_name("inline");
+    namespace(cpk, &org);
+    let ns = format!("openchoreo-ci-{org}");
+    let argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed()));
+    let (server, ca, token) = inline_parts(&plane);
+    // "a-dead" sorts first and points nowhere; "upstream" is the working inline form.
+    inline_plane(
+        cpk,
+        &org,
+        "a-dead",
+        json!({"server": "https://127.0.0.1:1", "tls": {"ca": {"value": ca}},
+               "auth": {"bearerToken": {"value": "nothing"}}}),
+        false,
+    );
+    inline_plane(
+        cpk,
+        &org,
+        "upstream",
+        json!({"server": server, "tls": {"ca": {"value": ca}},
+               "auth": {"bearerToken": {"value": token}}}),
+        false,
+    );
+    let c = start_controller(cpk, &[]);
+    let first = build(cpk, &org, "cart");
+    let b = wait_until(cpk, &org, &first, &c, "a BuildTriggered condition", |b| {
+        condition(b, "BuildTriggered").is_some()
+    });
+    let triggered = condition(&b, "BuildTriggered").unwrap();
+    assert_eq!(triggered["reason"], "BuildPlaneAmbiguous", "{triggered}");
+    let message = triggered["message"].as_str().unwrap();
+    assert!(
+        message.contains("a-dead, upstream")
+            && message.contains("buildplane.openchoreo.dev/default"),
+        "{message}"
+    );
+    assert!(workflow_names(&plane, &org).is_empty());
+
+    // Marked default, the inline plane runs the build to the end.
+    merge(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/buildplanes/upstream"),
+        json!({"metadata": {"annotations": {"buildplane.openchoreo.dev/default": "true"}}}),
+    );
+    // A touch of the Build makes the controller look again (BuildPlanes are watched too).
+    merge(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds/{first}"),
+        json!({"metadata": {"annotations": {"touched": "1"}}}),
+    );
+    let done = wait_for(cpk, &org, &first, DONE[3], &c);
+    assert_eq!(conditions(&done), DONE);
+
+    // Secrets of the BuildPlane's own namespace by secretRef (upstream's field, never read
+    // upstream): the CA under ca.crt, the token under token. A Build names this plane.
+    post(
+        cpk,
+        &format!("/api/v1/namespaces/{org}/secrets"),
+        json!({"metadata": {"name": "plane-creds"}, "data": {
+            "ca.crt": ca,
+            "token": base64::engine::general_purpose::STANDARD.encode(&token)}}),
+    );
+    inline_plane(
+        cpk,
+        &org,
+        "by-ref",
+        json!({"server": server, "tls": {"ca": {"secretRef": "plane-creds"}},
+               "auth": {"bearerToken": {"secretRef": "plane-creds"}}}),
+        false,
+    );
+    let named = "pay-build";
+    post(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds"),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": named, "labels": {"openchoreo.dev/build-plane": "by-ref"}},
+            "spec": {"owner": {"projectName": "shop", "componentName": "pay"},
+                "repository": {"url": "https://git.example.com/shop.git",
+                    "revision": {"branch": "main"}, "appPath": "/pay"},
+                "templateRef": {"name": "google-cloud-buildpacks"}}}),
+    );
+    let done = wait_for(cpk, &org, named, DONE[3], &c);
+    assert_eq!(conditions(&done), DONE);
+    // A Build naming a BuildPlane that is not there says so.
+    post(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds"),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": "lost-build", "labels": {"openchoreo.dev/build-plane": "gone"}},
+            "spec": {"owner": {"projectName": "shop", "componentName": "lost"},
+                "repository": {"url": "https://git.example.com/shop.git",
+                    "revision": {"branch": "main"}, "appPath": "/lost"},
+                "templateRef": {"name": "google-cloud-buildpacks"}}}),
+    );
+    let lost = wait_until(
+        cpk,
+        &org,
+        "lost-build",
+        &c,
+        "a BuildTriggered condition",
+        |b| condition(b, "BuildTriggered").is_some(),
+    );
+    let m = condition(&lost, "BuildTriggered").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(m.contains("\"gone\"") && m.contains("by-ref"), "{m}");
+    assert_eq!(argo.handled.lock().unwrap().len(), 2);
+}

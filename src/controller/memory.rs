@@ -22,7 +22,7 @@ pub fn backoff(n: u32) -> Duration {
 /// The per-Build memory; `P` is the plane handle (an `Arc<Plane>` in the controller).
 pub struct Memory<P> {
     /// Build namespace → the plane serving it (dropped when a BuildPlane changes).
-    by_namespace: HashMap<String, P>,
+    by_namespace: HashMap<(String, Option<String>), P>,
     /// Builds whose build object was just created and not yet seen by the plane's watch.
     awaiting: HashSet<Key>,
     /// The status last written per Build, until the watch cache shows it.
@@ -43,17 +43,21 @@ impl<P> Default for Memory<P> {
 }
 
 impl<P: Clone> Memory<P> {
-    pub fn plane_of_namespace(&self, ns: &str) -> Option<P> {
-        self.by_namespace.get(ns).cloned()
+    /// The plane remembered for Builds of `ns` naming BuildPlane `wanted` (or none).
+    pub fn plane_of_namespace(&self, ns: &str, wanted: Option<&str>) -> Option<P> {
+        self.by_namespace
+            .get(&(ns.to_owned(), wanted.map(str::to_owned)))
+            .cloned()
     }
 
-    pub fn remember_plane(&mut self, ns: &str, plane: P) {
-        self.by_namespace.insert(ns.to_owned(), plane);
+    pub fn remember_plane(&mut self, ns: &str, wanted: Option<&str>, plane: P) {
+        self.by_namespace
+            .insert((ns.to_owned(), wanted.map(str::to_owned)), plane);
     }
 
-    /// A BuildPlane of `ns` changed: its Builds look it up again.
+    /// A BuildPlane of `ns` changed: its Builds look it up again (whichever they name).
     pub fn forget_plane(&mut self, ns: &str) {
-        self.by_namespace.remove(ns);
+        self.by_namespace.retain(|(n, _), _| n != ns);
     }
 
     pub fn expect_build_object(&mut self, ns: &str, name: &str) {
@@ -203,9 +207,12 @@ mod tests {
         assert_eq!(m.len(), 1, "the written status outlives forget");
         assert_eq!(m.current_status("ns", "b", status(vec![], "i")).image, "i");
         assert!(m.is_empty());
-        m.remember_plane("ns", 7);
-        assert_eq!(m.plane_of_namespace("ns"), Some(7));
+        m.remember_plane("ns", None, 7);
+        m.remember_plane("ns", Some("gpu"), 8);
+        assert_eq!(m.plane_of_namespace("ns", None), Some(7));
+        assert_eq!(m.plane_of_namespace("ns", Some("gpu")), Some(8));
         m.forget_plane("ns");
-        assert_eq!(m.plane_of_namespace("ns"), None);
+        assert_eq!(m.plane_of_namespace("ns", None), None);
+        assert_eq!(m.plane_of_namespace("ns", Some("gpu")), None);
     }
 }

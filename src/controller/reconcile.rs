@@ -7,7 +7,10 @@
 
 use super::Ctx;
 use super::planes::{BUILD_ANNOTATION, Plane};
-use crate::core::buildplane::{BuildPlaneSpec, ClusterRef, KUBECONFIG_KEY};
+use crate::core::buildplane::{
+    BuildPlaneSpec, ClusterForm, ClusterRef, DEFAULT_PLANE_ANNOTATION, InlineAuth, KUBECONFIG_KEY,
+    PlaneChoiceError, ValueFrom, choose_plane, inline_kubeconfig, resolve_value,
+};
 use crate::core::conditions::{
     self, Condition, REASON_BUILD_FAILED, TYPE_BUILD_COMPLETED, TYPE_BUILD_TRIGGERED,
     TYPE_WORKLOAD_UPDATED,
@@ -37,6 +40,9 @@ pub enum ReconcileError {
     /// No BuildPlane in the Build's namespace.
     #[error("no BuildPlane in namespace {0}")]
     BuildPlaneNotFound(String),
+    /// Several BuildPlanes and no rule picks one, or the one the Build names is not there.
+    #[error("{0}")]
+    BuildPlaneChoice(String),
     /// The BuildPlane's kubeconfig Secret is missing, lacks the key, or is not a kubeconfig.
     #[error("BuildPlane {plane}: {message}")]
     Credentials { plane: String, message: String },
@@ -87,6 +93,7 @@ impl ReconcileError {
         let (type_, reason) = match self {
             ReconcileError::InvalidBuild(_) => (TYPE_BUILD_TRIGGERED, "InvalidBuild"),
             ReconcileError::BuildPlaneNotFound(_) => (TYPE_BUILD_TRIGGERED, "BuildPlaneNotFound"),
+            ReconcileError::BuildPlaneChoice(_) => (TYPE_BUILD_TRIGGERED, "BuildPlaneAmbiguous"),
             ReconcileError::Credentials { .. } => {
                 (TYPE_BUILD_TRIGGERED, "BuildPlaneCredentialsInvalid")
             }
@@ -281,7 +288,11 @@ async fn progress(
         .unwrap_or_default()
         .to_owned();
     let recorded = recorded_spec_hash(status, &rendered);
-    let plane = plane_for(ctx, ns, recorded.is_none()).await?;
+    let wanted = value
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(crate::core::buildplane::BUILD_PLANE_LABEL))
+        .and_then(Value::as_str);
+    let plane = plane_for(ctx, ns, wanted, recorded.is_none()).await?;
     // What the plane's watch holds now; nothing waits for its first listing (a submitted build
     // the store does not hold is read from the plane below, and submitting is an idempotent
     // server-side apply).
@@ -392,11 +403,17 @@ fn finish(
     }
 }
 
-/// The plane serving namespace `ns`. With `fresh`, the BuildPlane and its Secret are read now
-/// (a build is about to be submitted: a rotated Secret must take effect); otherwise the cached
-/// plane is used when there is one.
-async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, ReconcileError> {
-    let cached = ctx.memory().plane_of_namespace(ns);
+/// The plane serving a Build of namespace `ns` that names BuildPlane `wanted` (label
+/// `openchoreo.dev/build-plane`) or none (`core::buildplane::choose_plane`). With `fresh`, the
+/// BuildPlane and its Secrets are read now (a build is about to be submitted: a rotated Secret
+/// must take effect); otherwise the cached plane is used when there is one.
+async fn plane_for(
+    ctx: &Ctx,
+    ns: &str,
+    wanted: Option<&str>,
+    fresh: bool,
+) -> Result<Arc<Plane>, ReconcileError> {
+    let cached = ctx.memory().plane_of_namespace(ns, wanted);
     if !fresh && let Some(p) = cached {
         return Ok(p);
     }
@@ -406,14 +423,29 @@ async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, Recon
         .list(&ListParams::default())
         .await
         .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
-    let mut items = list.items;
-    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let bp = items
-        .into_iter()
-        .next()
-        .ok_or_else(|| ReconcileError::BuildPlaneNotFound(ns.to_owned()))?;
-    let bp_name = bp.metadata.name.clone().unwrap_or_default();
-    let key = format!("{ns}/{bp_name}");
+    let marked: Vec<(String, bool)> = list
+        .items
+        .iter()
+        .map(|bp| {
+            let default = bp
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DEFAULT_PLANE_ANNOTATION))
+                .is_some_and(|v| v == "true");
+            (bp.metadata.name.clone().unwrap_or_default(), default)
+        })
+        .collect();
+    let chosen = choose_plane(wanted, &marked).map_err(|e| match e {
+        PlaneChoiceError::None => ReconcileError::BuildPlaneNotFound(ns.to_owned()),
+        other => ReconcileError::BuildPlaneChoice(format!("namespace {ns}: {other}")),
+    })?;
+    let bp = list
+        .items
+        .iter()
+        .find(|bp| bp.metadata.name.as_deref() == Some(chosen))
+        .expect("the chosen BuildPlane is one of the list");
+    let key = format!("{ns}/{chosen}");
     let cred = |message: String| ReconcileError::Credentials {
         plane: key.clone(),
         message,
@@ -421,10 +453,47 @@ async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, Recon
     let spec: BuildPlaneSpec =
         serde_json::from_value(bp.data.get("spec").cloned().unwrap_or_default())
             .map_err(|e| cred(format!("invalid spec: {e}")))?;
-    let r = &spec.kubernetes_cluster.cluster_ref;
+    let form = spec
+        .kubernetes_cluster
+        .form()
+        .map_err(|e| cred(e.to_string()))?;
+    let (text, version, shown) = match form {
+        ClusterForm::Kubeconfig(r) => kubeconfig_secret(ctx, ns, &key, r).await?,
+        ClusterForm::Inline { server, ca, auth } => {
+            inline_cluster(ctx, ns, &key, bp, server, ca, auth).await?
+        }
+    };
+    let plane = ctx
+        .planes
+        .get(&key, &version, &text, &shown)
+        .await
+        .map_err(|e| match e {
+            KubeError::Refused { source, .. } => ReconcileError::KubeconfigRefused {
+                plane: key.clone(),
+                secret: shown.clone(),
+                source,
+            },
+            other => cred(error_line(&other)),
+        })?;
+    ctx.memory().remember_plane(ns, wanted, plane.clone());
+    Ok(plane)
+}
+
+/// The kubeconfig of a BuildPlane's `clusterRef` Secret, its resourceVersion, and how it is
+/// named in messages.
+async fn kubeconfig_secret(
+    ctx: &Ctx,
+    ns: &str,
+    key: &str,
+    r: &ClusterRef,
+) -> Result<(String, String, String), ReconcileError> {
+    let cred = |message: String| ReconcileError::Credentials {
+        plane: key.to_owned(),
+        message,
+    };
     let secret_ns = secret_namespace(ns, r, ctx.allow_cross_namespace_refs).map_err(|other| {
         ReconcileError::CrossNamespaceSecret {
-            plane: key.clone(),
+            plane: key.to_owned(),
             secret: format!("{other}/{}", r.name),
         }
     })?;
@@ -442,20 +511,127 @@ async fn plane_for(ctx: &Ctx, ns: &str, fresh: bool) -> Result<Arc<Plane>, Recon
         .map(|b| String::from_utf8_lossy(&b.0).into_owned())
         .ok_or_else(|| cred(format!("{shown} has no key {KUBECONFIG_KEY:?}")))?;
     let version = secret.metadata.resource_version.clone().unwrap_or_default();
-    let plane = ctx
-        .planes
-        .get(&key, &version, &text, &shown)
-        .await
-        .map_err(|e| match e {
-            KubeError::Refused { source, .. } => ReconcileError::KubeconfigRefused {
-                plane: key.clone(),
-                secret: shown.clone(),
-                source,
-            },
-            other => cred(error_line(&other)),
-        })?;
-    ctx.memory().remember_plane(ns, plane.clone());
-    Ok(plane)
+    Ok((text, version, shown))
+}
+
+/// Reads a key of a Secret named by `secretRef`: (Secret name, key) → its bytes.
+type SecretLookup<'a> = dyn FnMut(&str, &str) -> Result<Vec<u8>, String> + 'a;
+
+/// Upstream's inline form as a kubeconfig (`core::buildplane::inline_kubeconfig`): values from
+/// the BuildPlane itself or from Secrets of its own namespace (`secretRef` names a Secret, never
+/// a namespace: no cross-namespace read is possible). The version is the BuildPlane's and each
+/// Secret's resourceVersion: a change to any of them builds a new client.
+async fn inline_cluster(
+    ctx: &Ctx,
+    ns: &str,
+    key: &str,
+    bp: &DynamicObject,
+    server: &str,
+    ca: Option<&ValueFrom>,
+    auth: &InlineAuth,
+) -> Result<(String, String, String), ReconcileError> {
+    let cred = |message: String| ReconcileError::Credentials {
+        plane: key.to_owned(),
+        message,
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.control_plane.client().clone(), ns);
+    // Secrets named by secretRef, read once each.
+    let mut read: std::collections::BTreeMap<String, Secret> = Default::default();
+    let mut wanted: Vec<&str> = Vec::new();
+    let refs = [
+        ca,
+        auth.mtls.as_ref().map(|m| &m.client_cert),
+        auth.mtls.as_ref().map(|m| &m.client_key),
+        auth.bearer_token.as_ref(),
+    ];
+    for v in refs.into_iter().flatten() {
+        if let Some(name) = v.secret_ref.as_deref().filter(|n| !n.is_empty())
+            && v.value.as_deref().is_none_or(str::is_empty)
+        {
+            wanted.push(name);
+        }
+    }
+    for name in wanted {
+        if read.contains_key(name) {
+            continue;
+        }
+        let shown = format!("Secret {ns}/{name}");
+        let secret = secrets
+            .get_opt(name)
+            .await
+            .map_err(|e| ReconcileError::ControlPlane(format!("reading {shown}: {e}")))?
+            .ok_or_else(|| cred(format!("{shown} not found")))?;
+        read.insert(name.to_owned(), secret);
+    }
+    let mut lookup = |name: &str, data_key: &str| -> Result<Vec<u8>, String> {
+        read.get(name)
+            .and_then(|s| s.data.as_ref())
+            .and_then(|d| d.get(data_key))
+            .map(|b| b.0.clone())
+            .ok_or_else(|| format!("Secret {ns}/{name} has no key {data_key:?}"))
+    };
+    let resolve =
+        |v: &ValueFrom,
+         field: &'static str,
+         b64: bool,
+         lookup: &mut SecretLookup<'_>| {
+            resolve_value(v, field, b64, &mut |n: &str, k: &str| lookup(n, k)).map_err(
+                |e| match e {
+                    Ok(spec) => cred(spec.to_string()),
+                    Err(message) => cred(message),
+                },
+            )
+        };
+    let ca = match ca {
+        Some(v) => resolve(v, "tls.ca", true, &mut lookup)?,
+        None => None,
+    };
+    let (cert_key, token) = match (&auth.mtls, &auth.bearer_token) {
+        (Some(m), _) => {
+            let cert = resolve(&m.client_cert, "auth.mtls.clientCert", true, &mut lookup)?
+                .ok_or_else(|| {
+                    cred(
+                        "spec.kubernetesCluster.auth.mtls.clientCert: set value or secretRef"
+                            .into(),
+                    )
+                })?;
+            let k = resolve(&m.client_key, "auth.mtls.clientKey", true, &mut lookup)?.ok_or_else(
+                || {
+                    cred(
+                        "spec.kubernetesCluster.auth.mtls.clientKey: set value or secretRef".into(),
+                    )
+                },
+            )?;
+            (Some((cert, k)), None)
+        }
+        (None, Some(t)) => {
+            let t = resolve(t, "auth.bearerToken", false, &mut lookup)?.ok_or_else(|| {
+                cred("spec.kubernetesCluster.auth.bearerToken: set value or secretRef".into())
+            })?;
+            let t = String::from_utf8(t)
+                .map_err(|_| cred("spec.kubernetesCluster.auth.bearerToken: not UTF-8".into()))?;
+            (None, Some(t.trim().to_owned()))
+        }
+        (None, None) => {
+            return Err(cred(
+                "spec.kubernetesCluster.auth: set mtls or bearerToken".into(),
+            ));
+        }
+    };
+    let text = inline_kubeconfig(
+        server,
+        ca.as_deref(),
+        cert_key.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+        token.as_deref(),
+    );
+    let mut version = bp.metadata.resource_version.clone().unwrap_or_default();
+    for (name, s) in &read {
+        version.push_str(&format!(
+            ";{name}={}",
+            s.metadata.resource_version.clone().unwrap_or_default()
+        ));
+    }
+    Ok((text, version, format!("BuildPlane {key} (inline cluster)")))
 }
 
 /// The namespace of a BuildPlane's kubeconfig Secret: the BuildPlane's own (`plane_ns`), or
