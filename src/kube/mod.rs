@@ -3,16 +3,19 @@
 //! how many requests they sent. Errors are one line and name the object.
 
 pub mod count;
+pub mod kubeconfig;
 pub mod policy;
+pub mod proxy;
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::Kubeconfig;
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
+use proxy::{Proxy, ProxyEnv};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,6 +45,26 @@ pub enum KubeError {
         path: String,
         #[source]
         source: policy::Refused,
+    },
+    /// A proxy setting cannot be used: the cluster's `proxy-url`, or the proxy variable that
+    /// applies to its server.
+    #[error("kubeconfig {path}")]
+    Proxy {
+        path: String,
+        #[source]
+        source: proxy::ProxyError,
+    },
+    /// The exec credential plugin of the kubeconfig's user does not exist (kubectl names the
+    /// program too). `in_path`: the command was looked up in `PATH`, having no `/`.
+    #[error(
+        "kubeconfig {path}: user {user:?}: exec plugin {command:?} not found{}",
+        if *in_path { " in PATH" } else { "" }
+    )]
+    ExecNotFound {
+        path: String,
+        user: String,
+        command: String,
+        in_path: bool,
     },
     /// The API server could not be reached.
     #[error("cannot reach the API server at {server}: {message}")]
@@ -107,8 +130,10 @@ impl KubeError {
 /// Where to connect, as kubectl takes it.
 #[derive(Debug, Clone, Default)]
 pub struct ClientSettings {
-    /// `--kubeconfig`, else `KUBECONFIG` (its first file), else `~/.kube/config`.
+    /// `--kubeconfig` (exactly that file), else every file of `KUBECONFIG` merged, else
+    /// `~/.kube/config` (`kubeconfig::files`).
     pub kubeconfig: Option<PathBuf>,
+    /// A context of the (merged) kubeconfig; default: its current context.
     pub context: Option<String>,
     /// Per-request timeout.
     pub request_timeout: Option<Duration>,
@@ -117,26 +142,20 @@ pub struct ClientSettings {
 impl ClientSettings {
     /// Inside a pod with no kubeconfig named and none at the default place, the pod's service
     /// account is used, as kubectl and client-go do.
-    fn in_cluster(&self, path: &std::path::Path) -> bool {
+    fn in_cluster(&self, files: &[PathBuf]) -> bool {
         self.kubeconfig.is_none()
             && std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty())
-            && !path.exists()
+            && files.iter().all(|p| !p.exists())
             && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
     }
 
-    fn kubeconfig_path(&self) -> PathBuf {
-        if let Some(p) = &self.kubeconfig {
-            return p.clone();
-        }
-        if let Some(env) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty())
-            && let Some(first) = std::env::split_paths(&env).next()
-        {
-            return first;
-        }
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        home.join(".kube").join("config")
+    fn kubeconfig_files(&self) -> Vec<PathBuf> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        kubeconfig::files(
+            self.kubeconfig.as_deref(),
+            std::env::var_os("KUBECONFIG").as_deref(),
+            home.as_deref(),
+        )
     }
 }
 
@@ -151,13 +170,14 @@ pub struct Resource {
 #[derive(Clone)]
 pub struct Kube {
     client: Client,
+    /// The server as messages name it, with the proxy it is reached through.
     server: String,
     counts: count::Counts,
     discovery: Arc<Mutex<DiscoveryCache>>,
 }
 
 /// The innermost cause, first line only (parsers add source snippets on later lines).
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
@@ -175,32 +195,58 @@ fn to_json(object: &str, answer: impl serde::Serialize) -> Result<Value, KubeErr
     })
 }
 
+/// `https://host:port`, and `through the proxy http://proxy:port` when there is one (without
+/// its credentials).
+fn shown_server(config: &Config, proxy: Option<&Proxy>) -> String {
+    let server = config.cluster_url.to_string();
+    let server = server.trim_end_matches('/');
+    match proxy {
+        Some(p) => format!("{server} through the proxy {p}"),
+        None => server.to_owned(),
+    }
+}
+
 /// Discovery results by group-version: `None` when the group-version is not served.
 type DiscoveryCache = HashMap<String, Option<Vec<(String, Resource)>>>;
 
 impl Kube {
     /// Reads the kubeconfig and builds a client. Nothing is sent yet.
     pub async fn connect(settings: &ClientSettings) -> Result<Kube, KubeError> {
-        let path = settings.kubeconfig_path();
-        if settings.in_cluster(&path) {
-            let config = Config::incluster().map_err(|e| KubeError::Config {
-                path: "in-cluster service account".into(),
+        let env = ProxyEnv::from_env();
+        let files = settings.kubeconfig_files();
+        if settings.in_cluster(&files) {
+            let shown = "in-cluster service account";
+            let mut config = Config::incluster().map_err(|e| KubeError::Config {
+                path: shown.into(),
                 message: root_cause(&e),
             })?;
-            return Self::from_config(config, "in-cluster service account", settings);
+            let proxy =
+                proxy::choose(&config.cluster_url, None, "in-cluster", &env).map_err(|source| {
+                    KubeError::Proxy {
+                        path: shown.into(),
+                        source,
+                    }
+                })?;
+            config.proxy_url = proxy.as_ref().map(|p| p.uri.clone());
+            let selected = kubeconfig::Selected {
+                config,
+                proxy,
+                user: None,
+            };
+            return Self::from_selected(selected, shown, settings);
         }
-        let shown = path.display().to_string();
-        let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| KubeError::Config {
-            path: shown.clone(),
-            message: root_cause(&e),
-        })?;
-        Self::from_kubeconfig(kubeconfig, &shown, settings).await
+        let shown = kubeconfig::shown(&files);
+        let merged = kubeconfig::read(&files)?;
+        let selected = kubeconfig::select(&merged, settings.context.as_deref(), &env, &shown)?;
+        Self::from_selected(selected, &shown, settings)
     }
 
     /// A client from kubeconfig text someone other than the operator wrote (a BuildPlane's
     /// Secret): unlike the operator's own kubeconfig, it may use only what `policy` allows —
-    /// nothing that runs a command or reads a file (`policy::check`). `shown` names it in
-    /// errors; the text's credentials never appear in one.
+    /// nothing that runs a command or reads a file (`policy::check`), and no TLS connection to
+    /// the operator's proxy checked with its settings (`policy::check_proxy`). Its `proxy-url`
+    /// is honoured: it reaches nothing its `server` could not. `shown` names it in errors; the
+    /// text's credentials never appear in one.
     pub async fn from_kubeconfig_text(
         text: &str,
         shown: &str,
@@ -211,56 +257,62 @@ impl Kube {
             path: shown.to_owned(),
             message: root_cause(&e),
         })?;
-        policy::check(&kubeconfig, policy).map_err(|source| KubeError::Refused {
+        let refused = |source| KubeError::Refused {
             path: shown.to_owned(),
             source,
-        })?;
-        Self::from_kubeconfig(kubeconfig, shown, settings).await
+        };
+        policy::check(&kubeconfig, policy).map_err(refused)?;
+        let env = ProxyEnv::from_env();
+        let selected = kubeconfig::select(&kubeconfig, settings.context.as_deref(), &env, shown)?;
+        policy::check_proxy(selected.proxy.as_ref()).map_err(refused)?;
+        Self::from_selected(selected, shown, settings)
     }
 
-    async fn from_kubeconfig(
-        kubeconfig: Kubeconfig,
+    fn from_selected(
+        selected: kubeconfig::Selected,
         shown: &str,
         settings: &ClientSettings,
     ) -> Result<Kube, KubeError> {
-        let cfg_err = |message: String| KubeError::Config {
-            path: shown.to_owned(),
-            message,
-        };
-        let options = KubeConfigOptions {
-            context: settings.context.clone(),
-            ..Default::default()
-        };
-        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(|e| cfg_err(root_cause(&e)))?;
-        Self::from_config(config, shown, settings)
-    }
-
-    fn from_config(
-        mut config: Config,
-        shown: &str,
-        settings: &ClientSettings,
-    ) -> Result<Kube, KubeError> {
-        let cfg_err = |message: String| KubeError::Config {
-            path: shown.to_owned(),
-            message,
-        };
+        let kubeconfig::Selected {
+            mut config,
+            proxy,
+            user,
+        } = selected;
         if let Some(t) = settings.request_timeout {
             config.read_timeout = Some(t);
             config.write_timeout = Some(t);
             config.connect_timeout = Some(t);
             config.reset_reader_on_write = true;
         }
-        let server = config.cluster_url.to_string();
+        let server = shown_server(&config, proxy.as_ref());
+        let exec = config
+            .auth_info
+            .exec
+            .as_ref()
+            .and_then(|e| e.command.clone());
         let counts = count::Counts::default();
         let client = kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| cfg_err(root_cause(&e)))?
+            .map_err(|e| match (e, exec) {
+                (kube::Error::Auth(kube::client::AuthError::AuthExecStart(io)), Some(command))
+                    if io.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    KubeError::ExecNotFound {
+                        path: shown.to_owned(),
+                        user: user.unwrap_or_default(),
+                        in_path: !command.contains('/'),
+                        command,
+                    }
+                }
+                (e, _) => KubeError::Config {
+                    path: shown.to_owned(),
+                    message: root_cause(&e),
+                },
+            })?
             .with_layer(&counts)
             .build();
         Ok(Kube {
             client,
-            server: server.trim_end_matches('/').to_owned(),
+            server,
             counts,
             discovery: Arc::default(),
         })

@@ -8,8 +8,17 @@
 //! Every cluster and user of the kubeconfig is checked, not only the current context's: which
 //! one is used can change with the context, the policy must not. The check runs on what kube
 //! parsed (documents merged, first entry of a name wins), so it sees what kube would use.
+//!
+//! Proxies: a Secret's `proxy-url` is honoured (the Secret could name any address as its
+//! server just as well, and the proxy's credentials are the tenant's own). The operator's proxy
+//! variables apply to build planes as to every connection of the controller, but kube checks a
+//! TLS connection to an `https://` proxy with the kubeconfig's own CA, `tls-server-name` and
+//! `insecure-skip-tls-verify`: a Secret would decide how the operator's proxy (and the
+//! credentials the operator put in its URL) is authenticated, so that one is refused
+//! (`check_proxy`).
 //! Pure: it reads nothing.
 
+use super::proxy::{Proxy, ProxySource};
 use kube::config::{AuthInfo, Cluster, Kubeconfig};
 
 /// What a kubeconfig from a Secret may use beyond inline data.
@@ -38,15 +47,25 @@ pub enum Refused {
         "{field} is not allowed (it names a file the controller would read); put the contents in {inline} instead"
     )]
     File { field: String, inline: &'static str },
+    /// The operator's proxy (a variable of the controller's environment) is reached over TLS,
+    /// which kube would verify with the Secret's TLS settings.
+    #[error(
+        "the controller's proxy {proxy} ({variable}) is an https:// proxy, and its certificate would be checked with this kubeconfig's certificate authority, tls-server-name and insecure-skip-tls-verify; give the controller an http:// proxy, or name the build plane in its NO_PROXY"
+    )]
+    ProxyTls {
+        variable: &'static str,
+        proxy: String,
+    },
 }
 
 impl Refused {
-    /// The refused field, as `users[0].user.exec`.
+    /// The refused field, as `users[0].user.exec` (the variable, for the operator's proxy).
     pub fn field(&self) -> &str {
         match self {
             Refused::Exec { field }
             | Refused::AuthProvider { field }
             | Refused::File { field, .. } => field,
+            Refused::ProxyTls { variable, .. } => variable,
         }
     }
 }
@@ -66,6 +85,23 @@ pub fn check(config: &Kubeconfig, policy: KubeconfigPolicy) -> Result<(), Refuse
     Ok(())
 }
 
+/// The proxy a Secret's connection would go through: anything but an `https://` proxy of the
+/// operator's environment (see the module).
+pub fn check_proxy(proxy: Option<&Proxy>) -> Result<(), Refused> {
+    match proxy {
+        Some(
+            p @ Proxy {
+                source: ProxySource::Environment(variable),
+                ..
+            },
+        ) if p.is_tls() => Err(Refused::ProxyTls {
+            variable,
+            proxy: p.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn file(at: &str, name: &str, inline: &'static str) -> Refused {
     Refused::File {
         field: format!("{at}.{name}"),
@@ -74,8 +110,8 @@ fn file(at: &str, name: &str, inline: &'static str) -> Refused {
 }
 
 /// A cluster may hold its server, CA data, `insecure-skip-tls-verify`, `tls-server-name` and
-/// `proxy-url` (an address like the server's, which reaches nothing the server field cannot);
-/// only the CA path names a file.
+/// `proxy-url` (an address like the server's, which reaches nothing the server field cannot;
+/// http or https, checked when the client is made); only the CA path names a file.
 fn check_cluster(at: &str, cluster: &Cluster) -> Result<(), Refused> {
     if cluster.certificate_authority.is_some() {
         return Err(file(
@@ -222,6 +258,29 @@ mod tests {
         assert!(
             e.to_string()
                 .ends_with("put the contents in certificate-authority-data instead"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_an_https_proxy_of_the_operator_is_refused() {
+        let proxy = |url: &str, source| Proxy {
+            uri: url.parse().unwrap(),
+            source,
+        };
+        let env = ProxySource::Environment("HTTPS_PROXY");
+        assert_eq!(check_proxy(None), Ok(()));
+        assert_eq!(check_proxy(Some(&proxy("http://corp:3128", env))), Ok(()));
+        assert_eq!(
+            check_proxy(Some(&proxy("https://t:3128", ProxySource::Kubeconfig))),
+            Ok(())
+        );
+        let e = check_proxy(Some(&proxy("https://u:p@corp:3129", env))).unwrap_err();
+        assert_eq!(e.field(), "HTTPS_PROXY");
+        assert!(
+            e.to_string().starts_with(
+                "the controller's proxy https://corp:3129 (HTTPS_PROXY) is an https:// proxy"
+            ),
             "{e}"
         );
     }
