@@ -1,5 +1,6 @@
-//! Entry point: parse, run, and map the result to an exit code — 0 success, 1 differences or
-//! failed builds, 2 errors (bad input, unreachable cluster). Nothing else decides how to exit.
+//! Entry point: parse, run, and map the result to an exit code — 0 success, 1 differences,
+//! failed builds or a build not found, 2 errors (bad input, unreachable cluster). Nothing else
+//! decides how to exit.
 #![forbid(unsafe_code)]
 
 use buildplane::cli::{self, Cli, LogFormat, Outcome};
@@ -23,6 +24,10 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Differences) => ExitCode::from(1),
+        Ok(Outcome::Refused(line)) => {
+            eprintln!("error: {line}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             // Each error says its own context once and leaves its cause to the next link.
             let chain: Vec<String> = e.chain().map(ToString::to_string).collect();

@@ -51,6 +51,16 @@ fn short(step: &str) -> &str {
     step.strip_suffix("-step").unwrap_or(step)
 }
 
+/// One build's steps as the board draws them: `✓ clone  ▶ build  · push  · workload-create`
+/// (also `get`'s progress line).
+pub fn step_cells<'a>(steps: impl IntoIterator<Item = (&'a str, Phase)>) -> String {
+    let cells: Vec<String> = steps
+        .into_iter()
+        .map(|(s, p)| format!("{} {}", mark(p), short(s)))
+        .collect();
+    cells.join("  ")
+}
+
 impl Board {
     /// The builds with the steps each runs.
     pub fn new(builds: impl IntoIterator<Item = (String, &'static [&'static str])>) -> Board {
@@ -107,12 +117,8 @@ impl Board {
             .take(shown)
             .map(|b| {
                 let (names, phases) = &self.steps[b];
-                let cells: Vec<String> = names
-                    .iter()
-                    .zip(phases)
-                    .map(|(s, p)| format!("{} {}", mark(*p), short(s)))
-                    .collect();
-                format!("{b:width$}  {}", cells.join("  "))
+                let cells = step_cells(names.iter().copied().zip(phases.iter().copied()));
+                format!("{b:width$}  {cells}")
             })
             .collect();
         if self.order.len() > shown {

@@ -34,7 +34,8 @@ impl ClientArgs {
     }
 }
 
-/// The builds a command acts on (logs, watch): files or directories of Build documents.
+/// The builds `retry` acts on: files or directories of Build documents (it applies them, so a
+/// name alone would not do).
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     /// Build files or directories.
@@ -55,6 +56,79 @@ impl BuildArgs {
         &self,
     ) -> Result<Vec<crate::pipeline::LoadedBuild>, crate::pipeline::PipelineError> {
         crate::pipeline::load_builds(&self.builds, Some(&self.namespace))
+    }
+}
+
+/// The builds `watch` and `logs` act on: Build files or directories, or builds on the build
+/// plane named `ORG/BUILD` (as the Argo CLI names workflows).
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Build files or directories, or ORG/BUILD: a build on the build plane, found by its labels
+    /// (an argument that exists as a path is always a file).
+    #[arg(value_name = "BUILD", required = true)]
+    pub builds: Vec<PathBuf>,
+    /// Organization of Builds in files that name none.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "ORG",
+        default_value = "default"
+    )]
+    pub namespace: String,
+}
+
+/// What one argument names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildArg {
+    /// A file or directory of Build documents.
+    File(PathBuf),
+    /// A build on the build plane.
+    Name(crate::core::builds::BuildRef),
+}
+
+/// An argument that exists as a path (even a dangling link) is a file, as it always was; one
+/// that does not and reads `ORG/BUILD` is a name; anything else is a file, whose error says it
+/// does not exist.
+pub fn classify(arg: &std::path::Path) -> BuildArg {
+    if std::fs::symlink_metadata(arg).is_ok() {
+        return BuildArg::File(arg.to_path_buf());
+    }
+    match arg
+        .to_str()
+        .and_then(|s| crate::core::builds::BuildRef::parse(s).ok())
+    {
+        Some(name) => BuildArg::Name(name),
+        None => BuildArg::File(arg.to_path_buf()),
+    }
+}
+
+impl TargetArgs {
+    /// The Builds of the files (validated: bad input stops here, before any request) and the
+    /// names, each once, in the order given.
+    pub fn split(
+        &self,
+    ) -> Result<
+        (
+            Vec<crate::pipeline::LoadedBuild>,
+            Vec<crate::core::builds::BuildRef>,
+        ),
+        crate::pipeline::PipelineError,
+    > {
+        let mut files = Vec::new();
+        let mut names = Vec::new();
+        for arg in &self.builds {
+            match classify(arg) {
+                BuildArg::File(f) => files.push(f),
+                BuildArg::Name(n) if !names.contains(&n) => names.push(n),
+                BuildArg::Name(_) => {}
+            }
+        }
+        let builds = if files.is_empty() {
+            Vec::new()
+        } else {
+            crate::pipeline::load_builds(&files, Some(&self.namespace))?
+        };
+        Ok((builds, names))
     }
 }
 
@@ -82,6 +156,30 @@ pub struct InventoryArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_path_is_a_file_and_org_slash_build_otherwise_a_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("acme");
+        std::fs::create_dir(&file).unwrap();
+        std::fs::write(file.join("b"), "").unwrap();
+        let existing = file.join("b");
+        assert_eq!(classify(&existing), BuildArg::File(existing.clone()));
+        let name = classify(std::path::Path::new("acme-x/greeter-build"));
+        assert!(
+            matches!(&name, BuildArg::Name(n) if n.to_string() == "acme-x/greeter-build"),
+            "{name:?}"
+        );
+        // Neither a path nor ORG/BUILD: a file, so the error stays "No such file".
+        for arg in ["missing.yaml", "Acme/x", "a/b/c"] {
+            let p = std::path::Path::new(arg);
+            assert_eq!(classify(p), BuildArg::File(p.to_path_buf()), "{arg}");
+        }
+        // A dangling link is a path.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        assert_eq!(classify(&link), BuildArg::File(link.clone()));
+    }
 
     #[test]
     fn durations() {

@@ -7,11 +7,15 @@ pub mod connect;
 pub mod controller;
 pub mod deploy;
 pub mod emit;
+pub mod get;
 pub mod install;
+pub mod list;
 pub mod logs;
 pub mod render;
 pub mod retry;
+pub mod stop;
 pub mod sync;
+pub mod table;
 pub mod watch;
 
 use clap::{Parser, Subcommand};
@@ -75,6 +79,14 @@ pub enum Command {
     /// Follow builds with a watch until they finish; harvest and emit their Workloads.
     /// Exit code 0: all succeeded, 1: any failed, 2: error or timeout.
     Watch(watch::WatchArgs),
+    /// List the builds on the build plane (one LIST of their labelled build objects).
+    List(list::ListArgs),
+    /// Show builds on the build plane by ORG/BUILD: steps, outputs, conditions.
+    /// Exit code 1: not found.
+    Get(get::GetArgs),
+    /// Ask running builds to stop (Argo's stop: exit handlers still run; --terminate: they do
+    /// not). Exit code 1: not found, or already finished.
+    Stop(stop::StopArgs),
     /// Reconcile Build custom resources of a control plane onto their build planes (BuildPlane
     /// → kubeconfig Secret), write their conditions and apply their Workloads. Runs until
     /// SIGTERM or SIGINT.
@@ -98,12 +110,15 @@ pub enum Command {
 }
 
 /// How a command ended, for the exit code (decided in `main` alone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Done; nothing to report (exit 0).
     Success,
     /// Done, and there were differences or failures to report (exit 1).
     Differences,
+    /// What the command was to act on is not there, or cannot take the action: kubectl's
+    /// NotFound, Argo's stop of a finished workflow (exit 1, this line on stderr; escaped).
+    Refused(String),
 }
 
 /// Runs the parsed command.
@@ -111,12 +126,15 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     crate::engine::argo::status::set_max_decompressed_nodes(
         usize::from(cli.max_workflow_status_mib) * 1024 * 1024,
     );
-    match cli.command {
+    let ran = match cli.command {
         Command::Render(args) => render::run(args),
         Command::Diff(args) => deploy::run_diff(args),
         Command::Apply(args) => deploy::run_apply(args),
         Command::Logs(args) => logs::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::List(args) => list::run(args),
+        Command::Get(args) => get::run(args),
+        Command::Stop(args) => stop::run(args),
         Command::Controller(args) => controller::run(args),
         Command::Sync(args) => sync::run(args),
         Command::Retry(args) => retry::run(args),
@@ -124,5 +142,22 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Version(args) => install::run_version(args),
         Command::Completion(args) => install::run_completion(args),
         Command::Man(args) => install::run_man(args),
+    };
+    ran.or_else(not_found_is_refused)
+}
+
+/// A build named `ORG/BUILD` that is not on the build plane is kubectl's NotFound (exit 1), not
+/// an error of the input or the cluster (exit 2).
+fn not_found_is_refused(e: anyhow::Error) -> anyhow::Result<Outcome> {
+    let not_found = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<crate::lifecycle::find::FindError>())
+        .any(|f| f.is_not_found());
+    if not_found {
+        let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+        return Ok(Outcome::Refused(
+            crate::core::text::escape_controls(&chain.join(": ")).into_owned(),
+        ));
     }
+    Err(e)
 }

@@ -25,7 +25,7 @@ pub enum WatchOutput {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     #[command(flatten)]
-    pub targets: super::connect::BuildArgs,
+    pub targets: super::connect::TargetArgs,
     /// Give up after this long (exit code 2), e.g. 90s, 10m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -174,9 +174,9 @@ fn report_text(o: &BuildOutcome) -> String {
 }
 
 pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
-    let builds = args.targets.load()?;
+    let (builds, names) = args.targets.split()?;
     args.emit.settings(&args.client).check()?;
-    let targets = builds
+    let mut targets = builds
         .iter()
         .map(Target::of)
         .collect::<Result<Vec<_>, _>>()?;
@@ -185,6 +185,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         .build()?;
     let failed = runtime.block_on(async {
         let kube = Kube::connect(&args.client.settings()).await?;
+        targets.extend(named_targets(&kube, &names).await?);
+        // A name and a file of the same build follow its build object once.
+        let mut seen = std::collections::BTreeSet::new();
+        targets.retain(|t| seen.insert(t.object_ref()));
         let json = args.output == WatchOutput::Json;
         follow(&kube, &args.client, &args.emit, targets, args.timeout, json).await
     })?;
@@ -198,4 +202,22 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
 /// The terminal's columns and rows, read at every redraw so a resized window is followed.
 fn terminal_size() -> Option<(u16, u16)> {
     crossterm::terminal::size().ok()
+}
+
+/// The targets of builds named `ORG/BUILD`: their build objects found by labels, each Build
+/// read back from its object (which carries everything harvest and emit need).
+async fn named_targets(
+    kube: &Kube,
+    names: &[crate::core::builds::BuildRef],
+) -> anyhow::Result<Vec<Target>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = crate::lifecycle::find::resolve(kube, names).await?;
+    let targets = found
+        .iter()
+        .zip(names)
+        .map(|(f, n)| f.target(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(targets)
 }

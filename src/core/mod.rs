@@ -2,6 +2,7 @@
 //! arguments, which is what makes renders byte-stable and testable without a cluster.
 
 pub mod buildplane;
+pub mod builds;
 pub mod catalog;
 pub mod conditions;
 pub mod control_plane;

@@ -85,3 +85,96 @@ pub struct StepPod {
 pub fn step_matches(step: &str, filter: &str) -> bool {
     step == filter || step.strip_suffix("-step") == Some(filter)
 }
+
+/// One build on the build plane as `list` and `get` show it, read from its build object alone
+/// (no Build file). Text fields hold what the cluster returned, unescaped: printers escape them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildRecord {
+    /// The organization, from the build object's label.
+    pub organization: String,
+    /// The Build's name, from the build object's label (the name itself whenever it is a valid
+    /// label value, that is at most 63 characters; otherwise a slug with its hash).
+    pub build: String,
+    /// The build object: its kind, namespace and name.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// The phase in engine-neutral terms (as `watch -o json` reports it).
+    pub phase: Phase,
+    /// The engine's own word for it (Argo: `Pending`, `Running`, `Succeeded`, `Failed`,
+    /// `Error`; empty before the engine picked the build up).
+    pub engine_phase: String,
+    pub message: String,
+    /// The build template the object runs.
+    pub template: String,
+    /// The owner, repository and revision the build was asked for (empty when not recorded).
+    pub project: String,
+    pub component: String,
+    pub repository: String,
+    pub commit: String,
+    pub branch: String,
+    /// The commit the build checked out, once it reported it.
+    pub revision: Option<String>,
+    /// The image pushed, once the push step succeeded.
+    pub image: Option<String>,
+    /// RFC 3339 times, as the server wrote them.
+    pub created: Option<String>,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    /// Whether someone asked the build to stop, and how.
+    pub stop_requested: Option<crate::core::builds::StopMode>,
+    /// Every step of the engine, in order.
+    pub steps: Vec<StepRecord>,
+    /// Why the steps could not be read (a compressed status too large, an offloaded one):
+    /// `steps` is then empty, not all Pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps_error: Option<String>,
+    /// The engine's own conditions (Argo: `PodRunning`, `Completed`).
+    pub engine_conditions: Vec<EngineCondition>,
+}
+
+impl BuildRecord {
+    /// `org/build`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.organization, self.build)
+    }
+
+    /// Steps that succeeded, and how many there are (`None` when the steps are unreadable).
+    pub fn steps_done(&self) -> Option<(usize, usize)> {
+        if self.steps_error.is_some() {
+            return None;
+        }
+        let done = self
+            .steps
+            .iter()
+            .filter(|s| s.phase == Phase::Succeeded)
+            .count();
+        Some((done, self.steps.len()))
+    }
+}
+
+/// One step of a [`BuildRecord`]: its last attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub step: String,
+    pub phase: Phase,
+    /// The engine's word for it (empty while the step has not started).
+    pub engine_phase: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    /// How many times the step ran (more than 1 with retries).
+    pub attempts: usize,
+    pub message: String,
+}
+
+/// A condition the engine wrote on its build object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub message: String,
+}

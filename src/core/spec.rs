@@ -263,27 +263,31 @@ fn split_missing_field(path: &str, message: &str) -> (String, String) {
     (path, message.to_owned())
 }
 
-fn validate(origin: &Origin, b: &Build) -> Result<(), SpecError> {
-    let name = &b.metadata.name;
-    if !crate::core::naming::is_dns_subdomain(name, 253) {
-        return Err(field(
-            origin,
-            "metadata.name",
-            format!(
-                "{name:?} is not a valid object name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)"
-            ),
-        ));
+/// Checks a Build name as the API server checks `metadata.name`; the message says why not.
+pub fn check_build_name(name: &str) -> Result<(), String> {
+    if crate::core::naming::is_dns_subdomain(name, 253) {
+        return Ok(());
     }
-    if let Some(ns) = &b.metadata.namespace
-        && !crate::core::naming::is_dns_label(ns)
-    {
-        return Err(field(
-            origin,
-            "metadata.namespace",
-            format!(
-                "{ns:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)"
-            ),
-        ));
+    Err(format!(
+        "{name:?} is not a valid object name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)"
+    ))
+}
+
+/// Checks an organization (a Build's `metadata.namespace`, or `-n`) as the API server checks
+/// a namespace name; the message says why not.
+pub fn check_organization(org: &str) -> Result<(), String> {
+    if crate::core::naming::is_dns_label(org) {
+        return Ok(());
+    }
+    Err(format!(
+        "{org:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)"
+    ))
+}
+
+fn validate(origin: &Origin, b: &Build) -> Result<(), SpecError> {
+    check_build_name(&b.metadata.name).map_err(|m| field(origin, "metadata.name", m))?;
+    if let Some(ns) = &b.metadata.namespace {
+        check_organization(ns).map_err(|m| field(origin, "metadata.namespace", m))?;
     }
     let nonempty = [
         ("spec.owner.projectName", &b.spec.owner.project_name),

@@ -4,9 +4,10 @@
 
 pub mod argo;
 
+use crate::core::builds::StopMode;
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::plan::LiveBuild;
-use crate::core::progress::{Artifacts, BuildStatus, StepPhase, StepPod};
+use crate::core::progress::{Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod};
 use crate::core::spec::{Build, Origin, SPEC_HASH_ANNOTATION, SpecError};
 use serde_json::Value;
 
@@ -52,6 +53,36 @@ pub trait Engine: Sync {
     fn step_pods(&self, object_name: &str, listed: &[Value]) -> Vec<StepPod>;
     /// The container of a step pod that runs the step's script (whose log `logs` shows).
     fn log_container(&self) -> &'static str;
+    /// The namespace of organization `org`'s build objects (where a Build file's goes).
+    fn namespace(&self, org: &str) -> String;
+    /// The name of Build `build`'s build object (what a Build file renders).
+    fn object_name(&self, build: &str) -> String;
+    /// The label selector of build objects: of organization `org` (every organization for
+    /// `None`), and only of the Builds named `builds` when that is not empty.
+    fn selector(&self, org: Option<&str>, builds: &[&str]) -> String;
+    /// Whether a live build object runs Build `org/build` (by the labels rendering wrote).
+    fn runs(&self, live: &Value, org: &str, build: &str) -> bool;
+    /// What `list` and `get` show of a live build object, read from it alone.
+    fn record(&self, live: &Value) -> BuildRecord;
+    /// The Build `org/name` a live build object was rendered from, as far as the object records
+    /// it: at least what harvest and every emit read (organization, name, owner, commit).
+    fn build_of(&self, live: &Value, org: &str, name: &str) -> Result<Build, DeriveError>;
+    /// The merge patch that asks a running build object to stop.
+    fn stop_patch(&self, mode: StopMode) -> Value;
+}
+
+/// A live build object does not record what a Build needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeriveError {
+    /// The argument that carries a field of the Build is missing or empty.
+    #[error(
+        "{object}: has no argument {argument}, so the Build's owner (which the Workload is \
+         checked against and emitted for) cannot be told from it"
+    )]
+    Missing {
+        object: String,
+        argument: &'static str,
+    },
 }
 
 /// A build object's status could not be read.
@@ -63,6 +94,11 @@ pub enum StatusError {
 }
 
 static ENGINES: &[&dyn Engine] = &[&argo::ArgoEngine];
+
+/// Every engine: `list` and name lookups ask each for its build objects.
+pub fn all() -> &'static [&'static dyn Engine] {
+    ENGINES
+}
 
 /// The engine of a Build that names none (`templateRef.engine` defaults to `argo`). The
 /// controller's build-plane watches follow its kind (one store per plane; a second engine would

@@ -462,13 +462,43 @@ impl Kube {
         namespace: &str,
         selector: &str,
     ) -> Result<Vec<Value>, KubeError> {
-        let what = format!("{} in {namespace} ({selector})", r.api.kind);
+        self.list_matching(r, Some(namespace), selector).await
+    }
+
+    /// The objects of a resource that match a label selector, in one namespace or in all
+    /// (`None`): one LIST request.
+    pub async fn list_matching(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Value>, KubeError> {
+        let what = format!(
+            "{} in {} ({selector})",
+            r.api.kind,
+            namespace.unwrap_or("all namespaces")
+        );
         let list = self
-            .api(r, Some(namespace))
+            .api(r, namespace)
             .list(&ListParams::default().labels(selector))
             .await
             .map_err(|e| self.error(&what, e))?;
         list.items.into_iter().map(|o| to_json(&what, o)).collect()
+    }
+
+    /// A JSON merge patch of one object (what `kubectl patch --type merge` sends).
+    pub async fn merge_patch(
+        &self,
+        r: &Resource,
+        id: &ObjectId,
+        patch: &Value,
+    ) -> Result<Value, KubeError> {
+        let out = self
+            .api(r, id.namespace.as_deref())
+            .patch(&id.name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(|e| self.error(&id.to_string(), e))?;
+        to_json(&id.to_string(), out)
     }
 
     /// A container's log line by line, following it while the container runs if `follow`.

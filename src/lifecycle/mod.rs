@@ -15,6 +15,7 @@
 //! Submitting is not here: the submit-once rule is `core::plan::decide_build`, applied by
 //! `pipeline::deploy` and the controller alike.
 
+pub mod find;
 pub mod follow;
 pub mod harvest;
 pub mod outcome;

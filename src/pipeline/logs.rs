@@ -51,19 +51,47 @@ pub async fn step_pods(
     Ok(engine.step_pods(workflow, &listed))
 }
 
+/// One build whose step logs to show: its Build's name (the headers' first word), its engine
+/// and its build object. From a Build file ([`Target`]) or found by name on the build plane.
+#[derive(Clone)]
+pub struct LogSource {
+    pub build: String,
+    pub engine: &'static dyn Engine,
+    pub namespace: String,
+    pub object: String,
+}
+
+impl From<&Target> for LogSource {
+    fn from(t: &Target) -> LogSource {
+        LogSource {
+            build: t.build.build.metadata.name.clone(),
+            engine: t.engine,
+            namespace: t.namespace.clone(),
+            object: t.name.clone(),
+        }
+    }
+}
+
+/// The log sources of Build files (an unknown engine is the Build's error).
+pub fn sources_of(builds: &[LoadedBuild]) -> Result<Vec<LogSource>, LogsError> {
+    builds
+        .iter()
+        .map(|b| Ok(LogSource::from(&Target::of(b)?)))
+        .collect()
+}
+
 /// Prints each step's header and `main` log, for the steps `step` selects (all when `None`).
 pub async fn print_logs(
     kube: &Kube,
-    builds: &[LoadedBuild],
+    sources: &[LogSource],
     step: Option<&str>,
     follow: bool,
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<usize, LogsError> {
     let mut shown = 0;
-    for b in builds {
-        let t = Target::of(b)?;
-        let namespace = &t.namespace;
-        for p in step_pods(kube, t.engine, namespace, &t.name).await? {
+    for b in sources {
+        let namespace = &b.namespace;
+        for p in step_pods(kube, b.engine, namespace, &b.object).await? {
             if step.is_some_and(|s| !step_matches(&p.step, s)) {
                 continue;
             }
@@ -75,13 +103,13 @@ pub async fn print_logs(
             writeln!(
                 out,
                 "=== {} {} ({}) ===",
-                b.build.metadata.name,
+                escape_controls(&b.build),
                 escape_controls(&p.step),
                 escape_controls(&p.pod)
             )
             .map_err(write_failed)?;
             let mut lines = kube
-                .log_lines(namespace, &p.pod, t.engine.log_container(), follow)
+                .log_lines(namespace, &p.pod, b.engine.log_container(), follow)
                 .await?;
             while let Some(line) = lines.next().await {
                 // A build's own output: its lines stay, control sequences are shown escaped.

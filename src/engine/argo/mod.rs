@@ -28,14 +28,16 @@
 //! step receives the Build's bytes. Nothing else of the Workflow carries Build text except
 //! sanitized label values. tests/build_text.rs follows the values through both evaluators.
 
+pub mod inspect;
 pub mod pods;
 pub mod status;
 
-use super::{BuildKind, Engine, StatusError};
+use super::{BuildKind, DeriveError, Engine, StatusError};
+use crate::core::builds::StopMode;
 use crate::core::catalog::{self, RESERVED_PARAMETERS};
 use crate::core::manifest::Manifest;
 use crate::core::naming;
-use crate::core::progress::{Artifacts, BuildStatus, StepPhase, StepPod};
+use crate::core::progress::{Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod};
 use crate::core::spec::{Build, Origin, SpecError, field_error};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -251,6 +253,34 @@ impl Engine for ArgoEngine {
 
     fn log_container(&self) -> &'static str {
         pods::MAIN_CONTAINER
+    }
+
+    fn namespace(&self, org: &str) -> String {
+        naming::namespace_name(org)
+    }
+
+    fn object_name(&self, build: &str) -> String {
+        naming::workflow_name(build)
+    }
+
+    fn selector(&self, org: Option<&str>, builds: &[&str]) -> String {
+        inspect::selector(org, builds)
+    }
+
+    fn runs(&self, live: &Value, org: &str, build: &str) -> bool {
+        inspect::runs(live, org, build)
+    }
+
+    fn record(&self, live: &Value) -> BuildRecord {
+        inspect::record(live)
+    }
+
+    fn build_of(&self, live: &Value, org: &str, name: &str) -> Result<Build, DeriveError> {
+        inspect::build_of(live, org, name)
+    }
+
+    fn stop_patch(&self, mode: StopMode) -> Value {
+        inspect::stop_patch(mode)
     }
 }
 
