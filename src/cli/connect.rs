@@ -40,21 +40,21 @@ pub struct BuildArgs {
     /// Build files or directories.
     #[arg(value_name = "BUILD", required = true)]
     pub builds: Vec<PathBuf>,
-    /// Organization of Builds that name none.
+    /// Organization (namespace) of the Builds that name none.
     #[arg(
         short = 'n',
         long = "namespace",
         value_name = "ORG",
-        default_value = "default"
+        default_value = super::flags::DEFAULT_ORGANIZATION
     )]
     pub namespace: String,
 }
 
 impl BuildArgs {
-    pub fn load(
-        &self,
-    ) -> Result<Vec<crate::pipeline::LoadedBuild>, crate::pipeline::PipelineError> {
-        crate::pipeline::load_builds(&self.builds, Some(&self.namespace))
+    /// The Builds, read and validated; `-n` is checked first.
+    pub fn load(&self) -> anyhow::Result<Vec<crate::pipeline::LoadedBuild>> {
+        let org = super::flags::organization(Some(&self.namespace))?;
+        Ok(crate::pipeline::load_builds(&self.builds, Some(org))?)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod connect;
 pub mod controller;
 pub mod deploy;
 pub mod emit;
+pub mod flags;
 pub mod logs;
 pub mod render;
 pub mod retry;
