@@ -2,11 +2,11 @@
 
 use super::Outcome;
 use super::connect::ClientArgs;
-use super::render::{RenderInputs, order_sets};
+use super::render::RenderInputs;
 use crate::core::render::Chart;
 use crate::kube::Kube;
+use crate::pipeline;
 use crate::pipeline::check::{self, Expected, Finding, Status};
-use crate::pipeline::{self, RenderRequest};
 use clap::{ArgAction, Args, ValueEnum};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -28,6 +28,12 @@ pub struct CheckArgs {
     /// Set a value as at install, always as a string.
     #[arg(long = "set-string", value_name = "EXPR", action = ArgAction::Append)]
     pub set_string: Vec<String>,
+    /// Set a value to the content of a file, as at install.
+    #[arg(long = "set-file", value_name = "KEY=PATH", action = ArgAction::Append)]
+    pub set_file: Vec<String>,
+    /// Set values from JSON, as at install.
+    #[arg(long = "set-json", value_name = "KEY=JSON", action = ArgAction::Append)]
+    pub set_json: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: CheckOutput,
@@ -36,12 +42,20 @@ pub struct CheckArgs {
 }
 
 impl CheckArgs {
-    fn request(&self) -> RenderRequest {
-        let argv: Vec<String> = std::env::args().collect();
-        RenderInputs::bundle_request(
-            self.values.clone(),
-            order_sets(&argv, &self.set, &self.set_string),
-        )
+    /// The bundle alone, with these values, read in Helm's order as `render --install` reads them.
+    fn inputs(&self) -> RenderInputs {
+        RenderInputs {
+            builds: Vec::new(),
+            values: self.values.clone(),
+            set: self.set.clone(),
+            set_string: self.set_string.clone(),
+            set_file: self.set_file.clone(),
+            set_json: self.set_json.clone(),
+            install: true,
+            control_plane: false,
+            controller_image: String::new(),
+            namespace: None,
+        }
     }
 }
 
@@ -68,7 +82,7 @@ fn text(findings: &[Finding]) -> String {
 /// values, an unreachable API server) are 2 as everywhere.
 pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let chart = Chart::builtin();
-    let req = args.request();
+    let req = args.inputs().request()?;
     // The values and the bundle are checked before the first request.
     let values = pipeline::merged_values(&chart, &req)?;
     let bundle = pipeline::render_parts(&chart, &req)?.bundle;

@@ -41,21 +41,21 @@ pub struct BuildArgs {
     /// Build files or directories.
     #[arg(value_name = "BUILD", required = true)]
     pub builds: Vec<PathBuf>,
-    /// Organization of Builds that name none.
+    /// Organization (namespace) of the Builds that name none.
     #[arg(
         short = 'n',
         long = "namespace",
         value_name = "ORG",
-        default_value = "default"
+        default_value = super::flags::DEFAULT_ORGANIZATION
     )]
     pub namespace: String,
 }
 
 impl BuildArgs {
-    pub fn load(
-        &self,
-    ) -> Result<Vec<crate::pipeline::LoadedBuild>, crate::pipeline::PipelineError> {
-        crate::pipeline::load_builds(&self.builds, Some(&self.namespace))
+    /// The Builds, read and validated; `-n` is checked first.
+    pub fn load(&self) -> anyhow::Result<Vec<crate::pipeline::LoadedBuild>> {
+        let org = super::flags::organization(Some(&self.namespace))?;
+        Ok(crate::pipeline::load_builds(&self.builds, Some(org))?)
     }
 }
 
@@ -72,7 +72,7 @@ pub struct TargetArgs {
         short = 'n',
         long = "namespace",
         value_name = "ORG",
-        default_value = "default"
+        default_value = super::flags::DEFAULT_ORGANIZATION
     )]
     pub namespace: String,
 }
@@ -104,16 +104,14 @@ pub fn classify(arg: &std::path::Path) -> BuildArg {
 
 impl TargetArgs {
     /// The Builds of the files (validated: bad input stops here, before any request) and the
-    /// names, each once, in the order given.
+    /// names, each once, in the order given; `-n` is checked first.
     pub fn split(
         &self,
-    ) -> Result<
-        (
-            Vec<crate::pipeline::LoadedBuild>,
-            Vec<crate::core::builds::BuildRef>,
-        ),
-        crate::pipeline::PipelineError,
-    > {
+    ) -> anyhow::Result<(
+        Vec<crate::pipeline::LoadedBuild>,
+        Vec<crate::core::builds::BuildRef>,
+    )> {
+        let org = super::flags::organization(Some(&self.namespace))?;
         let mut files = Vec::new();
         let mut names = Vec::new();
         for arg in &self.builds {
@@ -126,7 +124,7 @@ impl TargetArgs {
         let builds = if files.is_empty() {
             Vec::new()
         } else {
-            crate::pipeline::load_builds(&files, Some(&self.namespace))?
+            crate::pipeline::load_builds(&files, Some(org))?
         };
         Ok((builds, names))
     }

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod controller;
 pub mod deploy;
 pub mod emit;
+pub mod flags;
 pub mod get;
 pub mod install;
 pub mod list;

@@ -23,6 +23,9 @@ pub enum SyncArgsError {
     /// A zero interval would fetch in a busy loop.
     #[error("--interval must be longer than 0s")]
     Interval,
+    /// `-n` is not a valid organization.
+    #[error(transparent)]
+    Flag(#[from] super::flags::FlagError),
 }
 
 #[derive(Debug, Args)]
@@ -46,12 +49,12 @@ pub struct SyncArgs {
     /// Bare clone cache of --repo (default: a temporary directory).
     #[arg(long = "cache-dir", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Organization of Builds that name none.
+    /// Organization (namespace) of the Builds that name none.
     #[arg(
         short = 'n',
         long = "namespace",
         value_name = "ORG",
-        default_value = "default"
+        default_value = super::flags::DEFAULT_ORGANIZATION
     )]
     pub namespace: String,
     /// Inventory of the synced build objects.
@@ -123,7 +126,7 @@ impl SyncArgs {
             source,
             interval: self.interval,
             debounce: Duration::from_millis(500),
-            default_namespace: self.namespace.clone(),
+            default_namespace: super::flags::organization(Some(&self.namespace))?.to_owned(),
             deploy: DeployOptions {
                 inventory: self.inventory.clone(),
                 inventory_namespace: self.inventory_namespace.clone(),

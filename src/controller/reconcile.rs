@@ -570,18 +570,12 @@ async fn inline_cluster(
             .map(|b| b.0.clone())
             .ok_or_else(|| format!("Secret {ns}/{name} has no key {data_key:?}"))
     };
-    let resolve =
-        |v: &ValueFrom,
-         field: &'static str,
-         b64: bool,
-         lookup: &mut SecretLookup<'_>| {
-            resolve_value(v, field, b64, &mut |n: &str, k: &str| lookup(n, k)).map_err(
-                |e| match e {
-                    Ok(spec) => cred(spec.to_string()),
-                    Err(message) => cred(message),
-                },
-            )
-        };
+    let resolve = |v: &ValueFrom, field: &'static str, b64: bool, lookup: &mut SecretLookup<'_>| {
+        resolve_value(v, field, b64, &mut |n: &str, k: &str| lookup(n, k)).map_err(|e| match e {
+            Ok(spec) => cred(spec.to_string()),
+            Err(message) => cred(message),
+        })
+    };
     let ca = match ca {
         Some(v) => resolve(v, "tls.ca", true, &mut lookup)?,
         None => None,

@@ -24,6 +24,28 @@ impl fmt::Display for ObjectId {
     }
 }
 
+impl ObjectId {
+    /// kubectl's `-o name` form: the lower-case kind, `.group` unless the core API, `/name`
+    /// (`workflow.argoproj.io/build-1`, `namespace/openchoreo-ci-acme`); no namespace, as
+    /// kubectl prints it.
+    pub fn kubectl_name(&self) -> String {
+        let kind = self.kind.to_lowercase();
+        match self.api_version.split_once('/') {
+            Some((group, _)) => format!("{kind}.{group}/{}", self.name),
+            None => format!("{kind}/{}", self.name),
+        }
+    }
+}
+
+/// An object as the server returned it, for printing: without `metadata.managedFields`, as
+/// kubectl prints objects unless asked for them.
+pub fn without_managed_fields(mut object: Value) -> Value {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    object
+}
+
 /// Why a value could not be taken as a Kubernetes object.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ManifestError {
@@ -248,6 +270,40 @@ mod tests {
         assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{stages:?}");
         assert_eq!(stage_of("Frobnicator"), stage_of(""));
         assert_eq!(kind_rank("Frobnicator"), kind_rank(""));
+    }
+
+    #[test]
+    fn kubectl_names_are_kind_dot_group_slash_name() {
+        let id = |api: &str, kind: &str, ns: Option<&str>| ObjectId {
+            api_version: api.into(),
+            kind: kind.into(),
+            namespace: ns.map(str::to_owned),
+            name: "x".into(),
+        };
+        let names = [
+            id(
+                "argoproj.io/v1alpha1",
+                "Workflow",
+                Some("openchoreo-ci-acme"),
+            ),
+            id("v1", "Namespace", None),
+            id("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None),
+            id("apps/v1", "Deployment", Some("argo")),
+        ]
+        .map(|i| i.kubectl_name());
+        assert_eq!(
+            names,
+            [
+                "workflow.argoproj.io/x",
+                "namespace/x",
+                "clusterrolebinding.rbac.authorization.k8s.io/x",
+                "deployment.apps/x"
+            ]
+        );
+        let shown = without_managed_fields(
+            json!({"kind": "A", "metadata": {"name": "a", "managedFields": [{"manager": "m"}]}}),
+        );
+        assert_eq!(shown, json!({"kind": "A", "metadata": {"name": "a"}}));
     }
 
     #[test]

@@ -1,14 +1,22 @@
-//! Helm's values rule: defaults < `-f` files in order < `--set` flags in order. Maps merge,
-//! scalars and lists replace, and `null` deletes the key it lands on.
+//! Helm's values rule, built the way Helm's `MergeValues` builds it. The user's values are the
+//! `-f` files merged in order ([`merge_maps`]: maps merge, everything else replaces, `null` is
+//! kept), then the `--set` family written into them ([`assign`]) in Helm's order —
+//! `--set-json`, `--set`, `--set-string`, `--set-file`, each in command-line order. The user's
+//! values are then coalesced over the chart's defaults ([`coalesce`]): maps merge, scalars and
+//! lists replace, and `null` deletes the key it lands on.
 
 use serde_json::{Map, Value};
 
 /// A values input was malformed or the merged values break the schema.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ValuesError {
-    /// A `--set` expression could not be parsed.
-    #[error("--set {expr:?}: {reason}")]
-    BadSet { expr: String, reason: String },
+    /// A `--set`-family expression could not be parsed; names the flag (and the key).
+    #[error("{flag} {expr:?}: {reason}")]
+    BadSet {
+        flag: &'static str,
+        expr: String,
+        reason: String,
+    },
     /// A values file is not a mapping at the top.
     #[error("{source_name}: values must be a mapping at the top level")]
     NotAMap { source_name: String },
@@ -18,7 +26,8 @@ pub enum ValuesError {
 }
 
 /// Merges `overlay` into `base`: maps recursively, everything else replaces; a `null` in the
-/// overlay deletes the key from the result.
+/// overlay deletes the key from the result. This is how the user's values meet the chart's
+/// defaults.
 pub fn coalesce(base: &mut Value, overlay: Value) {
     match (base, overlay) {
         (Value::Object(b), Value::Object(o)) => {
@@ -53,11 +62,64 @@ fn strip_nulls(v: Value) -> Value {
     }
 }
 
-/// Whether `--set` values are typed (`true`, `1`, `null`) or always strings (`--set-string`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Helm's `MergeMaps`, for the user's `-f` files (and a whole `--set-json` object): maps merge
+/// key by key, everything else replaces. A `null` is kept, not applied: it deletes a chart
+/// default only when the user's values are [`coalesce`]d, so a later file can still fill the
+/// key in.
+pub fn merge_maps(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_maps(existing, v)
+                    }
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// The `--set` family: how the text after `=` becomes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetKind {
+    /// `--set`: typed (`true`, `false`, `null`, integers; any case), lists `{a,b}`.
     Typed,
+    /// `--set-string`: always a string.
     String,
+    /// `--set-file`: the text is a path; the caller reads the file and its content becomes
+    /// the (string) value.
+    File,
+    /// `--set-json`: a JSON value per key (`key=<json>,key2=<json>`), or one whole JSON object.
+    Json,
+}
+
+impl SetKind {
+    /// The flag, as messages name it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            SetKind::Typed => "--set",
+            SetKind::String => "--set-string",
+            SetKind::File => "--set-file",
+            SetKind::Json => "--set-json",
+        }
+    }
+
+    /// Where Helm applies this flag, whatever its place on the command line (`MergeValues` in
+    /// Helm's `pkg/cli/values/options.go`): `--set-json`, then `--set`, `--set-string`,
+    /// `--set-file`. A later flag of the same kind wins over an earlier one.
+    pub fn helm_rank(self) -> u8 {
+        match self {
+            SetKind::Json => 0,
+            SetKind::Typed => 1,
+            SetKind::String => 2,
+            SetKind::File => 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,13 +128,24 @@ enum Key {
     Index(usize),
 }
 
-/// A refused `--set`; a long expression is shown by its first 60 characters.
-fn bad(expr: &str, reason: impl Into<String>) -> ValuesError {
+/// One `key=value` of a `--set`-family flag. For `--set-file`, `value` is the path (a string)
+/// until the caller replaces it with the file's content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// The key as written, for messages; empty for a whole `--set-json` object.
+    pub key: String,
+    keys: Vec<Key>,
+    pub value: Value,
+}
+
+/// A refused expression of `kind`; a long expression is shown by its first 60 characters.
+fn bad(kind: SetKind, expr: &str, reason: impl Into<String>) -> ValuesError {
     let expr = match expr.char_indices().nth(60) {
         Some((cut, _)) => format!("{}…", &expr[..cut]),
         None => expr.to_owned(),
     };
     ValuesError::BadSet {
+        flag: kind.flag(),
         expr,
         reason: reason.into(),
     }
@@ -115,9 +188,12 @@ fn split_escaped(s: &str, sep: char) -> Vec<String> {
     parts
 }
 
-fn parse_path(expr: &str, path: &str) -> Result<Vec<Key>, ValuesError> {
+/// The deepest key path one `--set` may name (the walk over it is recursive).
+pub const MAX_SET_DEPTH: usize = 64;
+
+fn parse_path(kind: SetKind, expr: &str, path: &str) -> Result<Vec<Key>, ValuesError> {
     if path.is_empty() {
-        return Err(bad(expr, "empty key"));
+        return Err(bad(kind, expr, "empty key"));
     }
     let mut keys = Vec::new();
     for segment in split_escaped(path, '.') {
@@ -127,7 +203,7 @@ fn parse_path(expr: &str, path: &str) -> Result<Vec<Key>, ValuesError> {
             None => (segment.as_str(), ""),
         };
         if name.is_empty() && (keys.is_empty() || rest.is_empty()) {
-            return Err(bad(expr, format!("empty key segment in {path:?}")));
+            return Err(bad(kind, expr, format!("empty key segment in {path:?}")));
         }
         if !name.is_empty() {
             keys.push(Key::Field(name.to_owned()));
@@ -135,38 +211,51 @@ fn parse_path(expr: &str, path: &str) -> Result<Vec<Key>, ValuesError> {
         while !rest.is_empty() {
             let close = rest
                 .find(']')
-                .ok_or_else(|| bad(expr, format!("missing ']' in {path:?}")))?;
+                .ok_or_else(|| bad(kind, expr, format!("missing ']' in {path:?}")))?;
             let idx: usize = rest[1..close].parse().map_err(|_| {
                 bad(
+                    kind,
                     expr,
                     format!("list index {:?} is not a number", &rest[1..close]),
                 )
             })?;
             if idx > 65_536 {
-                return Err(bad(expr, format!("list index {idx} is too large")));
+                return Err(bad(kind, expr, format!("list index {idx} is too large")));
             }
             keys.push(Key::Index(idx));
             rest = &rest[close + 1..];
             if !rest.is_empty() && !rest.starts_with('[') {
-                return Err(bad(expr, format!("unexpected {rest:?} after ']'")));
+                return Err(bad(kind, expr, format!("unexpected {rest:?} after ']'")));
             }
         }
+    }
+    if keys.len() > MAX_SET_DEPTH {
+        return Err(bad(
+            kind,
+            expr,
+            format!("{} keys deep; at most {MAX_SET_DEPTH}", keys.len()),
+        ));
     }
     Ok(keys)
 }
 
+/// Helm's `typedVal`: `true`, `false` and `null` in any case, integers without a leading zero.
 fn typed_scalar(raw: &str, kind: SetKind) -> Value {
-    if kind == SetKind::String {
+    if kind != SetKind::Typed {
         return Value::String(raw.to_owned());
     }
-    match raw {
-        "true" => Value::Bool(true),
-        "false" => Value::Bool(false),
-        "null" => Value::Null,
-        _ => match raw.parse::<i64>() {
-            Ok(n) if !(raw.len() > 1 && raw.starts_with('0')) => Value::from(n),
-            _ => Value::String(raw.to_owned()),
-        },
+    if raw.eq_ignore_ascii_case("true") {
+        return Value::Bool(true);
+    }
+    if raw.eq_ignore_ascii_case("false") {
+        return Value::Bool(false);
+    }
+    if raw.eq_ignore_ascii_case("null") {
+        return Value::Null;
+    }
+    match raw.parse::<i64>() {
+        Ok(n) if !(raw.len() > 1 && raw.starts_with('0')) => Value::from(n),
+        _ => Value::String(raw.to_owned()),
     }
 }
 
@@ -183,31 +272,131 @@ fn parse_value(raw: &str, kind: SetKind) -> Value {
     typed_scalar(&raw.replace("\\\\", "\\"), kind)
 }
 
-/// The deepest key path one `--set` may name (the walk over it is recursive).
-pub const MAX_SET_DEPTH: usize = 64;
-
-/// Builds the overlay that one `--set`/`--set-string` flag stands for: `a.b=c,d[0]=e`,
-/// `a={x,y}` for a list, `\,` and `\.` to escape.
-pub fn parse_set(expr: &str, kind: SetKind) -> Result<Value, ValuesError> {
-    let mut overlay = Value::Object(Map::new());
+/// Parses one flag of the `--set` family into its assignments, in order: `a.b=c,d[0]=e`,
+/// `a={x,y}` for a list (`--set`), `\,` and `\.` to escape; `--set-json` takes
+/// `key=<json>,key2=<json>` (an empty value is `null`) or one whole JSON object. Nothing is
+/// assigned unless the whole flag parses.
+pub fn parse_set(expr: &str, kind: SetKind) -> Result<Vec<Assignment>, ValuesError> {
+    if kind == SetKind::Json {
+        return parse_json_set(expr);
+    }
+    let mut out = Vec::new();
     for assignment in split_escaped(expr, ',') {
         let assignment = assignment.replace("\\,", ",");
         let (path, raw) = assignment.split_once('=').ok_or_else(|| {
             bad(
+                kind,
                 expr,
                 format!("{assignment:?} has no '=' (expected key=value)"),
             )
         })?;
-        let keys = parse_path(expr, path)?;
-        if keys.len() > MAX_SET_DEPTH {
+        let keys = parse_path(kind, expr, path)?;
+        let value = match kind {
+            SetKind::File if raw.is_empty() => {
+                return Err(bad(kind, expr, format!("{path}: no file named")));
+            }
+            SetKind::File => Value::String(raw.replace("\\\\", "\\")),
+            _ => parse_value(raw, kind),
+        };
+        out.push(Assignment {
+            key: path.to_owned(),
+            keys,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// `--set-json`: like Helm's JSON parser, each key runs to the first unescaped `=`, and its
+/// value is exactly one JSON value, after which only `,` (and the next assignment) may follow.
+fn parse_json_set(expr: &str) -> Result<Vec<Assignment>, ValuesError> {
+    let kind = SetKind::Json;
+    let whole = expr.trim();
+    if whole.starts_with('{') {
+        let value: Value = serde_json::from_str(whole)
+            .map_err(|e| bad(kind, expr, format!("invalid JSON object: {e}")))?;
+        return Ok(vec![Assignment {
+            key: String::new(),
+            keys: Vec::new(),
+            value,
+        }]);
+    }
+    let mut out = Vec::new();
+    let mut rest = expr;
+    loop {
+        let end = key_end(rest);
+        if !rest[end..].starts_with('=') {
             return Err(bad(
+                kind,
                 expr,
-                format!("{} keys deep; at most {MAX_SET_DEPTH}", keys.len()),
+                format!("{:?} has no '=' (expected key=<json>)", &rest[..end]),
             ));
         }
-        insert(&mut overlay, &keys, parse_value(raw, kind));
+        let path = &rest[..end];
+        let keys = parse_path(kind, expr, path)?;
+        let (value, tail) = json_value(&rest[end + 1..])
+            .map_err(|e| bad(kind, expr, format!("{path}: invalid JSON: {e}")))?;
+        out.push(Assignment {
+            key: path.to_owned(),
+            keys,
+            value,
+        });
+        rest = match tail.strip_prefix(',') {
+            Some(next) if !next.trim().is_empty() => next,
+            Some(_) => return Ok(out),
+            None if tail.is_empty() => return Ok(out),
+            None => {
+                return Err(bad(
+                    kind,
+                    expr,
+                    format!("{path}: unexpected {tail:?} after its JSON value"),
+                ));
+            }
+        };
     }
-    Ok(overlay)
+}
+
+/// Where a `--set-json` key ends: the first `=` or `,` not escaped by a backslash.
+fn key_end(s: &str) -> usize {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '=' | ',' => return i,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// One JSON value at the start of `s` (after blanks) and what follows it, blanks skipped; an
+/// empty value is `null`, as in Helm.
+fn json_value(s: &str) -> Result<(Value, &str), serde_json::Error> {
+    let s = s.trim_start();
+    if s.is_empty() || s.starts_with(',') {
+        return Ok((Value::Null, s));
+    }
+    let mut stream = serde_json::Deserializer::from_str(s).into_iter::<Value>();
+    match stream.next() {
+        Some(Ok(v)) => Ok((v, s[stream.byte_offset()..].trim_start())),
+        Some(Err(e)) => Err(e),
+        None => Ok((Value::Null, "")),
+    }
+}
+
+/// Writes assignments into the user's values as Helm's parser writes into them: maps on the
+/// way are entered (made where there is none), an index enters the list already there (padded
+/// with `null`), and the value replaces whatever is at its key. A whole `--set-json` object
+/// merges like a values file ([`merge_maps`]).
+pub fn assign(user: &mut Value, assignments: Vec<Assignment>) {
+    for a in assignments {
+        if a.keys.is_empty() {
+            merge_maps(user, a.value);
+        } else {
+            insert(user, &a.keys, a.value);
+        }
+    }
 }
 
 fn insert(target: &mut Value, keys: &[Key], value: Value) {
@@ -239,12 +428,6 @@ fn insert(target: &mut Value, keys: &[Key], value: Value) {
             insert(&mut list[*i], rest, value)
         }
     }
-}
-
-/// A list set by index (`a[2]=x`) replaces the whole default list, as in Helm; positions it
-/// did not name stay `null`, which the schema reports.
-pub fn apply_set(values: &mut Value, overlay: Value) {
-    coalesce(values, overlay);
 }
 
 /// Validates merged values against a JSON schema and says, per violation, the key path and
@@ -370,11 +553,18 @@ mod tests {
         );
     }
 
+    /// The user's values one flag makes, written into empty values.
+    fn set(expr: &str, kind: SetKind) -> Value {
+        let mut v = json!({});
+        assign(&mut v, parse_set(expr, kind).unwrap());
+        v
+    }
+
     #[test]
     fn later_sources_win() {
         let mut v = json!({"x": 1});
         coalesce(&mut v, json!({"x": 2}));
-        coalesce(&mut v, parse_set("x=3", SetKind::Typed).unwrap());
+        coalesce(&mut v, set("x=3", SetKind::Typed));
         assert_eq!(v, json!({"x": 3}));
     }
 
@@ -394,25 +584,206 @@ mod tests {
     #[test]
     fn set_syntax() {
         assert_eq!(
-            parse_set("a.b=c,d=true,e=10,f=null,g=007", SetKind::Typed).unwrap(),
+            set("a.b=c,d=true,e=10,f=null,g=007", SetKind::Typed),
             json!({"a": {"b": "c"}, "d": true, "e": 10, "f": null, "g": "007"})
         );
         assert_eq!(
-            parse_set("a.b=true", SetKind::String).unwrap(),
+            set("a.b=true", SetKind::String),
             json!({"a": {"b": "true"}})
         );
         assert_eq!(
-            parse_set("l[0]=x,l[2].k=y", SetKind::Typed).unwrap(),
+            set("l[0]=x,l[2].k=y", SetKind::Typed),
             json!({"l": ["x", null, {"k": "y"}]})
         );
         assert_eq!(
-            parse_set(r"labels.app\.kubernetes\.io/team=a\,b", SetKind::Typed).unwrap(),
+            set(r"labels.app\.kubernetes\.io/team=a\,b", SetKind::Typed),
             json!({"labels": {"app.kubernetes.io/team": "a,b"}})
         );
+        assert_eq!(set("ns={a,b}", SetKind::Typed), json!({"ns": ["a", "b"]}));
+        // Helm's typedVal ignores case; a leading zero keeps a string.
         assert_eq!(
-            parse_set("ns={a,b}", SetKind::Typed).unwrap(),
-            json!({"ns": ["a", "b"]})
+            set("a=TRUE,b=False,c=NULL,d=0,e=-3", SetKind::Typed),
+            json!({"a": true, "b": false, "c": null, "d": 0, "e": -3})
         );
+    }
+
+    /// The examples of Helm's documentation ("The Format and Limitations of --set",
+    /// helm.sh/docs/intro/using_helm), as the shell hands them over.
+    #[test]
+    fn helm_documented_set_examples() {
+        let typed = |e| set(e, SetKind::Typed);
+        assert_eq!(typed("name=value"), json!({"name": "value"}));
+        assert_eq!(typed("a=b,c=d"), json!({"a": "b", "c": "d"}));
+        assert_eq!(
+            typed("outer.inner=value"),
+            json!({"outer": {"inner": "value"}})
+        );
+        // The docs show `[a, b, c]`; Helm's parser keeps the blanks after the commas (its
+        // valList splits on ',' only), and so does this one.
+        assert_eq!(typed("name={a, b, c}"), json!({"name": ["a", " b", " c"]}));
+        assert_eq!(typed("name={a,b,c}"), json!({"name": ["a", "b", "c"]}));
+        assert_eq!(
+            typed("servers[0].port=80"),
+            json!({"servers": [{"port": 80}]})
+        );
+        assert_eq!(
+            typed("servers[0].port=80,servers[0].host=example"),
+            json!({"servers": [{"port": 80, "host": "example"}]})
+        );
+        assert_eq!(
+            typed(r"name=value1\,value2"),
+            json!({"name": "value1,value2"})
+        );
+        // `--set nodeSelector."kubernetes\.io/role"=master`: the shell drops the quotes.
+        assert_eq!(
+            typed(r"nodeSelector.kubernetes\.io/role=master"),
+            json!({"nodeSelector": {"kubernetes.io/role": "master"}})
+        );
+        // helm install --set-json 'master.sidecars=[{"name":"sidecar","image":"myImage",
+        // "imagePullPolicy":"Always","ports":[{"name":"portname","containerPort":1234}]}]'
+        assert_eq!(
+            set(
+                r#"master.sidecars=[{"name":"sidecar","image":"myImage","imagePullPolicy":"Always","ports":[{"name":"portname","containerPort":1234}]}]"#,
+                SetKind::Json
+            ),
+            json!({"master": {"sidecars": [{"name": "sidecar", "image": "myImage",
+                "imagePullPolicy": "Always", "ports": [{"name": "portname", "containerPort": 1234}]}]}})
+        );
+    }
+
+    /// Helm's own `TestParseJSON` cases (pkg/strvals/parser_test.go).
+    #[test]
+    fn set_json_values() {
+        let mut v = json!({"outer": {"inner1": "overwrite", "inner2": "value2"}});
+        assign(
+            &mut v,
+            parse_set(
+                r#"outer.inner1="1",outer.inner3=3,outer.inner4=true,outer.inner5="true""#,
+                SetKind::Json,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            v,
+            json!({"outer": {"inner1": "1", "inner2": "value2", "inner3": 3, "inner4": true, "inner5": "true"}})
+        );
+        // An object value replaces the map at its key (it does not merge into it).
+        let mut v = json!({"outer": {"inner1": {"x": "overwrite"}, "inner2": "value2", "inner3": ["overwrite"]}});
+        assign(
+            &mut v,
+            parse_set(
+                r#"outer.inner1={"a":"1","b":2,"c":[1,2,3]},outer.inner3=["new value 1","new value 2"]"#,
+                SetKind::Json,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            v,
+            json!({"outer": {"inner1": {"a": "1", "b": 2, "c": [1, 2, 3]}, "inner2": "value2",
+                "inner3": ["new value 1", "new value 2"]}})
+        );
+        // An empty value is null; a later key writes into the value just set.
+        assert_eq!(
+            set(
+                r#"outer.inner1=,outer.inner3={"aa":"1","cc":[1,2,3]},outer.inner3.cc[1]=null"#,
+                SetKind::Json
+            ),
+            json!({"outer": {"inner1": null, "inner3": {"aa": "1", "cc": [1, null, 3]}}})
+        );
+        // A whole object (Helm 4) merges like a values file.
+        let mut v = json!({"a": {"keep": 1}});
+        assign(
+            &mut v,
+            parse_set(r#" {"a": {"b": 2}, "c": [1]} "#, SetKind::Json).unwrap(),
+        );
+        assert_eq!(v, json!({"a": {"keep": 1, "b": 2}, "c": [1]}));
+        assert_eq!(
+            set(r#"a\.b=1 ,c="x""#, SetKind::Json),
+            json!({"a.b": 1, "c": "x"})
+        );
+    }
+
+    #[test]
+    fn bad_set_json_names_the_flag_and_key() {
+        for (expr, needle) in [
+            (
+                r#"master.sidecars=[{"name":"sidecar"]"#,
+                "master.sidecars: invalid JSON",
+            ),
+            ("a=nojson", "a: invalid JSON"),
+            ("a=1 2", r#"a: unexpected "2" after its JSON value"#),
+            ("a=1,b", r#""b" has no '='"#),
+            ("a", r#""a" has no '='"#),
+            ("", r#""" has no '='"#),
+            (r#"{"a": 1"#, "invalid JSON object"),
+            ("a..b=1", "empty key segment"),
+        ] {
+            let err = parse_set(expr, SetKind::Json).unwrap_err().to_string();
+            assert!(err.starts_with("--set-json "), "{expr}: {err}");
+            assert!(err.contains(needle), "{expr}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        let deep = format!("a={}1{}", "[".repeat(500), "]".repeat(500));
+        let err = parse_set(&deep, SetKind::Json).unwrap_err().to_string();
+        assert!(err.contains("a: invalid JSON: recursion limit"), "{err}");
+    }
+
+    #[test]
+    fn set_file_takes_the_path_as_its_value() {
+        let a = parse_set(r"script=a\,b.sh,other.key=/x/y", SetKind::File).unwrap();
+        let got: Vec<(&str, &Value)> = a.iter().map(|a| (a.key.as_str(), &a.value)).collect();
+        assert_eq!(
+            got,
+            vec![("script", &json!("a,b.sh")), ("other.key", &json!("/x/y"))]
+        );
+        let err = parse_set("a=", SetKind::File).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--set-file \"a=\": a: no file named"),
+            "{err}"
+        );
+    }
+
+    /// Helm builds the user's values first (files merged with nulls kept, then the flags
+    /// written into them) and only then meets the chart's defaults.
+    #[test]
+    fn flags_write_into_the_files_values_and_nulls_wait_for_the_defaults() {
+        let defaults = json!({"list": ["d0", "d1"], "m": {"keep": 1, "gone": 2}, "x": {"d": 1}});
+        let mut user = json!({});
+        merge_maps(
+            &mut user,
+            json!({"list": ["f0", "f1"], "m": {"gone": null}, "x": null}),
+        );
+        merge_maps(&mut user, json!({"x": {"f": 2}}));
+        // An index writes into the list the files gave, not into the chart's default.
+        assign(&mut user, parse_set("list[1]=s1", SetKind::Typed).unwrap());
+        let mut merged = defaults;
+        coalesce(&mut merged, user);
+        assert_eq!(
+            merged,
+            json!({"list": ["f0", "s1"], "m": {"keep": 1}, "x": {"d": 1, "f": 2}})
+        );
+    }
+
+    #[test]
+    fn helm_applies_the_set_family_in_its_own_order() {
+        let mut kinds = [
+            SetKind::File,
+            SetKind::String,
+            SetKind::Typed,
+            SetKind::Json,
+        ];
+        kinds.sort_by_key(|k| k.helm_rank());
+        assert_eq!(
+            kinds,
+            [
+                SetKind::Json,
+                SetKind::Typed,
+                SetKind::String,
+                SetKind::File
+            ]
+        );
+        let flags: Vec<&str> = kinds.iter().map(|k| k.flag()).collect();
+        assert_eq!(flags, ["--set-json", "--set", "--set-string", "--set-file"]);
     }
 
     #[test]

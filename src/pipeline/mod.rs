@@ -25,6 +25,16 @@ pub enum PipelineError {
     /// A values file is not valid YAML.
     #[error("{file}: invalid YAML: {message}")]
     ValuesYaml { file: String, message: String },
+    /// The file of a `--set-file` could not be read.
+    #[error("--set-file {key}")]
+    SetFile {
+        key: String,
+        #[source]
+        source: SourceError,
+    },
+    /// Stdin was named more than once (`-f -`, `--set-file key=-`): it can be read once.
+    #[error("stdin can be read only once, and is named by {0}")]
+    StdinTwice(String),
     /// A Build file is malformed or a Build is invalid.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -62,9 +72,10 @@ pub enum PipelineError {
 /// What to render.
 #[derive(Debug, Clone, Default)]
 pub struct RenderRequest {
-    /// `-f` files in order.
+    /// `-f` files in order; `-` is stdin.
     pub values_files: Vec<PathBuf>,
-    /// `--set` / `--set-string` expressions in command-line order.
+    /// The `--set` family (`--set`, `--set-string`, `--set-file`, `--set-json`), each kind in
+    /// command-line order; they are applied in Helm's order of kinds whatever the order here.
     pub sets: Vec<(SetKind, String)>,
     /// Build files or directories; empty means the chart bundle alone.
     pub builds: Vec<PathBuf>,
@@ -83,12 +94,26 @@ pub struct LoadedBuild {
     pub build: Build,
 }
 
-/// The merged values: chart defaults, then each `-f` file, then each `--set`, validated.
+/// The merged values, as Helm merges them (`core::values`): the user's values are each `-f`
+/// file in order, then the `--set` family in Helm's order (`SetKind::helm_rank`: `--set-json`,
+/// `--set`, `--set-string`, `--set-file`, each in the order given); they are coalesced over the
+/// chart's defaults and validated. Every flag is parsed before any file is read, and nothing
+/// is used before the whole result validated.
 pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, PipelineError> {
-    let mut merged = render::defaults(chart)?;
+    let mut sets = req
+        .sets
+        .iter()
+        .map(|(kind, expr)| Ok((*kind, values::parse_set(expr, *kind)?)))
+        .collect::<Result<Vec<_>, ValuesError>>()?;
+    sets.sort_by_key(|(kind, _)| kind.helm_rank());
+    check_stdin_once(req, &sets)?;
+    let mut user = Value::Object(serde_json::Map::new());
     for path in &req.values_files {
-        let file = path.display().to_string();
-        let text = source::read_text(path)?;
+        let (file, text) = if is_stdin(path) {
+            (source::STDIN_NAME.to_owned(), source::read_stdin()?)
+        } else {
+            (path.display().to_string(), source::read_text(path)?)
+        };
         let overlay: Value =
             serde_saphyr::from_str(&text).map_err(|e| PipelineError::ValuesYaml {
                 file: file.clone(),
@@ -96,15 +121,58 @@ pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, Pipeli
             })?;
         match overlay {
             Value::Null => {}
-            Value::Object(_) => values::coalesce(&mut merged, overlay),
+            Value::Object(_) => values::merge_maps(&mut user, overlay),
             _ => return Err(ValuesError::NotAMap { source_name: file }.into()),
         }
     }
-    for (kind, expr) in &req.sets {
-        values::apply_set(&mut merged, values::parse_set(expr, *kind)?);
+    for (kind, mut assignments) in sets {
+        if kind == SetKind::File {
+            for a in &mut assignments {
+                let path = PathBuf::from(a.value.as_str().unwrap_or_default());
+                let text = if is_stdin(&path) {
+                    source::read_stdin()
+                } else {
+                    source::read_text(&path)
+                };
+                let text = text.map_err(|source| PipelineError::SetFile {
+                    key: a.key.clone(),
+                    source,
+                })?;
+                a.value = Value::String(text);
+            }
+        }
+        values::assign(&mut user, assignments);
     }
+    let mut merged = render::defaults(chart)?;
+    values::coalesce(&mut merged, user);
     values::validate(&merged, &chart.values_schema()?)?;
     Ok(merged)
+}
+
+/// `-` reads stdin, as in Helm and kubectl (a file named `-` is `./-`).
+fn is_stdin(path: &std::path::Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Stdin can be read once: more than one `-f -` or `--set-file key=-` is refused before
+/// anything is read.
+fn check_stdin_once(
+    req: &RenderRequest,
+    sets: &[(SetKind, Vec<values::Assignment>)],
+) -> Result<(), PipelineError> {
+    let files = (req.values_files.iter())
+        .filter(|p| is_stdin(p))
+        .map(|_| "-f -".to_owned());
+    let set_files = (sets.iter())
+        .filter(|(kind, _)| *kind == SetKind::File)
+        .flat_map(|(_, a)| a)
+        .filter(|a| a.value.as_str() == Some("-"))
+        .map(|a| format!("--set-file {}=-", a.key));
+    let uses: Vec<String> = files.chain(set_files).collect();
+    if uses.len() > 1 {
+        return Err(PipelineError::StdinTwice(uses.join(", ")));
+    }
+    Ok(())
 }
 
 /// Reads and validates every Build under `paths`. Files are read and parsed in parallel; the

@@ -126,8 +126,28 @@ fn read_regular(name: &Path, at: &Path) -> Result<String, SourceError> {
             std::io::ErrorKind::IsADirectory,
         ))));
     }
-    let mut bytes = Vec::with_capacity(meta.len().min(MAX_FILE_BYTES) as usize);
-    file.take(MAX_FILE_BYTES + 1)
+    read_capped(name, file, meta.len())
+}
+
+/// How stdin is named in messages (`-f -`, `--set-file key=-`).
+pub const STDIN_NAME: &str = "stdin";
+
+/// Reads stdin to its end as UTF-8 text, under the cap of a file ([`MAX_FILE_BYTES`]): `-f -`
+/// and `--set-file key=-`. A caller reads it once; what is piped in is not known beforehand, so
+/// the cap is enforced while reading.
+pub fn read_stdin() -> Result<String, SourceError> {
+    read_capped(Path::new(STDIN_NAME), std::io::stdin().lock(), 0)
+}
+
+/// Reads `from` up to [`MAX_FILE_BYTES`] (one byte more says it is too large) as UTF-8.
+fn read_capped(
+    name: &Path,
+    from: impl std::io::Read,
+    size_hint: u64,
+) -> Result<String, SourceError> {
+    let fail = |problem| SourceError::new(name, problem);
+    let mut bytes = Vec::with_capacity(size_hint.min(MAX_FILE_BYTES) as usize);
+    from.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| fail(Problem::Io(e)))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {

@@ -23,6 +23,18 @@ pub async fn apply(
     opts: &DeployOptions,
     mut report: impl FnMut(&ObjectId, &Action),
 ) -> Result<Vec<(ObjectId, Action)>, DeployError> {
+    apply_observed(kube, prepared, opts, |id, action, _| report(id, action)).await
+}
+
+/// [`apply`], reporting with each action the object as it is in the cluster afterwards: the
+/// server's answer where a request was sent, the live object where none was (unchanged, or
+/// left alone), none for what was pruned or kept (`apply -o json|yaml`).
+pub async fn apply_observed(
+    kube: &Kube,
+    prepared: &Prepared,
+    opts: &DeployOptions,
+    mut report: impl FnMut(&ObjectId, &Action, Option<&Value>),
+) -> Result<Vec<(ObjectId, Action)>, DeployError> {
     let mut done: Vec<(ObjectId, Action)> = Vec::new();
     for stage in STAGES {
         let objects: Vec<&Planned> = prepared
@@ -33,13 +45,13 @@ pub async fn apply(
         if objects.is_empty() {
             continue;
         }
-        let actions: Vec<Action> =
+        let results: Vec<(Action, Option<Value>)> =
             futures::stream::iter(objects.iter().map(|p| apply_one(kube, p, opts)))
                 .buffered(opts.concurrency.max(1))
                 .try_collect()
                 .await?;
-        for (p, a) in objects.iter().zip(actions) {
-            report(&p.manifest.id, &a);
+        for (p, (a, after)) in objects.iter().zip(results) {
+            report(&p.manifest.id, &a, after.as_ref().or(p.live.as_ref()));
             done.push((p.manifest.id.clone(), a));
         }
         if stage == Stage::Crds {
@@ -53,19 +65,19 @@ pub async fn apply(
     for x in &prepared.prune {
         let id = x.entry.id();
         kube.delete(&x.resource, &id).await?;
-        report(&id, &Action::Pruned);
+        report(&id, &Action::Pruned, None);
         done.push((id, Action::Pruned));
     }
     for x in &prepared.released {
         let id = x.entry.id();
         let kept = Action::Kept(x.owners.clone());
-        report(&id, &kept);
+        report(&id, &kept, None);
         done.push((id, kept));
     }
     for x in &prepared.held_back {
         let id = x.entry.id();
         let held = Action::HeldBack(x.reason.clone());
-        report(&id, &held);
+        report(&id, &held, None);
         done.push((id, held));
     }
     inventory::write(kube, prepared, opts, &done).await?;
@@ -77,30 +89,40 @@ fn resource_version(v: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
-async fn apply_one(kube: &Kube, p: &Planned, opts: &DeployOptions) -> Result<Action, DeployError> {
+/// What happened to one object, and the server's answer when a request was sent.
+async fn apply_one(
+    kube: &Kube,
+    p: &Planned,
+    opts: &DeployOptions,
+) -> Result<(Action, Option<Value>), DeployError> {
     let m = &p.manifest;
     match decide(p) {
-        Decision::Unchanged => Ok(Action::Unchanged),
-        Decision::Busy => Ok(Action::Skipped(format!(
-            "a {} of an earlier spec is still running",
-            m.id.kind
-        ))),
+        Decision::Unchanged => Ok((Action::Unchanged, None)),
+        Decision::Busy => Ok((
+            Action::Skipped(format!(
+                "a {} of an earlier spec is still running",
+                m.id.kind
+            )),
+            None,
+        )),
         Decision::Replace => {
             kube.delete(&p.resource, &m.id).await?;
             wait_gone(kube, p).await?;
-            kube.apply(&p.resource, m, false, opts.force_conflicts)
+            let out = kube
+                .apply(&p.resource, m, false, opts.force_conflicts)
                 .await?;
-            Ok(Action::Configured)
+            Ok((Action::Configured, Some(out)))
         }
         Decision::Apply | Decision::Submit => {
             let out = kube
                 .apply(&p.resource, m, false, opts.force_conflicts)
                 .await?;
-            Ok(match &p.live {
+            let action = match &p.live {
                 None => Action::Created,
                 Some(live) if resource_version(live) == resource_version(&out) => Action::Unchanged,
                 Some(_) => Action::Configured,
-            })
+            };
+            Ok((action, Some(out)))
         }
     }
 }

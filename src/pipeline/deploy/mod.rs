@@ -10,9 +10,9 @@ mod diff;
 mod inventory;
 mod prepare;
 
-pub use apply::{apply, forget_builds};
-pub use diff::diff;
-pub use prepare::prepare;
+pub use apply::{apply, apply_observed, forget_builds};
+pub use diff::{Preview, diff, preview};
+pub use prepare::{prepare, to_send};
 
 use crate::core::manifest::Manifest;
 use crate::core::plan::{self, Entry, Inventory, Stage};

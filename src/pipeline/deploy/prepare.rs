@@ -155,19 +155,23 @@ async fn resolve(
             stage,
         });
     }
-    objects.sort_by(|a, b| {
-        let key = |p: &Planned| {
-            let id = &p.manifest.id;
-            (
-                p.manifest.stage_rank(),
-                id.kind.clone(),
-                id.namespace.clone(),
-                id.name.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    objects.sort_by(|a, b| apply_order(&a.manifest).cmp(&apply_order(&b.manifest)));
     Ok(objects)
+}
+
+/// The order apply writes in: by stage, then kind, namespace and name.
+fn apply_order(m: &Manifest) -> (usize, &str, Option<&str>, &str) {
+    let id = &m.id;
+    (m.stage_rank(), &id.kind, id.namespace.as_deref(), &id.name)
+}
+
+/// Every object as apply would send it (its inventory's label on it), in apply's order,
+/// without asking the cluster anything: `apply --dry-run=client`. (A shared object another
+/// inventory labelled first would keep that label; only the cluster can say which.)
+pub fn to_send(rendered: &Rendered, opts: &DeployOptions) -> Vec<Manifest> {
+    let mut objects: Vec<Manifest> = label(rendered, opts).into_iter().map(|(m, _)| m).collect();
+    objects.sort_by(|a, b| apply_order(a).cmp(&apply_order(b)));
+    objects
 }
 
 fn no_api(id: &ObjectId) -> KubeError {
