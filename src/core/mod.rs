@@ -3,6 +3,7 @@
 
 pub mod buildplane;
 pub mod catalog;
+pub mod cleanup;
 pub mod conditions;
 pub mod control_plane;
 pub mod crd;

@@ -9,7 +9,9 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
@@ -508,15 +510,58 @@ impl Kube {
 
     /// Deletes an object (background propagation); a missing object is not an error.
     pub async fn delete(&self, r: &Resource, id: &ObjectId) -> Result<(), KubeError> {
+        self.delete_with(r, id, DeleteParams::background()).await
+    }
+
+    /// Deletes an object only while it is the one the caller judged: the `uid` and the
+    /// `resource_version` given are preconditions (the server answers 409 when either changed).
+    /// A missing object is not an error.
+    pub async fn delete_exact(
+        &self,
+        r: &Resource,
+        id: &ObjectId,
+        uid: Option<&str>,
+        resource_version: Option<&str>,
+    ) -> Result<(), KubeError> {
+        let mut params = DeleteParams::background();
+        params.preconditions = Some(Preconditions {
+            uid: uid.map(str::to_owned),
+            resource_version: resource_version.map(str::to_owned),
+        });
+        self.delete_with(r, id, params).await
+    }
+
+    async fn delete_with(
+        &self,
+        r: &Resource,
+        id: &ObjectId,
+        params: DeleteParams,
+    ) -> Result<(), KubeError> {
         match self
             .api(r, id.namespace.as_deref())
-            .delete(&id.name, &DeleteParams::background())
+            .delete(&id.name, &params)
             .await
         {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(self.error(&id.to_string(), e)),
         }
+    }
+
+    /// A JSON merge patch (RFC 7386) of an object: for a field another controller reads (a
+    /// Workflow's `spec.shutdown`), with no field ownership taken as an apply would.
+    pub async fn merge_patch(
+        &self,
+        r: &Resource,
+        id: &ObjectId,
+        body: &Value,
+    ) -> Result<Value, KubeError> {
+        let out = self
+            .api(r, id.namespace.as_deref())
+            .patch(&id.name, &PatchParams::default(), &Patch::Merge(body))
+            .await
+            .map_err(|e| self.error(&id.to_string(), e))?;
+        to_json(&id.to_string(), out)
     }
 
     /// Whether the current credentials may `verb` the resource in `namespace`.
