@@ -156,3 +156,49 @@ fn scripted_endings() {
     let (frames, _) = final_status(&Script::succeed().instant());
     assert_eq!(frames.len(), 1);
 }
+
+/// Argo's terminate (`spec.shutdown: Terminate`): the Workflow and each node still running end
+/// Failed with Argo's message; finished nodes keep their phase.
+#[test]
+fn a_terminated_workflow_fails_with_argos_message() {
+    let frames = argo::frames(&workflow(), &Script::succeed(), &|| {
+        "2025-07-01T10:00:00Z".to_owned()
+    });
+    // The second write: clone-step succeeded, build-step running.
+    let Frame::Status { status, .. } = &frames[1] else {
+        panic!("{:?}", frames[1])
+    };
+    assert_eq!(status["phase"], "Running");
+    let out = argo::terminated(status, "Terminate", "2025-07-01T10:05:00Z");
+    assert_eq!(out["phase"], "Failed");
+    assert_eq!(out["message"], "Stopped with strategy 'Terminate'");
+    assert_eq!(out["finishedAt"], "2025-07-01T10:05:00Z");
+    let phases: Vec<(String, String)> = out["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| {
+            (
+                n["displayName"].as_str().unwrap().to_owned(),
+                n["phase"].as_str().unwrap().to_owned(),
+            )
+        })
+        .filter(|(d, _)| d.ends_with("-step"))
+        .collect();
+    assert!(
+        phases.contains(&("clone-step".into(), "Succeeded".into())),
+        "{phases:?}"
+    );
+    assert!(
+        phases.contains(&("build-step".into(), "Failed".into())),
+        "{phases:?}"
+    );
+    assert!(
+        out["nodes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|n| n["phase"] == "Failed")
+            .all(|n| n["message"] == "Stopped with strategy 'Terminate'")
+    );
+}

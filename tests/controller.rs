@@ -893,6 +893,366 @@ fn a_plane_that_cannot_list_does_not_stall_other_tenants() {
     );
 }
 
+fn builds_path(org: &str) -> String {
+    format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds")
+}
+
+/// A Build `name` of component `component` (project `shop`) building `branch`.
+fn build_named(kc: &Path, org: &str, name: &str, component: &str, branch: &str) {
+    post(
+        kc,
+        &builds_path(org),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": name},
+            "spec": {"owner": {"projectName": "shop", "componentName": component},
+                "repository": {"url": "https://git.example.com/shop.git",
+                    "revision": {"branch": branch}, "appPath": format!("/{component}")},
+                "templateRef": {"name": "google-cloud-buildpacks"}}}),
+    );
+}
+
+fn delete(kc: &Path, path: &str) {
+    let (code, resp) = cluster::raw_request(kc, None, "DELETE", path, None, "application/json");
+    assert!(code == 200 || code == 202, "DELETE {path}: {code} {resp}");
+}
+
+/// Waits (bounded) until `path` is gone (404).
+fn wait_gone(kc: &Path, path: &str, c: &Running) {
+    let started = Instant::now();
+    loop {
+        let (code, body) = cluster::kubectl_like_get(kc, None, path);
+        if code == 404 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{path} is still there: {body}\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn workload_path(org: &str, name: &str) -> String {
+    format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads/{name}")
+}
+
+fn workflow_path(org: &str, build: &str) -> String {
+    format!(
+        "/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows/{}",
+        buildplane::core::naming::workflow_name(build)
+    )
+}
+
+/// `reason: note` of each Event the controller published on Build `name`, oldest first.
+fn events(kc: &Path, org: &str, name: &str) -> Vec<String> {
+    let (code, list) = cluster::kubectl_like_get(
+        kc,
+        None,
+        &format!("/apis/events.k8s.io/v1/namespaces/{org}/events"),
+    );
+    assert_eq!(code, 200, "{list}");
+    let mut items: Vec<&Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["regarding"]["kind"] == "Build" && e["regarding"]["name"] == name)
+        .collect();
+    items.sort_by_key(|e| e["eventTime"].as_str().unwrap_or("").to_owned());
+    items
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["reason"].as_str().unwrap(),
+                e["note"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+const FINALIZER: &str = "buildplane.openchoreo.dev/cleanup";
+
+/// Deleting a Build whose Workflow runs: the Workflow is asked to stop (Argo's terminate), is
+/// deleted once the stand-in (as Argo) ended it, and the Build goes with its finalizer. The
+/// controller runs as its ServiceAccount: the rendered RBAC covers the finalizer and the Events.
+#[test]
+fn deleting_a_build_whose_workflow_runs_terminates_then_deletes_it() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = organization_on(cpk, &plane, "org-t", cluster::ADMIN);
+    let ns = format!("openchoreo-ci-{org}");
+    let argo = argo::start(&plane, &[&ns], |_| {
+        Some(argo::Script::succeed().slow(Duration::from_secs(3)))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_controller(&service_account_kubeconfig(cpk, dir.path()), &[]);
+    let name = build(cpk, &org, "cart");
+    let b = wait_for(cpk, &org, &name, "BuildCompleted False BuildInProgress", &c);
+    assert_eq!(b["metadata"]["finalizers"], json!([FINALIZER]));
+    let wf = workflow_path(&org, &name);
+    delete(cpk, &format!("{}/{name}", builds_path(&org)));
+    wait_gone(cpk, &format!("{}/{name}", builds_path(&org)), &c);
+    assert_eq!(cluster::kubectl_like_get(&plane, None, &wf).0, 404);
+    let wf_name = buildplane::core::naming::workflow_name(&name);
+    assert_eq!(
+        *argo.terminated.lock().unwrap(),
+        [format!("{ns}/{wf_name}")],
+        "the Workflow was stopped before it was deleted"
+    );
+    assert_eq!(argo.handled.lock().unwrap().len(), 1, "nothing resubmitted");
+    assert!(argo.errors.lock().unwrap().is_empty(), "{:?}", argo.errors);
+    let said = events(cpk, &org, &name);
+    let stopping = said.iter().position(|e| e.starts_with("BuildStopping: "));
+    let deleted = said
+        .iter()
+        .position(|e| e.starts_with("BuildObjectDeleted: "));
+    assert!(
+        stopping.is_some() && deleted.is_some() && stopping < deleted,
+        "{said:?}"
+    );
+    assert!(said[deleted.unwrap()].contains(&wf_name), "{said:?}");
+    assert_eq!(
+        cluster::kubectl_like_get(cpk, None, &workload_path(&org, "cart")).0,
+        404,
+        "an unfinished build applies no Workload"
+    );
+}
+
+/// Deleting finished Builds: the Workload buildplane created stays while another Build of the
+/// component still points at it and goes with the last one; a Workload buildplane did not
+/// create (it only updated it) stays.
+#[test]
+fn deleting_a_finished_build_deletes_its_workload_only_when_nothing_else_claims_it() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = organization_on(cpk, &plane, "org-k", cluster::ADMIN);
+    let ns = format!("openchoreo-ci-{org}");
+    let _argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed()));
+    // Somebody else's Workload for component search, before any build of it.
+    let theirs = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Workload",
+        "metadata": {"name": "search"},
+        "spec": {"owner": {"projectName": "shop", "componentName": "search"},
+            "containers": {"main": {"image": "registry.test/search:hand-made"}}}});
+    post(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads"),
+        theirs,
+    );
+    // As its ServiceAccount: the rendered RBAC covers listing Builds and deleting a Workload.
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_controller(&service_account_kubeconfig(cpk, dir.path()), &[]);
+    build_named(cpk, &org, "cart-1", "cart", "main");
+    wait_for(cpk, &org, "cart-1", DONE[3], &c);
+    build_named(cpk, &org, "cart-2", "cart", "main");
+    let b2 = wait_for(cpk, &org, "cart-2", DONE[3], &c);
+    assert_eq!(b2["status"]["workloadRef"], json!({"name": "cart"}));
+    build_named(cpk, &org, "search-1", "search", "main");
+    wait_for(cpk, &org, "search-1", DONE[3], &c);
+    let (code, w) = cluster::kubectl_like_get(cpk, None, &workload_path(&org, "cart"));
+    assert_eq!(code, 200);
+    assert_eq!(
+        w["metadata"]["annotations"]["buildplane.openchoreo.dev/created-by"],
+        format!("{org}/cart-1"),
+        "created by the first build, kept by the second"
+    );
+
+    // cart-1 goes: cart-2 still points at the Workload.
+    delete(cpk, &format!("{}/cart-1", builds_path(&org)));
+    wait_gone(cpk, &format!("{}/cart-1", builds_path(&org)), &c);
+    assert_eq!(
+        cluster::kubectl_like_get(&plane, None, &workflow_path(&org, "cart-1")).0,
+        404,
+        "the finished Workflow is deleted"
+    );
+    assert_eq!(
+        cluster::kubectl_like_get(cpk, None, &workload_path(&org, "cart")).0,
+        200
+    );
+    let said = events(cpk, &org, "cart-1");
+    assert!(
+        said.iter().any(|e| e
+            == &format!(
+                "WorkloadKept: Workload/{org}/cart kept: Build {org}/cart-2 still points at it"
+            )),
+        "{said:?}"
+    );
+    // cart-2 goes: nothing points at it any more.
+    delete(cpk, &format!("{}/cart-2", builds_path(&org)));
+    wait_gone(cpk, &format!("{}/cart-2", builds_path(&org)), &c);
+    assert_eq!(
+        cluster::kubectl_like_get(cpk, None, &workload_path(&org, "cart")).0,
+        404,
+        "the last Build's Workload is deleted"
+    );
+    assert!(
+        events(cpk, &org, "cart-2")
+            .iter()
+            .any(|e| e.starts_with(&format!("WorkloadDeleted: Workload/{org}/cart deleted"))),
+    );
+    // search-1 goes: the Workload it updated was not created by buildplane.
+    delete(cpk, &format!("{}/search-1", builds_path(&org)));
+    wait_gone(cpk, &format!("{}/search-1", builds_path(&org)), &c);
+    let (code, w) = cluster::kubectl_like_get(cpk, None, &workload_path(&org, "search"));
+    assert_eq!(code, 200, "a Workload buildplane did not create is kept");
+    assert!(
+        w["metadata"]["annotations"]
+            .get("buildplane.openchoreo.dev/created-by")
+            .is_none(),
+        "{w}"
+    );
+    assert!(
+        events(cpk, &org, "search-1").iter().any(|e| e
+            == &format!("WorkloadKept: Workload/{org}/search kept: buildplane did not create it")),
+    );
+}
+
+/// The plane refuses (credentials rotated to a user without rights): the deleted Build stays,
+/// with the failure as its condition, retried. Its BuildPlane deleted: nothing is left to clean
+/// up with, the finalizer goes and a Warning Event says what was left on the plane.
+#[test]
+fn a_build_whose_buildplane_is_gone_can_still_be_deleted() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = organization_on(cpk, &plane, "org-g", cluster::ADMIN);
+    // No stand-in: the Workflow stays as submitted, never finishing.
+    let c = start_controller(cpk, &[]);
+    let name = build(cpk, &org, "cart");
+    wait_for(cpk, &org, &name, "BuildTriggered True BuildTriggered", &c);
+    rotate(
+        cpk,
+        &org,
+        "plane",
+        &kubeconfig_text(&plane, cluster::LIMITED),
+    );
+    let build_path = format!("{}/{name}", builds_path(&org));
+    delete(cpk, &build_path);
+    let b = wait_for(cpk, &org, &name, "CleanedUp False CleanupFailed", &c);
+    let message = condition(&b, "CleanedUp").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with("cleaning up after the deleted Build: build plane of ")
+            && message.contains("forbidden"),
+        "{message}"
+    );
+    assert!(b["metadata"]["deletionTimestamp"].is_string());
+    let wf = workflow_path(&org, &name);
+    assert_eq!(cluster::kubectl_like_get(&plane, None, &wf).0, 200);
+    delete(
+        cpk,
+        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/buildplanes/default"),
+    );
+    wait_gone(cpk, &build_path, &c);
+    assert_eq!(
+        cluster::kubectl_like_get(&plane, None, &wf).0,
+        200,
+        "a plane no BuildPlane names is not touched"
+    );
+    let said = events(cpk, &org, &name);
+    let wf_name = buildplane::core::naming::workflow_name(&name);
+    assert!(
+        said.iter().any(|e| e
+            == &format!(
+                "BuildPlaneGone: no BuildPlane in namespace {org}: Workflow/openchoreo-ci-{org}/{wf_name} on its build plane, if still there, is left as it is"
+            )),
+        "{said:?}"
+    );
+}
+
+/// An edit while the Workflow runs is built once that Workflow finished; an edit to a finished
+/// Build is built once; a change outside the spec builds nothing.
+#[test]
+fn an_edited_build_is_built_once_per_spec() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = organization_on(cpk, &plane, "org-e", cluster::ADMIN);
+    let ns = format!("openchoreo-ci-{org}");
+    // The first spec's build takes a while, so the edit lands while it runs.
+    let argo = argo::start(&plane, &[&ns], |wf| {
+        Some(match argo::argument(wf, "branch").as_str() {
+            "main" => argo::Script::succeed().slow(Duration::from_secs(1)),
+            _ => argo::Script::succeed(),
+        })
+    });
+    let c = start_controller(cpk, &[]);
+    let name = build(cpk, &org, "cart");
+    let path = format!("{}/{name}", builds_path(&org));
+    let running = wait_for(cpk, &org, &name, "BuildCompleted False BuildInProgress", &c);
+    let first = running["status"]["specHash"].as_str().unwrap().to_owned();
+    let branch = |b: &str| json!({"spec": {"repository": {"revision": {"branch": b}}}});
+    merge(cpk, &path, branch("release"));
+    let spec_hash = |b: &Value| b["status"]["specHash"].as_str().unwrap_or("").to_owned();
+    let done =
+        |b: &Value, not: &str| spec_hash(b) != not && conditions(b).iter().any(|x| x == DONE[3]);
+    let b = wait_until(cpk, &org, &name, &c, "the edited spec built", |b| {
+        done(b, &first)
+    });
+    assert_eq!(
+        conditions(&b),
+        DONE,
+        "conditions start over for the new run"
+    );
+    let second = spec_hash(&b);
+    let live_spec = |c: &Running| {
+        let (code, wf) = cluster::kubectl_like_get(&plane, None, &workflow_path(&org, &name));
+        assert_eq!(code, 200, "{wf}\n{}", c.log());
+        (
+            argo::argument(&wf, "branch"),
+            wf["metadata"]["annotations"]["buildplane.openchoreo.dev/spec-hash"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    };
+    assert!(
+        c.log().contains("spec edited while its build runs"),
+        "the edit landed while the first build ran:\n{}",
+        c.log()
+    );
+    let (wf_branch, wf_hash) = live_spec(&c);
+    assert_eq!(wf_branch, "release");
+    assert!(wf_hash.starts_with(&second), "{wf_hash} shows {second}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        argo.handled.lock().unwrap().len(),
+        2,
+        "the running build finished, then exactly one build of the new spec"
+    );
+    assert!(
+        argo.terminated.lock().unwrap().is_empty() && argo.errors.lock().unwrap().is_empty(),
+        "a running build is not replaced: {:?}",
+        argo.errors
+    );
+
+    // An edit to the finished Build: one new build.
+    merge(cpk, &path, branch("v2"));
+    let b = wait_until(cpk, &org, &name, &c, "the second edit built", |b| {
+        done(b, &second)
+    });
+    let third = spec_hash(&b);
+    assert_eq!(live_spec(&c).0, "v2");
+    // A change outside the spec: no build.
+    merge(
+        cpk,
+        &path,
+        json!({"metadata": {"annotations": {"touched": "yes"}}}),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(argo.handled.lock().unwrap().len(), 3);
+    assert_eq!(spec_hash(&get_build(cpk, &org, &name)), third);
+    assert_eq!(conditions(&get_build(cpk, &org, &name)), DONE);
+}
+
 /// The server, CA (base64 PEM, as upstream's `tls.ca.value`) and token of `kc`'s admin user.
 fn inline_parts(kc: &Path) -> (String, String, String) {
     let doc: Value = serde_json::from_str(&kubeconfig_text(kc, cluster::ADMIN)).unwrap();

@@ -1,12 +1,13 @@
 //! What the controller remembers of each Build between reconciles, in one plain struct (behind
 //! one lock in `Ctx`): the plane serving each namespace, Builds whose build object was just
-//! created, the status last written until the watch cache shows it, and consecutive failures
-//! for the backoff. Nothing here does I/O, so every rule is tested without a cluster.
+//! created, the status last written until the watch cache shows it, consecutive failures for
+//! the backoff, and when a deleted Build's build object was asked to stop. Nothing here does
+//! I/O (the time is an argument), so every rule is tested without a cluster.
 
 use super::reconcile::Status;
 use crate::core::conditions;
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type Key = (String, String);
 
@@ -23,21 +24,25 @@ pub fn backoff(n: u32) -> Duration {
 pub struct Memory<P> {
     /// Build namespace → the plane serving it (dropped when a BuildPlane changes).
     by_namespace: HashMap<(String, Option<String>), P>,
-    /// Builds whose build object was just created and not yet seen by the plane's watch.
-    awaiting: HashSet<Key>,
+    /// Builds whose build object was just created and not yet seen by the plane's watch, with
+    /// the spec hash it was created for (an object of another spec in the store is older).
+    awaiting: HashMap<Key, String>,
     /// The status last written per Build, until the watch cache shows it.
     written: HashMap<Key, Status>,
     /// Consecutive failures per Build with the same reason.
     failures: HashMap<Key, (String, u32)>,
+    /// When a deleted Build's build object was first seen asked to stop.
+    stopping: HashMap<Key, Instant>,
 }
 
 impl<P> Default for Memory<P> {
     fn default() -> Self {
         Memory {
             by_namespace: HashMap::new(),
-            awaiting: HashSet::new(),
+            awaiting: HashMap::new(),
             written: HashMap::new(),
             failures: HashMap::new(),
+            stopping: HashMap::new(),
         }
     }
 }
@@ -60,12 +65,14 @@ impl<P: Clone> Memory<P> {
         self.by_namespace.retain(|(n, _), _| n != ns);
     }
 
-    pub fn expect_build_object(&mut self, ns: &str, name: &str) {
-        self.awaiting.insert(key(ns, name));
+    /// A build object for `spec_hash` was just created.
+    pub fn expect_build_object(&mut self, ns: &str, name: &str, spec_hash: &str) {
+        self.awaiting.insert(key(ns, name), spec_hash.to_owned());
     }
 
-    pub fn awaiting(&self, ns: &str, name: &str) -> bool {
-        self.awaiting.contains(&key(ns, name))
+    /// The spec hash of the build object just created, until the plane's watch shows it.
+    pub fn awaiting(&self, ns: &str, name: &str) -> Option<String> {
+        self.awaiting.get(&key(ns, name)).cloned()
     }
 
     /// The plane's watch has the Build's build object.
@@ -87,6 +94,7 @@ impl<P: Clone> Memory<P> {
         };
         let caught_up = written.image == observed.image
             && written.spec_hash == observed.spec_hash
+            && written.workload == observed.workload
             && written.conditions.iter().all(|w| {
                 conditions::find_condition(&observed.conditions, &w.type_)
                     .is_some_and(|o| o.status == w.status && o.reason == w.reason)
@@ -126,11 +134,28 @@ impl<P: Clone> Memory<P> {
         self.failures.remove(&k);
     }
 
+    /// How long ago (at `now`) the deleted Build's build object was first seen asked to stop;
+    /// the first call starts the clock.
+    pub fn stop_waited(&mut self, ns: &str, name: &str, now: Instant) -> Duration {
+        let since = *self.stopping.entry(key(ns, name)).or_insert(now);
+        now.saturating_duration_since(since)
+    }
+
+    /// The Build is gone (its finalizer removed): nothing is kept for it.
+    pub fn gone(&mut self, ns: &str, name: &str) {
+        let k = key(ns, name);
+        self.awaiting.remove(&k);
+        self.written.remove(&k);
+        self.failures.remove(&k);
+        self.stopping.remove(&k);
+    }
+
     /// How many Builds anything is kept for (a bound the tests check).
     pub fn len(&self) -> usize {
-        let mut keys: HashSet<&Key> = self.awaiting.iter().collect();
+        let mut keys: HashSet<&Key> = self.awaiting.keys().collect();
         keys.extend(self.written.keys());
         keys.extend(self.failures.keys());
+        keys.extend(self.stopping.keys());
         keys.len()
     }
 
@@ -149,6 +174,7 @@ mod tests {
             conditions,
             image: image.into(),
             spec_hash: Some("s".into()),
+            workload: None,
         }
     }
 
@@ -195,18 +221,28 @@ mod tests {
     #[test]
     fn awaiting_and_forgetting() {
         let mut m = Memory::<u8>::default();
-        m.expect_build_object("ns", "b");
-        assert!(m.awaiting("ns", "b"));
+        m.expect_build_object("ns", "b", "h");
+        assert_eq!(m.awaiting("ns", "b").as_deref(), Some("h"));
         m.seen("ns", "b");
-        assert!(!m.awaiting("ns", "b"));
-        m.expect_build_object("ns", "b");
+        assert_eq!(m.awaiting("ns", "b"), None);
+        m.expect_build_object("ns", "b", "h");
         m.failed("ns", "b", "x");
         m.remember_written("ns", "b", status(vec![], "i"));
         m.forget("ns", "b");
-        assert!(!m.awaiting("ns", "b"));
+        assert_eq!(m.awaiting("ns", "b"), None);
         assert_eq!(m.len(), 1, "the written status outlives forget");
         assert_eq!(m.current_status("ns", "b", status(vec![], "i")).image, "i");
         assert!(m.is_empty());
+        m.expect_build_object("ns", "b", "h");
+        m.remember_written("ns", "b", status(vec![], "i"));
+        let t0 = Instant::now();
+        assert_eq!(m.stop_waited("ns", "b", t0), Duration::ZERO);
+        let later = t0 + Duration::from_secs(12);
+        assert_eq!(m.stop_waited("ns", "b", later), Duration::from_secs(12));
+        m.gone("ns", "b");
+        assert!(m.is_empty(), "a deleted Build leaves nothing behind");
+        assert_eq!(m.stop_waited("ns", "b", later), Duration::ZERO);
+        m.gone("ns", "b");
         m.remember_plane("ns", None, 7);
         m.remember_plane("ns", Some("gpu"), 8);
         assert_eq!(m.plane_of_namespace("ns", None), Some(7));

@@ -2,12 +2,14 @@
 //! build planes. A kube-runtime controller watches Builds (and BuildPlanes, which re-trigger the
 //! Builds of their namespace); every build plane in use is watched for Workflow changes, which
 //! trigger the owning Build (no polling). Reconciles are thin: `reconcile.rs` drives the same
-//! engine, harvest and emit code as the CLI.
+//! engine, harvest and emit code as the CLI; `cleanup.rs` runs a deleted Build's finalizer.
 
+pub mod cleanup;
 pub mod memory;
 pub mod planes;
 pub mod reconcile;
 
+use crate::core::control_plane;
 use crate::emit::Emitter;
 use crate::kube::policy::KubeconfigPolicy;
 use crate::kube::{ClientSettings, Kube, KubeError};
@@ -15,6 +17,7 @@ use crate::serve::Metrics;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use memory::Memory;
@@ -60,14 +63,48 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// A BuildPlane may name a Secret outside its namespace (off: the Secret must be its own).
     pub allow_cross_namespace_refs: bool,
+    /// Publishes Events on Builds (what a cleanup did, which outlives the deleted Build).
+    pub recorder: Recorder,
     /// What is remembered of each Build between reconciles.
     memory: Mutex<Memory<Arc<Plane>>>,
 }
+
+/// The longest Event note the API server takes (events.k8s.io/v1: 1 kB).
+const MAX_NOTE: usize = 1024;
 
 impl Ctx {
     /// The per-Build memory (a poisoned lock still holds consistent plain data).
     pub fn memory(&self) -> MutexGuard<'_, Memory<Arc<Plane>>> {
         self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Logs `note` and publishes it as an Event on Build `obj`. An Event that cannot be
+    /// published is logged and otherwise ignored: it reports, it decides nothing.
+    pub async fn report(&self, obj: &DynamicObject, kind: EventType, reason: &str, note: String) {
+        match kind {
+            EventType::Warning => tracing::warn!(reason, "{note}"),
+            EventType::Normal => tracing::info!(reason, "{note}"),
+        }
+        let mut note = crate::core::text::escape_controls(&note).into_owned();
+        if note.len() > MAX_NOTE {
+            let mut end = MAX_NOTE - 3;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+            note.push_str("...");
+        }
+        let event = Event {
+            type_: kind,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Cleanup".to_owned(),
+            secondary: None,
+        };
+        let reference = kube::Resource::object_ref(obj, &self.builds);
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(reason, error = %e, "publishing an Event failed");
+        }
     }
 }
 
@@ -124,6 +161,13 @@ pub async fn run(
         emitter: Emitter::control_plane_only(cp.clone()),
         metrics,
         allow_cross_namespace_refs: settings.allow_cross_namespace_refs,
+        recorder: Recorder::new(
+            cp.client().clone(),
+            Reporter {
+                controller: control_plane::NAME.to_owned(),
+                instance: std::env::var("POD_NAME").ok().filter(|n| !n.is_empty()),
+            },
+        ),
         memory: Default::default(),
     });
     let controller = Controller::new_with(

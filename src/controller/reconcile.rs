@@ -3,19 +3,23 @@
 //! (`plan::decide_build`, as apply and sync use it) decides whether to submit, harvest and the
 //! `Emitter` turn a finished build into a [`BuildOutcome`] whose conditions go into the status —
 //! with every failure turned into a condition once, through [`ReconcileError::condition`], and
-//! retried with backoff.
+//! retried with backoff. Whether a Build is done is one question, [`recorded`], asked of the
+//! status for the spec the Build has now: an edited spec is built again (once), an unchanged
+//! one never. A deleted Build is cleaned up by `cleanup.rs` before its finalizer goes.
 
 use super::Ctx;
+use super::cleanup;
 use super::planes::{BUILD_ANNOTATION, Plane};
 use crate::core::buildplane::{
     BuildPlaneSpec, ClusterForm, ClusterRef, DEFAULT_PLANE_ANNOTATION, InlineAuth, KUBECONFIG_KEY,
     PlaneChoiceError, ValueFrom, choose_plane, inline_kubeconfig, resolve_value,
 };
+use crate::core::cleanup::{self as rules, FINALIZER};
 use crate::core::conditions::{
     self, Condition, REASON_BUILD_FAILED, TYPE_BUILD_COMPLETED, TYPE_BUILD_TRIGGERED,
-    TYPE_WORKLOAD_UPDATED,
+    TYPE_CLEANED_UP, TYPE_WORKLOAD_UPDATED,
 };
-use crate::core::manifest::Manifest;
+use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::plan::{self, BuildDecision};
 use crate::core::progress::Phase;
 use crate::core::spec::{self, Origin};
@@ -43,9 +47,16 @@ pub enum ReconcileError {
     /// Several BuildPlanes and no rule picks one, or the one the Build names is not there.
     #[error("{0}")]
     BuildPlaneChoice(String),
-    /// The BuildPlane's kubeconfig Secret is missing, lacks the key, or is not a kubeconfig.
+    /// The BuildPlane's kubeconfig Secret lacks the key, or is not a kubeconfig.
     #[error("BuildPlane {plane}: {message}")]
     Credentials { plane: String, message: String },
+    /// The BuildPlane's kubeconfig Secret does not exist.
+    #[error("BuildPlane {plane}: {secret} not found")]
+    SecretNotFound {
+        plane: String,
+        /// `Secret namespace/name`.
+        secret: String,
+    },
     /// The BuildPlane's kubeconfig asks for what the controller refuses: a command, a file.
     #[error("BuildPlane {plane}: kubeconfig {secret}")]
     KubeconfigRefused {
@@ -84,6 +95,13 @@ pub enum ReconcileError {
     /// The control plane refused a read or the status write.
     #[error("control plane: {0}")]
     ControlPlane(String),
+    /// The finalizer could not be added, so nothing is built (a Build deleted later could
+    /// leave its build running).
+    #[error("adding the finalizer {FINALIZER}: {0}")]
+    Finalizer(String),
+    /// A step of cleaning up after the deleted Build failed; the finalizer stays.
+    #[error("cleaning up after the deleted Build")]
+    Cleanup(#[source] Box<ReconcileError>),
 }
 
 impl ReconcileError {
@@ -94,7 +112,7 @@ impl ReconcileError {
             ReconcileError::InvalidBuild(_) => (TYPE_BUILD_TRIGGERED, "InvalidBuild"),
             ReconcileError::BuildPlaneNotFound(_) => (TYPE_BUILD_TRIGGERED, "BuildPlaneNotFound"),
             ReconcileError::BuildPlaneChoice(_) => (TYPE_BUILD_TRIGGERED, "BuildPlaneAmbiguous"),
-            ReconcileError::Credentials { .. } => {
+            ReconcileError::Credentials { .. } | ReconcileError::SecretNotFound { .. } => {
                 (TYPE_BUILD_TRIGGERED, "BuildPlaneCredentialsInvalid")
             }
             ReconcileError::KubeconfigRefused { .. } => {
@@ -111,6 +129,8 @@ impl ReconcileError {
                 return Some(c);
             }
             ReconcileError::ControlPlane(_) => return None,
+            ReconcileError::Finalizer(_) => (TYPE_BUILD_TRIGGERED, "FinalizerNotAdded"),
+            ReconcileError::Cleanup(_) => (TYPE_CLEANED_UP, conditions::REASON_CLEANUP_FAILED),
         };
         Some(Condition {
             type_: type_.to_owned(),
@@ -126,10 +146,11 @@ impl ReconcileError {
     /// fixed Secret triggers nothing, the retry reads it. A cross-namespace reference cannot:
     /// only a BuildPlane change (which triggers its Builds) or a restart with the flag fixes it.
     pub fn retryable(&self) -> bool {
-        !matches!(
-            self,
-            ReconcileError::InvalidBuild(_) | ReconcileError::CrossNamespaceSecret { .. }
-        )
+        match self {
+            ReconcileError::InvalidBuild(_) | ReconcileError::CrossNamespaceSecret { .. } => false,
+            ReconcileError::Cleanup(inner) => inner.retryable(),
+            _ => true,
+        }
     }
 }
 
@@ -140,13 +161,15 @@ pub struct Status {
     pub image: String,
     /// The spec hash of the build submitted last (`status.specHash`), as inventories record it.
     pub spec_hash: Option<String>,
+    /// The Workload this Build applied last (`status.workloadRef.name`).
+    pub workload: Option<String>,
 }
 
 fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-fn parse_status(obj: &Value) -> Status {
+pub(super) fn parse_status(obj: &Value) -> Status {
     let conditions = obj
         .pointer("/status/conditions")
         .and_then(|c| serde_json::from_value::<Vec<Condition>>(c.clone()).ok())
@@ -156,12 +179,8 @@ fn parse_status(obj: &Value) -> Status {
         conditions,
         image: text("/status/imageStatus/image").unwrap_or("").to_owned(),
         spec_hash: text("/status/specHash").map(str::to_owned),
+        workload: text("/status/workloadRef/name").map(str::to_owned),
     }
-}
-
-fn is(status: &Status, type_: &str, reason: &str, value: bool) -> bool {
-    conditions::find_condition(&status.conditions, type_)
-        .is_some_and(|c| c.reason == reason && c.is_true() == value)
 }
 
 /// Reconciles one Build in a span naming it; the status is written once at the end, only when
@@ -185,33 +204,29 @@ async fn reconcile_build(
     let before = ctx
         .memory()
         .current_status(&ns, &name, parse_status(&value));
-    // Upstream ignores a Build whose Workload was updated; a failed build is never resubmitted,
-    // and a Workload name another component owns stays refused.
-    if is(
-        &before,
-        TYPE_WORKLOAD_UPDATED,
-        conditions::REASON_WORKLOAD_UPDATED,
-        true,
-    ) || is(&before, TYPE_BUILD_COMPLETED, REASON_BUILD_FAILED, false)
-        || is(
-            &before,
-            TYPE_WORKLOAD_UPDATED,
-            conditions::REASON_WORKLOAD_OWNED_ELSEWHERE,
-            false,
-        )
-    {
-        ctx.memory().forget(&ns, &name);
-        return Ok(Action::await_change());
-    }
     let mut status = before.clone();
     let stamp = now();
     let mut set = |status: &mut Status, c: Condition| {
         conditions::set_condition(&mut status.conditions, c, &stamp);
     };
-    if conditions::find_condition(&status.conditions, conditions::TYPE_BUILD_INITIATED).is_none() {
-        set(&mut status, Condition::build_initiated(generation));
-    }
-    let outcome = progress(&ctx, &ns, &name, &value, generation, &mut status, &mut set).await;
+    let outcome = if obj.metadata.deletion_timestamp.is_some() {
+        match cleanup::cleanup(&ctx, &obj, &value, &mut status, &mut set).await {
+            // The finalizer is removed: the Build is gone, there is no status to write.
+            Ok(cleanup::Next::Gone) => return Ok(Action::await_change()),
+            Ok(cleanup::Next::Wait(action)) => Ok(action),
+            Err(e) => Err(e),
+        }
+    } else {
+        if conditions::find_condition(&status.conditions, conditions::TYPE_BUILD_INITIATED)
+            .is_none()
+        {
+            set(&mut status, Condition::build_initiated(generation));
+        }
+        match add_finalizer(&ctx, &obj).await {
+            Ok(()) => progress(&ctx, &ns, &name, &value, generation, &mut status, &mut set).await,
+            Err(e) => Err(e),
+        }
+    };
     if let Err(e) = &outcome
         && let Some(c) = e.condition(generation)
     {
@@ -232,15 +247,47 @@ async fn reconcile_build(
     }
 }
 
+/// Adds the finalizer to a Build that lacks it, before anything is built for it.
+async fn add_finalizer(ctx: &Ctx, obj: &DynamicObject) -> Result<(), ReconcileError> {
+    let current = obj.metadata.finalizers.clone().unwrap_or_default();
+    let Some(patch) = rules::add_finalizer_patch(&current) else {
+        return Ok(());
+    };
+    patch_build(ctx, obj, patch)
+        .await
+        .map_err(ReconcileError::Finalizer)
+}
+
+/// A JSON patch of the Build object itself (its finalizers), named by the caller's error.
+pub(super) async fn patch_build(
+    ctx: &Ctx,
+    obj: &DynamicObject,
+    patch: Value,
+) -> Result<(), String> {
+    let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
+    let name = obj.metadata.name.as_deref().unwrap_or_default();
+    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| e.to_string())?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.control_plane.client().clone(), ns, &ctx.builds);
+    api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+        .map(drop)
+        .map_err(|e| format!("Build {ns}/{name}: {e}"))
+}
+
+/// Writes the status (a merge patch) and remembers it until the watch cache shows it.
 async fn write_status(ctx: &Ctx, ns: &str, name: &str, s: &Status) -> Result<(), ReconcileError> {
     let api: Api<DynamicObject> =
         Api::namespaced_with(ctx.control_plane.client().clone(), ns, &ctx.builds);
-    let mut body = json!({"status": {"conditions": s.conditions}});
-    if !s.image.is_empty() {
-        body["status"]["imageStatus"] = json!({"image": s.image});
-    }
+    // imageStatus always, as upstream serializes it (`image: ""` before a success, and again
+    // when a new run of an edited spec starts).
+    let mut body =
+        json!({"status": {"conditions": s.conditions, "imageStatus": {"image": s.image}}});
     if let Some(h) = &s.spec_hash {
         body["status"]["specHash"] = json!(h);
+    }
+    if let Some(w) = &s.workload {
+        body["status"]["workloadRef"] = json!({"name": w});
     }
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
         .await
@@ -251,7 +298,7 @@ async fn write_status(ctx: &Ctx, ns: &str, name: &str, s: &Status) -> Result<(),
 
 /// The spec hash a Build's status says was submitted. A Build triggered before the status
 /// carried it was submitted for the spec it has (a Build's spec was never rebuilt then).
-fn recorded_spec_hash(status: &Status, rendered: &str) -> Option<String> {
+pub(super) fn recorded_spec_hash(status: &Status, rendered: &str) -> Option<String> {
     let triggered = conditions::find_condition(&status.conditions, TYPE_BUILD_TRIGGERED)
         .is_some_and(Condition::is_true);
     match &status.spec_hash {
@@ -261,8 +308,53 @@ fn recorded_spec_hash(status: &Status, rendered: &str) -> Option<String> {
     }
 }
 
-/// Everything after BuildInitiated: the submit-once rule, then the build object followed from
-/// the plane's watch store, then the outcome.
+/// What a Build's status records of the build of its current spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded<'a> {
+    /// No finished build of this spec: never submitted, still running, or the spec was edited
+    /// since the build the status shows.
+    Open,
+    /// Finished for good: the build failed, its Workload was applied, or the Workload's name is
+    /// another component's. Nothing more is done for this spec (a touched Build, a resync, a
+    /// restart, the build object's TTL change nothing).
+    Done,
+    /// Finished without the Workload in the control plane (refused and retried, or no usable
+    /// output): followed again while the build object exists, and left as recorded once it is
+    /// gone. The condition is the outcome recorded, so the same outcome is counted once.
+    Unsettled(&'a Condition),
+}
+
+/// Whether the Build is done, for the spec it has now (`rendered`, its spec hash): the one
+/// answer the early return and the once-only count of a finished build both use. Done is per
+/// spec: an edited Build is [`Recorded::Open`] again and gets one new build.
+pub fn recorded<'a>(status: &'a Status, rendered: &str) -> Recorded<'a> {
+    let this_spec = plan::recorded_spec_hash(rendered);
+    if recorded_spec_hash(status, rendered).as_deref() != Some(this_spec.as_str()) {
+        return Recorded::Open;
+    }
+    let find = |t: &str| conditions::find_condition(&status.conditions, t);
+    if find(TYPE_BUILD_COMPLETED).is_some_and(|c| c.reason == REASON_BUILD_FAILED && !c.is_true()) {
+        return Recorded::Done;
+    }
+    match find(TYPE_WORKLOAD_UPDATED) {
+        Some(c) if c.is_true() && c.reason == conditions::REASON_WORKLOAD_UPDATED => Recorded::Done,
+        Some(c) if c.reason == conditions::REASON_WORKLOAD_OWNED_ELSEWHERE => Recorded::Done,
+        Some(c) => Recorded::Unsettled(c),
+        None => Recorded::Open,
+    }
+}
+
+/// A new build of the Build's spec starts: the previous run's outcome goes (its Workload
+/// stays recorded until this run applies one).
+fn start_over(status: &mut Status) {
+    status
+        .conditions
+        .retain(|c| c.type_ != TYPE_BUILD_COMPLETED && c.type_ != TYPE_WORKLOAD_UPDATED);
+    status.image.clear();
+}
+
+/// Everything after BuildInitiated: whether the Build is done, the submit-once rule, then the
+/// build object followed from the plane's watch store, then the outcome.
 async fn progress(
     ctx: &Ctx,
     ns: &str,
@@ -281,36 +373,51 @@ async fn progress(
     let build = spec::build_from_value(&origin, value.clone()).map_err(invalid)?;
     let loaded = LoadedBuild { origin, build };
     let (target, mut object) = Target::with_object(&loaded).map_err(invalid)?;
-    let eng = target.engine;
-    eng.validate(&loaded.origin, &loaded.build)
-        .map_err(invalid)?;
     let rendered = engine::spec_hash_of(&object.object)
         .unwrap_or_default()
         .to_owned();
-    let recorded = recorded_spec_hash(status, &rendered);
+    if recorded(status, &rendered) == Recorded::Done {
+        // Done before the status carried the spec hash: the spec it has now is the one built,
+        // and recording it lets a later edit be seen.
+        status
+            .spec_hash
+            .get_or_insert_with(|| plan::recorded_spec_hash(&rendered));
+        ctx.memory().forget(ns, name);
+        return Ok(Action::await_change());
+    }
+    let eng = target.engine;
+    eng.validate(&loaded.origin, &loaded.build)
+        .map_err(invalid)?;
+    let recorded_hash = recorded_spec_hash(status, &rendered);
     let wanted = value
         .pointer("/metadata/labels")
         .and_then(|l| l.get(crate::core::buildplane::BUILD_PLANE_LABEL))
         .and_then(Value::as_str);
-    let plane = plane_for(ctx, ns, wanted, recorded.is_none()).await?;
+    let plane = plane_for(ctx, ns, wanted, recorded_hash.is_none()).await?;
+    let awaiting = ctx.memory().awaiting(ns, name);
     // What the plane's watch holds now; nothing waits for its first listing (a submitted build
     // the store does not hold is read from the plane below, and submitting is an idempotent
-    // server-side apply).
-    let cached = plane.cached_workflow(&target.namespace, &target.name);
-    let live = match cached {
+    // server-side apply). Just after a replacement the store may still hold the object of the
+    // earlier spec: that one is on its way out, not the one created.
+    let cached = match plane.cached_workflow(&target.namespace, &target.name) {
         Some(live) => Some(
             serde_json::to_value(&*live)
                 .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?,
         ),
+        None => None,
+    }
+    .filter(|live| awaiting.is_none() || engine::spec_hash_of(live) == awaiting.as_deref());
+    let live = match cached {
+        Some(live) => Some(live),
         // Just created: its watch event is on the way and triggers the next reconcile.
-        None if ctx.memory().awaiting(ns, name) => return Ok(Action::await_change()),
+        None if awaiting.is_some() => return Ok(Action::await_change()),
         // Not in the watch cache although submitted: a lagging cache must not end a build.
-        None if recorded.is_some() => get_build_object(&plane, &object).await?,
+        None if recorded_hash.is_some() => get_build_object(&plane, &object).await?,
         None => None,
     };
     let decision = plan::decide_build(
         &rendered,
-        recorded.as_deref(),
+        recorded_hash.as_deref(),
         live.as_ref().map(|l| engine::live_build(eng, l)),
     );
     let submitted = |status: &mut Status, set: &mut dyn FnMut(&mut Status, Condition)| {
@@ -320,31 +427,40 @@ async fn progress(
     match (decision, live) {
         (BuildDecision::Submit, _) => {
             submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await?;
+            // A new spec whose earlier build object is gone (its TTL) starts over too.
+            start_over(status);
             submitted(status, set);
             Ok(Action::await_change())
         }
         // An edited Build whose earlier build still runs: the watch triggers when it ends.
-        (BuildDecision::Busy, _) => Ok(Action::await_change()),
+        (BuildDecision::Busy, _) => {
+            tracing::info!("spec edited while its build runs; built once that build finished");
+            Ok(Action::await_change())
+        }
         (BuildDecision::Replace, _) => {
             replace(&plane, &object).await?;
             submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await?;
-            status
-                .conditions
-                .retain(|c| c.type_ != TYPE_BUILD_COMPLETED && c.type_ != TYPE_WORKLOAD_UPDATED);
-            status.image.clear();
+            start_over(status);
             submitted(status, set);
+            Ok(Action::await_change())
+        }
+        // Finished, and its build object since deleted (its TTL): the outcome stays as recorded.
+        (BuildDecision::AlreadySubmitted, None)
+            if matches!(recorded(status, &rendered), Recorded::Unsettled(_)) =>
+        {
+            ctx.memory().forget(ns, name);
             Ok(Action::await_change())
         }
         (BuildDecision::AlreadySubmitted, None) => {
             let o = BuildOutcome::failed(target.label(), target.object_ref(), follow::DELETED);
-            finish(ctx, &o, generation, status, set, None);
+            finish(ctx, &o, &rendered, generation, status, set, None);
             Ok(Action::await_change())
         }
         (BuildDecision::AlreadySubmitted, Some(live)) => {
             ctx.memory().seen(ns, name);
             // Submitted by a reconcile whose status write failed: the status says so now.
             submitted(status, set);
-            follow_live(ctx, &target, &live, generation, status, set).await
+            follow_live(ctx, &target, &live, &rendered, generation, status, set).await
         }
     }
 }
@@ -355,6 +471,7 @@ async fn follow_live(
     ctx: &Ctx,
     target: &Target,
     live: &Value,
+    rendered: &str,
     generation: Option<i64>,
     status: &mut Status,
     set: &mut impl FnMut(&mut Status, Condition),
@@ -367,7 +484,18 @@ async fn follow_live(
             let emitting = std::time::Instant::now();
             ctx.emitter.emit(&mut o, &target.build.build).await;
             status.image = o.image.clone().unwrap_or_default();
-            finish(ctx, &o, generation, status, set, Some(emitting.elapsed()));
+            if let Some(w) = o.applied_to_cluster() {
+                status.workload = Some(w.to_owned());
+            }
+            finish(
+                ctx,
+                &o,
+                rendered,
+                generation,
+                status,
+                set,
+                Some(emitting.elapsed()),
+            );
             // A refused Workload is retried with backoff (its condition is the outcome's).
             if o.verdict() == Verdict::EmitFailed {
                 let detail = o.emit_failure().unwrap_or_default().to_owned();
@@ -380,21 +508,26 @@ async fn follow_live(
 
 /// Writes a finished build's conditions (the outcome's, as every command reports them) and
 /// counts it once: not when it will be retried (a refused Workload), and not when the status
-/// already ends in this outcome (a later reconcile of the same finished build).
+/// already records this outcome for this spec ([`recorded`]: a later reconcile of the same
+/// finished build).
 fn finish(
     ctx: &Ctx,
     o: &BuildOutcome,
+    rendered: &str,
     generation: Option<i64>,
     status: &mut Status,
     set: &mut impl FnMut(&mut Status, Condition),
     emit_latency: Option<std::time::Duration>,
 ) {
     let conditions = o.conditions(generation);
-    let already = conditions.last().is_some_and(|last| {
-        conditions::find_condition(&status.conditions, &last.type_).is_some_and(|c| {
-            (&c.status, &c.reason, &c.message) == (&last.status, &last.reason, &last.message)
-        })
-    });
+    let already = match (recorded(status, rendered), conditions.last()) {
+        (Recorded::Done, _) => true,
+        (Recorded::Unsettled(c), Some(last)) => {
+            (&c.type_, &c.status, &c.reason, &c.message)
+                == (&last.type_, &last.status, &last.reason, &last.message)
+        }
+        _ => false,
+    };
     for c in conditions {
         set(status, c);
     }
@@ -407,7 +540,7 @@ fn finish(
 /// `openchoreo.dev/build-plane`) or none (`core::buildplane::choose_plane`). With `fresh`, the
 /// BuildPlane and its Secrets are read now (a build is about to be submitted: a rotated Secret
 /// must take effect); otherwise the cached plane is used when there is one.
-async fn plane_for(
+pub(super) async fn plane_for(
     ctx: &Ctx,
     ns: &str,
     wanted: Option<&str>,
@@ -503,7 +636,10 @@ async fn kubeconfig_secret(
         .get_opt(&r.name)
         .await
         .map_err(|e| ReconcileError::ControlPlane(format!("reading {shown}: {e}")))?
-        .ok_or_else(|| cred(format!("{shown} not found")))?;
+        .ok_or_else(|| ReconcileError::SecretNotFound {
+            plane: key.to_owned(),
+            secret: shown.clone(),
+        })?;
     let text = secret
         .data
         .as_ref()
@@ -560,7 +696,10 @@ async fn inline_cluster(
             .get_opt(name)
             .await
             .map_err(|e| ReconcileError::ControlPlane(format!("reading {shown}: {e}")))?
-            .ok_or_else(|| cred(format!("{shown} not found")))?;
+            .ok_or_else(|| ReconcileError::SecretNotFound {
+                plane: key.to_owned(),
+                secret: shown.clone(),
+            })?;
         read.insert(name.to_owned(), secret);
     }
     let mut lookup = |name: &str, data_key: &str| -> Result<Vec<u8>, String> {
@@ -671,34 +810,35 @@ async fn submit(
                 .resource(&m.id.api_version, &m.id.kind)
                 .await
                 .map_err(pre)?
-                .ok_or_else(|| pre(no_api(&m)))?;
+                .ok_or_else(|| pre(no_api(&m.id)))?;
             plane.kube.apply(&r, &m, false, true).await.map_err(pre)?;
         }
         prepared.insert(org);
     }
     drop(prepared);
     wf.object["metadata"]["annotations"][BUILD_ANNOTATION] = json!(format!("{ns}/{name}"));
-    let r = workflow_api(plane, wf).await?;
+    let r = workflow_api(plane, &wf.id).await?;
     plane
         .kube
         .apply(&r, wf, false, true)
         .await
         .map_err(on_plane(plane))?;
     // Only a created build object is awaited: after a failed apply the retry must submit.
-    ctx.memory().expect_build_object(ns, name);
+    let spec_hash = engine::spec_hash_of(&wf.object).unwrap_or_default();
+    ctx.memory().expect_build_object(ns, name, spec_hash);
     ctx.metrics.builds_started.inc();
     Ok(())
 }
 
 /// The build object as the plane has it now (a GET: the watch cache may lag).
 async fn get_build_object(plane: &Plane, wf: &Manifest) -> Result<Option<Value>, ReconcileError> {
-    let api = workflow_api(plane, wf).await?;
+    let api = workflow_api(plane, &wf.id).await?;
     plane.kube.get(&api, &wf.id).await.map_err(on_plane(plane))
 }
 
 /// Deletes a finished build object of an earlier spec, so the new one can take its name.
 async fn replace(plane: &Plane, wf: &Manifest) -> Result<(), ReconcileError> {
-    let api = workflow_api(plane, wf).await?;
+    let api = workflow_api(plane, &wf.id).await?;
     plane
         .kube
         .delete(&api, &wf.id)
@@ -707,7 +847,7 @@ async fn replace(plane: &Plane, wf: &Manifest) -> Result<(), ReconcileError> {
 }
 
 /// A build-plane call about the build object failed.
-fn on_plane(plane: &Plane) -> impl Fn(KubeError) -> ReconcileError + '_ {
+pub(super) fn on_plane(plane: &Plane) -> impl Fn(KubeError) -> ReconcileError + '_ {
     |source| ReconcileError::Workflow {
         plane: plane.key.clone(),
         source,
@@ -717,22 +857,22 @@ fn on_plane(plane: &Plane) -> impl Fn(KubeError) -> ReconcileError + '_ {
 /// The build object's API on the plane (discovery, cached by the client).
 async fn workflow_api(
     plane: &Plane,
-    wf: &Manifest,
+    id: &ObjectId,
 ) -> Result<crate::kube::Resource, ReconcileError> {
     let failed = on_plane(plane);
     plane
         .kube
-        .resource(&wf.id.api_version, &wf.id.kind)
+        .resource(&id.api_version, &id.kind)
         .await
         .map_err(&failed)?
-        .ok_or_else(|| failed(no_api(wf)))
+        .ok_or_else(|| failed(no_api(id)))
 }
 
-fn no_api(m: &Manifest) -> KubeError {
+fn no_api(id: &ObjectId) -> KubeError {
     KubeError::NoApi {
-        object: m.id.to_string(),
-        api_version: m.id.api_version.clone(),
-        kind: m.id.kind.clone(),
+        object: id.to_string(),
+        api_version: id.api_version.clone(),
+        kind: id.kind.clone(),
     }
 }
 
@@ -802,5 +942,94 @@ mod tests {
         );
         assert!(c.message.contains("--allow-cross-namespace-refs"));
         assert!(!cross.retryable());
+    }
+
+    fn status(spec_hash: Option<&str>, conditions: Vec<Condition>) -> Status {
+        Status {
+            conditions,
+            image: String::new(),
+            spec_hash: spec_hash.map(str::to_owned),
+            workload: None,
+        }
+    }
+
+    #[test]
+    fn a_build_is_done_per_spec_and_only_with_a_final_outcome() {
+        let s1 = "1".repeat(64);
+        let s2 = "2".repeat(64);
+        let h1 = plan::recorded_spec_hash(&s1);
+        let base = || {
+            vec![
+                Condition::build_initiated(None),
+                Condition::build_triggered(None),
+            ]
+        };
+        let with = |extra: Vec<Condition>| {
+            let mut c = base();
+            c.extend(extra);
+            status(Some(&h1), c)
+        };
+        let updated = with(vec![
+            Condition::build_completed(None),
+            Condition::workload_updated(None),
+        ]);
+        let failed = with(vec![Condition::build_failed(None)]);
+        let conflict = with(vec![
+            Condition::build_completed(None),
+            Condition::workload_owned_elsewhere(None, "Workload acme/cart belongs to shop/pay"),
+        ]);
+        for done in [&updated, &failed, &conflict] {
+            assert_eq!(recorded(done, &s1), Recorded::Done, "{done:?}");
+            // The spec was edited since: the same status is open for the new spec.
+            assert_eq!(recorded(done, &s2), Recorded::Open, "{done:?}");
+        }
+        let refused = with(vec![
+            Condition::build_completed(None),
+            Condition::workload_update_failed(None),
+        ]);
+        assert_eq!(
+            recorded(&refused, &s1),
+            Recorded::Unsettled(&refused.conditions[3])
+        );
+        let running = with(vec![Condition::build_in_progress(None)]);
+        assert_eq!(recorded(&running, &s1), Recorded::Open);
+        assert_eq!(recorded(&status(None, vec![]), &s1), Recorded::Open);
+        // Triggered before the status carried a spec hash: done for the spec it has.
+        let mut legacy = updated.clone();
+        legacy.spec_hash = None;
+        assert_eq!(recorded(&legacy, &s1), Recorded::Done);
+        assert_eq!(recorded(&legacy, &s2), Recorded::Done);
+    }
+
+    #[test]
+    fn cleanup_failures_are_one_condition_and_retried_as_their_cause() {
+        let e = ReconcileError::Cleanup(Box::new(ReconcileError::ControlPlane(
+            "listing Builds in acme: forbidden".into(),
+        )));
+        let c = e.condition(Some(3)).unwrap();
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            ("CleanedUp", "False", "CleanupFailed")
+        );
+        assert_eq!(
+            c.message,
+            "cleaning up after the deleted Build: control plane: listing Builds in acme: forbidden"
+        );
+        assert!(e.retryable());
+        let cross = ReconcileError::Cleanup(Box::new(ReconcileError::CrossNamespaceSecret {
+            plane: "acme/default".into(),
+            secret: "platform/plane".into(),
+        }));
+        assert!(!cross.retryable(), "only a BuildPlane change helps");
+        let gone = ReconcileError::SecretNotFound {
+            plane: "acme/default".into(),
+            secret: "Secret acme/plane".into(),
+        };
+        let c = gone.condition(None).unwrap();
+        assert_eq!(c.reason, "BuildPlaneCredentialsInvalid");
+        assert_eq!(
+            c.message,
+            "BuildPlane acme/default: Secret acme/plane not found"
+        );
     }
 }

@@ -295,6 +295,16 @@ pub struct BuildStatus {
     /// status tells which spec it shows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec_hash: Option<String>,
+    /// The Workload (in the Build's namespace) this Build applied last: what deleting the Build
+    /// may delete, and what keeps another Build's deletion from deleting it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
+}
+
+/// A Workload in the Build's namespace, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkloadRef {
+    pub name: String,
 }
 
 /// The built image's pull reference (empty before a success).

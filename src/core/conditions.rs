@@ -19,6 +19,14 @@ pub const REASON_WORKLOAD_UPDATE_FAILED: &str = "WorkloadUpdateFailed";
 /// A target holds a Workload of that name owned by another component; it was left as it is.
 pub const REASON_WORKLOAD_OWNED_ELSEWHERE: &str = "WorkloadOwnedByAnotherComponent";
 
+/// Not upstream's: set only on a deleted Build while its finalizer cannot finish (always
+/// `False`: a Build cleaned up is gone).
+pub const TYPE_CLEANED_UP: &str = "CleanedUp";
+/// Its build object was asked to stop; the Build waits for it to finish, then deletes it.
+pub const REASON_BUILD_STOPPING: &str = "BuildStopping";
+/// A step of the cleanup failed; it is retried with backoff.
+pub const REASON_CLEANUP_FAILED: &str = "CleanupFailed";
+
 pub const STATUS_TRUE: &str = "True";
 pub const STATUS_FALSE: &str = "False";
 

@@ -22,9 +22,12 @@ fn labels() -> Value {
         "app.kubernetes.io/managed-by": "buildplane"})
 }
 
-/// The permissions the controller needs, and no more: it reads Builds and BuildPlanes, writes
-/// only Build status, reads (never lists) the kubeconfig Secrets BuildPlanes name, and applies
-/// Workloads (a server-side apply that creates an object needs `create` besides `patch`).
+/// The permissions the controller needs, and no more: it reads Builds and BuildPlanes, patches
+/// a Build only to add or remove its finalizer (a JSON patch of `metadata.finalizers`), writes
+/// Build status, reads (never lists) the kubeconfig Secrets BuildPlanes name, applies Workloads
+/// (a server-side apply that creates an object needs `create` besides `patch`) and deletes the
+/// one a deleted Build created, and publishes Events about cleanups (events.k8s.io: `create`, and
+/// `patch` for a repeated Event's series).
 ///
 /// The Secret read stays cluster-wide: BuildPlanes live in every tenant's namespace, and a
 /// Role per namespace would need a binding per tenant the install cannot know. What keeps a
@@ -32,10 +35,12 @@ fn labels() -> Value {
 /// namespace unless the controller runs with `--allow-cross-namespace-refs`.
 pub fn cluster_role_rules() -> Value {
     json!([
-        {"apiGroups": ["openchoreo.dev"], "resources": ["builds", "buildplanes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["openchoreo.dev"], "resources": ["builds"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["openchoreo.dev"], "resources": ["buildplanes"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["openchoreo.dev"], "resources": ["builds/status"], "verbs": ["get", "patch"]},
-        {"apiGroups": ["openchoreo.dev"], "resources": ["workloads"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["openchoreo.dev"], "resources": ["workloads"], "verbs": ["get", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
 }
 
@@ -112,20 +117,36 @@ mod tests {
         }
         let rules = cluster_role_rules().to_string();
         assert!(!rules.contains("\"*\""), "no wildcard: {rules}");
-        assert!(!rules.contains("delete") && !rules.contains("update"));
+        assert!(!rules.contains("update"), "patches only: {rules}");
         let all = cluster_role_rules();
-        let creates: Vec<&Value> = all
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["verbs"].to_string().contains("create"))
-            .map(|r| &r["resources"])
-            .collect();
+        let with = |verb: &str| -> Vec<&Value> {
+            all.as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["verbs"].as_array().unwrap().contains(&json!(verb)))
+                .map(|r| &r["resources"])
+                .collect()
+        };
         assert_eq!(
-            creates,
-            [&json!(["workloads"])],
-            "only Workloads are created"
+            with("create"),
+            [&json!(["workloads"]), &json!(["events"])],
+            "only Workloads and Events are created"
         );
+        assert_eq!(
+            with("delete"),
+            [&json!(["workloads"])],
+            "only Workloads are deleted"
+        );
+        assert_eq!(
+            with("patch"),
+            [
+                &json!(["builds"]),
+                &json!(["builds/status"]),
+                &json!(["workloads"]),
+                &json!(["events"])
+            ],
+        );
+        assert_eq!(with("list"), [&json!(["builds"]), &json!(["buildplanes"])]);
         let deploy = b.iter().find(|m| m.id.kind == "Deployment").unwrap();
         assert_eq!(
             deploy.object["spec"]["template"]["spec"]["containers"][0]["image"],

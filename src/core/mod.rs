@@ -4,6 +4,7 @@
 pub mod buildplane;
 pub mod builds;
 pub mod catalog;
+pub mod cleanup;
 pub mod conditions;
 pub mod control_plane;
 pub mod crd;

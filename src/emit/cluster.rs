@@ -1,8 +1,11 @@
 //! `--emit-cluster` (and the controller): the Workload server-side applied into the control
 //! plane as upstream's `build-controller`, forced — but never over a Workload of that name that
-//! another component owns (upstream overwrites it).
+//! another component owns (upstream overwrites it). A Workload this apply creates is marked
+//! as buildplane's (`core::cleanup::CREATED_BY_ANNOTATION`), which is what lets the controller
+//! delete it with its last Build.
 
 use super::EmitFailure;
+use crate::core::cleanup;
 use crate::core::manifest::Manifest;
 use crate::core::workload;
 use crate::kube::Kube;
@@ -11,8 +14,9 @@ use serde_json::Value;
 /// The field manager upstream's controller applies Workloads with.
 pub const WORKLOAD_FIELD_MANAGER: &str = "build-controller";
 
-/// Applies `workload`; the line says `applied` or `unchanged` (same resourceVersion).
-pub async fn apply(cp: &Kube, workload: &Value) -> Result<String, EmitFailure> {
+/// Applies `workload` of build `creator` (`org/build`); the line says `applied` or `unchanged`
+/// (same resourceVersion).
+pub async fn apply(cp: &Kube, workload: &Value, creator: &str) -> Result<String, EmitFailure> {
     let m = Manifest::new(workload.clone())?;
     let r = cp
         .resource(workload::API_VERSION, workload::KIND)
@@ -20,6 +24,7 @@ pub async fn apply(cp: &Kube, workload: &Value) -> Result<String, EmitFailure> {
         .ok_or(EmitFailure::NoWorkloadApi)?;
     let before = cp.get(&r, &m.id).await?;
     let mut m = m;
+    cleanup::mark_creator(&mut m.object, before.as_ref(), creator);
     if let Some(b) = &before {
         if let Some(why) = workload::foreign_owner(b, workload) {
             return Err(EmitFailure::OwnedElsewhere(why));

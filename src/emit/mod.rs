@@ -236,9 +236,10 @@ impl Emitter {
         };
         let mut results = Vec::new();
         if let Some(cp) = &self.control_plane {
+            let creator = format!("{}/{}", build.organization(), build.metadata.name);
             results.push(result(
                 EmitTarget::Cluster,
-                cluster::apply(cp, workload).await,
+                cluster::apply(cp, workload, &creator).await,
             ));
         }
         let owner = &build.spec.owner;

@@ -34,12 +34,17 @@ pub trait Engine: Sync {
     fn prerequisites(&self, build: &Build) -> Vec<Manifest>;
     /// The object that runs the build.
     fn build_object(&self, build: &Build) -> Manifest;
+    /// Where [`Engine::build_object`] puts the build object of Build `build_name` of
+    /// `organization`: known without a valid spec (a deleted Build's object is found by it).
+    fn build_object_id(&self, organization: &str, build_name: &str) -> ObjectId;
     /// The API of [`Engine::build_object`]'s objects.
     fn build_kind(&self) -> BuildKind;
     /// Whether a live build object has reached a phase after which it no longer changes.
     fn is_finished(&self, live: &Value) -> bool;
     /// The live build object's phase and message.
     fn status(&self, live: &Value) -> BuildStatus;
+    /// Whether a live build object was asked to stop.
+    fn stop_requested(&self, live: &Value) -> bool;
     /// The steps every build of this engine runs, in order.
     fn step_names(&self) -> &'static [&'static str];
     /// Each step's phase, in [`Engine::step_names`] order.

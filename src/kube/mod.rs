@@ -11,7 +11,9 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::config::Kubeconfig;
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
@@ -590,9 +592,36 @@ impl Kube {
 
     /// Deletes an object (background propagation); a missing object is not an error.
     pub async fn delete(&self, r: &Resource, id: &ObjectId) -> Result<(), KubeError> {
+        self.delete_with(r, id, DeleteParams::background()).await
+    }
+
+    /// Deletes an object only while it is the one the caller judged: the `uid` and the
+    /// `resource_version` given are preconditions (the server answers 409 when either changed).
+    /// A missing object is not an error.
+    pub async fn delete_exact(
+        &self,
+        r: &Resource,
+        id: &ObjectId,
+        uid: Option<&str>,
+        resource_version: Option<&str>,
+    ) -> Result<(), KubeError> {
+        let mut params = DeleteParams::background();
+        params.preconditions = Some(Preconditions {
+            uid: uid.map(str::to_owned),
+            resource_version: resource_version.map(str::to_owned),
+        });
+        self.delete_with(r, id, params).await
+    }
+
+    async fn delete_with(
+        &self,
+        r: &Resource,
+        id: &ObjectId,
+        params: DeleteParams,
+    ) -> Result<(), KubeError> {
         match self
             .api(r, id.namespace.as_deref())
-            .delete(&id.name, &DeleteParams::background())
+            .delete(&id.name, &params)
             .await
         {
             Ok(_) => Ok(()),

@@ -185,6 +185,20 @@ impl BuildOutcome {
         }
     }
 
+    /// The name of the Workload the control plane took (its cluster target applied it).
+    pub fn applied_to_cluster(&self) -> Option<&str> {
+        let taken = self
+            .emits
+            .iter()
+            .any(|e| e.target == EmitTarget::Cluster && e.result.is_ok());
+        if !taken {
+            return None;
+        }
+        self.workload()?
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+    }
+
     /// Why there is no Workload, for reports.
     pub fn workload_error(&self) -> Option<String> {
         match &self.harvest {

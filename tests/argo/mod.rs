@@ -10,7 +10,10 @@
 //!   `<wf>-<FNV-32a(node name)>` in decimal; nodes after a failure are never created;
 //! - with [`Script::compressed`], `compressedNodes` (base64 of gzip of the node map's JSON) and no
 //!   `nodes`, as Argo stores large statuses;
-//! - the labels `workflows.argoproj.io/phase` and `workflows.argoproj.io/completed`.
+//! - the labels `workflows.argoproj.io/phase` and `workflows.argoproj.io/completed`;
+//! - `spec.shutdown: Terminate` on a running Workflow ([`terminated`]): the Workflow and every
+//!   node still running end `Failed` with the message `Stopped with strategy 'Terminate'`, and
+//!   no later step is played.
 //!
 //! The Workflow CRD has no status subresource, so each write is a merge patch of the object (the
 //! maps only grow, so a merge patch gives the same object as Argo's full update).
@@ -305,6 +308,34 @@ pub fn frames(wf: &Value, script: &Script, now: &dyn Fn() -> String) -> Vec<Fram
     out
 }
 
+/// Argo's message for a Workflow (and its running nodes) stopped by `spec.shutdown`.
+pub fn stopped_message(strategy: &str) -> String {
+    format!("Stopped with strategy '{strategy}'")
+}
+
+/// The status Argo writes over `status` (the last one written, with `nodes`) when the
+/// Workflow's `spec.shutdown` is `strategy`: the Workflow and each node not yet finished
+/// `Failed` with [`stopped_message`], finished at `now`.
+pub fn terminated(status: &Value, strategy: &str, now: &str) -> Value {
+    let message = stopped_message(strategy);
+    let mut out = status.clone();
+    if let Some(nodes) = out.get_mut("nodes").and_then(Value::as_object_mut) {
+        for node in nodes.values_mut() {
+            if matches!(node["phase"].as_str(), Some("Running" | "Pending")) {
+                node["phase"] = json!("Failed");
+                node["message"] = json!(message);
+                node["finishedAt"] = json!(now);
+            }
+        }
+    }
+    out["phase"] = json!("Failed");
+    out["message"] = json!(message);
+    out["finishedAt"] = json!(now);
+    out["conditions"] = json!([{"type": "PodRunning", "status": "False"},
+                               {"type": "Completed", "status": "True"}]);
+    out
+}
+
 /// base64(gzip(JSON)), as Argo's `compressedNodes`.
 pub fn compress(nodes: &Value) -> String {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -324,6 +355,8 @@ pub struct Argo {
     pub errors: Arc<Mutex<Vec<String>>>,
     /// Workflows it took on, `namespace/name`, in order.
     pub handled: Arc<Mutex<Vec<String>>>,
+    /// Workflows it stopped because their `spec.shutdown` was set, `namespace/name`, in order.
+    pub terminated: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Argo {
@@ -375,7 +408,12 @@ pub fn start(
     };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let handled = Arc::new(Mutex::new(Vec::new()));
+    let terminated = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(Mutex::new(HashSet::<String>::new()));
+    // UIDs of Workflows whose spec.shutdown is set, with the strategy: their play stops.
+    let shutdown = Arc::new(Mutex::new(
+        std::collections::HashMap::<String, String>::new(),
+    ));
     let script = Arc::new(script);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     for api in apis {
@@ -385,6 +423,7 @@ pub fn start(
             seen.clone(),
             script.clone(),
         );
+        let (terminated, shutdown) = (terminated.clone(), shutdown.clone());
         let ready = ready_tx.clone();
         let client = client.clone();
         runtime.spawn(async move {
@@ -399,12 +438,18 @@ pub fn start(
                     _ => continue,
                 };
                 let wf = serde_json::to_value(&object).expect("objects serialize");
+                let uid = object.metadata.uid.clone().unwrap_or_default();
+                if let Some(strategy) = wf.pointer("/spec/shutdown").and_then(Value::as_str) {
+                    shutdown
+                        .lock()
+                        .unwrap()
+                        .insert(uid.clone(), strategy.to_owned());
+                }
                 let has_status = wf.pointer("/status/phase").and_then(Value::as_str);
                 if has_status.is_some_and(|p| !p.is_empty()) {
                     continue;
                 }
-                let uid = object.metadata.uid.clone().unwrap_or_default();
-                if !seen.lock().unwrap().insert(uid) {
+                if !seen.lock().unwrap().insert(uid.clone()) {
                     continue;
                 }
                 let Some(script) = script(&wf) else { continue };
@@ -414,9 +459,13 @@ pub fn start(
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), &ns, &workflows());
                 let errors = errors.clone();
+                let (terminated, shutdown) = (terminated.clone(), shutdown.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = play(&api, &name, &wf, &script).await {
-                        errors.lock().unwrap().push(format!("{ns}/{name}: {e}"));
+                    let stop = || shutdown.lock().unwrap().get(&uid).cloned();
+                    match play(&api, &name, &wf, &script, &stop).await {
+                        Ok(true) => terminated.lock().unwrap().push(format!("{ns}/{name}")),
+                        Ok(false) => {}
+                        Err(e) => errors.lock().unwrap().push(format!("{ns}/{name}: {e}")),
                     }
                 });
             }
@@ -432,38 +481,66 @@ pub fn start(
         runtime: Some(runtime),
         errors,
         handled,
+        terminated,
     }
 }
 
-/// Writes `script`'s frames into Workflow `name`, one every `step_time`.
+/// Writes `script`'s frames into Workflow `name`, one every `step_time`, until `stop` names a
+/// shutdown strategy: then the terminated status, and `true`.
 async fn play(
     api: &Api<DynamicObject>,
     name: &str,
     wf: &Value,
     script: &Script,
-) -> Result<(), kube::Error> {
+    stop: &(dyn Fn() -> Option<String> + Sync),
+) -> Result<bool, kube::Error> {
+    let mut last = json!({"phase": "Running"});
     for frame in frames(wf, script, &now_rfc3339) {
-        tokio::time::sleep(script.step_time).await;
+        let wake = tokio::time::Instant::now() + script.step_time;
+        loop {
+            if let Some(strategy) = stop() {
+                let status = terminated(&last, &strategy, &now_rfc3339());
+                write_status(api, name, "Failed", status).await?;
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= wake {
+                break;
+            }
+            tokio::time::sleep((wake - now).min(Duration::from_millis(50))).await;
+        }
         match frame {
             Frame::Delete => {
                 api.delete(name, &DeleteParams::default()).await?;
             }
             Frame::Status { phase, status } => {
-                let completed = matches!(phase.as_str(), "Succeeded" | "Failed" | "Error");
-                let patch = json!({
-                    "metadata": {
-                        "labels": {
-                            "workflows.argoproj.io/phase": phase,
-                            "workflows.argoproj.io/completed": completed.to_string(),
-                        },
-                        "annotations": {"workflows.argoproj.io/pod-name-format": "v2"},
-                    },
-                    "status": status,
-                });
-                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
+                write_status(api, name, &phase, status.clone()).await?;
+                last = status;
             }
         }
     }
+    Ok(false)
+}
+
+/// Merge-patches `status` and the phase labels into Workflow `name`.
+async fn write_status(
+    api: &Api<DynamicObject>,
+    name: &str,
+    phase: &str,
+    status: Value,
+) -> Result<(), kube::Error> {
+    let completed = matches!(phase, "Succeeded" | "Failed" | "Error");
+    let patch = json!({
+        "metadata": {
+            "labels": {
+                "workflows.argoproj.io/phase": phase,
+                "workflows.argoproj.io/completed": completed.to_string(),
+            },
+            "annotations": {"workflows.argoproj.io/pod-name-format": "v2"},
+        },
+        "status": status,
+    });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(())
 }

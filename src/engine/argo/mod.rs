@@ -35,7 +35,7 @@ pub mod status;
 use super::{BuildKind, DeriveError, Engine, StatusError};
 use crate::core::builds::StopMode;
 use crate::core::catalog::{self, RESERVED_PARAMETERS};
-use crate::core::manifest::Manifest;
+use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::naming;
 use crate::core::progress::{Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod};
 use crate::core::spec::{Build, Origin, SpecError, field_error};
@@ -48,6 +48,10 @@ pub const ROLE: &str = "workflow-role";
 pub const ROLE_BINDING: &str = "workflow-role-binding";
 pub use crate::core::spec::SPEC_HASH_ANNOTATION;
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "buildplane");
+/// Argo's shutdown strategy that stops a Workflow at once, killing its running pods and
+/// running no exit handler (`Stop` would run them); the Workflow ends `Failed` with the
+/// message `Stopped with strategy 'Terminate'`.
+pub const SHUTDOWN_TERMINATE: &str = "Terminate";
 
 pub struct ArgoEngine;
 
@@ -166,6 +170,7 @@ impl Engine for ArgoEngine {
     }
 
     fn build_object(&self, build: &Build) -> Manifest {
+        let id = self.build_object_id(build.organization(), &build.metadata.name);
         let labels = workflow_labels(build);
         let (commit, branch) = build.commit_and_branch();
         let spec = &build.spec;
@@ -192,8 +197,8 @@ impl Engine for ArgoEngine {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Workflow",
             "metadata": {
-                "name": naming::workflow_name(&build.metadata.name),
-                "namespace": naming::namespace_name(build.organization()),
+                "name": id.name,
+                "namespace": id.namespace,
                 "labels": labels,
                 "annotations": {SPEC_HASH_ANNOTATION: spec_hash(build)},
             },
@@ -205,6 +210,15 @@ impl Engine for ArgoEngine {
             },
         });
         Manifest::new(object).expect("a Workflow carries kind and name")
+    }
+
+    fn build_object_id(&self, organization: &str, build_name: &str) -> ObjectId {
+        ObjectId {
+            api_version: WORKFLOW.api_version.to_owned(),
+            kind: WORKFLOW.kind.to_owned(),
+            namespace: Some(naming::namespace_name(organization)),
+            name: naming::workflow_name(build_name),
+        }
     }
 
     fn build_kind(&self) -> BuildKind {
@@ -223,6 +237,12 @@ impl Engine for ArgoEngine {
             phase: s.phase,
             message: s.message,
         }
+    }
+
+    fn stop_requested(&self, live: &Value) -> bool {
+        live.pointer("/spec/shutdown")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
     }
 
     fn step_names(&self) -> &'static [&'static str] {
