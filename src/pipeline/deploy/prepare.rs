@@ -321,24 +321,35 @@ fn held_back(
     inventories: &BTreeMap<String, Inventory>,
     reason: &str,
 ) -> Vec<HeldBack> {
-    let mut held = Vec::new();
-    for (name, inventory) in inventories.iter().filter(|(n, _)| pruning.contains(*n)) {
-        let rendered_here: Vec<Manifest> = objects
-            .iter()
-            .filter(|p| &p.inventory == name)
-            .map(|p| p.manifest.clone())
-            .collect();
-        held.extend(
+    unrendered(objects, pruning, inventories)
+        .map(|(name, entry)| HeldBack {
+            entry,
+            inventory: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+        .collect()
+}
+
+/// For each inventory of this run, every object it recorded and no longer renders
+/// (`core::plan::prune_set`): what --prune acts on, or holds back.
+fn unrendered<'a>(
+    objects: &'a [Planned],
+    pruning: &'a BTreeSet<String>,
+    inventories: &'a BTreeMap<String, Inventory>,
+) -> impl Iterator<Item = (&'a str, plan::Entry)> + 'a {
+    inventories
+        .iter()
+        .filter(|(n, _)| pruning.contains(*n))
+        .flat_map(move |(name, inventory)| {
+            let rendered_here: Vec<Manifest> = objects
+                .iter()
+                .filter(|p| &p.inventory == name)
+                .map(|p| p.manifest.clone())
+                .collect();
             plan::prune_set(inventory, &rendered_here)
                 .into_iter()
-                .map(|entry| HeldBack {
-                    entry,
-                    inventory: name.clone(),
-                    reason: reason.to_owned(),
-                }),
-        );
-    }
-    held
+                .map(move |entry| (name.as_str(), entry))
+        })
 }
 
 /// What --prune would delete, and what it holds back: for each inventory of this run, every
@@ -353,35 +364,29 @@ async fn prune_set(
     let known: BTreeSet<String> = inventories.keys().cloned().collect();
     let none = BTreeSet::new();
     let (mut prune, mut released) = (Vec::new(), Vec::new());
-    for (name, inventory) in inventories.iter().filter(|(n, _)| pruning.contains(*n)) {
-        let rendered_here: Vec<Manifest> = objects
-            .iter()
-            .filter(|p| &p.inventory == name)
-            .map(|p| p.manifest.clone())
-            .collect();
-        for entry in plan::prune_set(inventory, &rendered_here) {
-            let Some(resource) = kube.resource(&entry.api_version, &entry.kind).await? else {
-                continue;
-            };
-            let Some(live) = kube.get(&resource, &entry.id()).await? else {
-                continue;
-            };
-            let owners = declaring.get(&entry.id().to_string()).unwrap_or(&none);
-            let label = plan::live_inventory_label(&live);
-            match plan::decide_prune(name, label, owners, &known) {
-                PruneDecision::Delete => prune.push(Prunable {
-                    entry,
-                    inventory: name.clone(),
-                    resource,
-                    live,
-                }),
-                PruneDecision::Release(owners) => released.push(Released {
-                    entry,
-                    inventory: name.clone(),
-                    owners,
-                }),
-                PruneDecision::Foreign => {}
-            }
+    for (name, entry) in unrendered(objects, pruning, inventories) {
+        let name = name.to_owned();
+        let Some(resource) = kube.resource(&entry.api_version, &entry.kind).await? else {
+            continue;
+        };
+        let Some(live) = kube.get(&resource, &entry.id()).await? else {
+            continue;
+        };
+        let owners = declaring.get(&entry.id().to_string()).unwrap_or(&none);
+        let label = plan::live_inventory_label(&live);
+        match plan::decide_prune(&name, label, owners, &known) {
+            PruneDecision::Delete => prune.push(Prunable {
+                entry,
+                inventory: name.clone(),
+                resource,
+                live,
+            }),
+            PruneDecision::Release(owners) => released.push(Released {
+                entry,
+                inventory: name.clone(),
+                owners,
+            }),
+            PruneDecision::Foreign => {}
         }
     }
     Ok((prune, released))
