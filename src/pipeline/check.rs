@@ -87,9 +87,11 @@ pub async fn check(kube: &Kube, expected: &Expected<'_>) -> Result<Vec<Finding>,
     out.push(crds(kube, expected).await?);
     let controller = controller(kube, expected).await?;
     out.push(controller.0);
-    out.push(namespaces(kube, expected, controller.1.as_ref()).await?);
+    // Both namespace checks read one listing.
+    let listed = namespace_list(kube).await?;
+    out.push(namespaces(kube, expected, controller.1.as_ref(), &listed).await?);
     out.push(nodes(kube, expected).await?);
-    out.push(build_cache(kube, expected).await?);
+    out.push(build_cache(expected, &listed));
     out.push(registry(kube, expected).await?);
     out.push(templates(kube, expected).await?);
     Ok(out)
@@ -314,21 +316,30 @@ pub fn managed_namespaces(d: &Value) -> Option<String> {
     }))
 }
 
+/// Every Namespace, or why they cannot be read (the status and message a check reports).
+type NamespaceList = Result<Vec<Value>, (Status, String)>;
+
+async fn namespace_list(kube: &Kube) -> Result<NamespaceList, KubeError> {
+    let Some(ns) = resource(kube, "v1", "Namespace").await? else {
+        return Ok(Err((
+            Status::Fail,
+            "the API server serves no Namespaces".to_owned(),
+        )));
+    };
+    Ok(readable("namespaces", kube.list(&ns, None))
+        .await?
+        .map_err(|why| (Status::Warn, why)))
+}
+
 async fn namespaces(
     kube: &Kube,
     expected: &Expected<'_>,
     controller: Option<&Value>,
+    listed: &NamespaceList,
 ) -> Result<Finding, KubeError> {
     const CHECK: &str = "build-namespaces";
-    let Some(ns) = resource(kube, "v1", "Namespace").await? else {
-        return Ok(finding(
-            CHECK,
-            Status::Fail,
-            "the API server serves no Namespaces",
-        ));
-    };
-    let listed = match readable("namespaces", kube.list(&ns, None)).await? {
-        Err(why) => return Ok(finding(CHECK, Status::Warn, why)),
+    let listed = match listed {
+        Err((status, why)) => return Ok(finding(CHECK, *status, why.clone())),
         Ok(l) => l,
     };
     let live: Vec<String> = listed
@@ -521,25 +532,18 @@ fn forbids_host_path(level: &str) -> bool {
     matches!(level, "baseline" | "restricted")
 }
 
-async fn build_cache(kube: &Kube, expected: &Expected<'_>) -> Result<Finding, KubeError> {
+fn build_cache(expected: &Expected<'_>, listed: &NamespaceList) -> Finding {
     const CHECK: &str = "build-cache";
     if !expected.flag("/global/defaultResources/buildCache/enabled") {
-        return Ok(finding(
+        return finding(
             CHECK,
             Status::Ok,
             "disabled (buildpack images are pulled by every build)",
-        ));
+        );
     }
     let path = expected.text("/global/defaultResources/buildCache/hostPath");
-    let Some(r) = resource(kube, "v1", "Namespace").await? else {
-        return Ok(finding(
-            CHECK,
-            Status::Fail,
-            "the API server serves no Namespaces",
-        ));
-    };
-    let listed = match readable("namespaces", kube.list(&r, None)).await? {
-        Err(why) => return Ok(finding(CHECK, Status::Warn, why)),
+    let listed = match listed {
+        Err((status, why)) => return finding(CHECK, *status, why.clone()),
         Ok(l) => l,
     };
     let refusing: Vec<String> = listed
@@ -564,22 +568,22 @@ async fn build_cache(kube: &Kube, expected: &Expected<'_>) -> Result<Finding, Ku
         })
         .collect();
     if !refusing.is_empty() {
-        return Ok(finding(
+        return finding(
             CHECK,
             Status::Fail,
             format!(
                 "hostPath {path} is refused by Pod Security in {}: set global.defaultResources.buildCache.enabled=false or allow privileged pods there",
                 refusing.join(", ")
             ),
-        ));
+        );
     }
-    Ok(finding(
+    finding(
         CHECK,
         Status::Ok,
         format!(
             "hostPath {path} on each node (not visible through the API: check the nodes' disks)"
         ),
-    ))
+    )
 }
 
 /// `host[:port]` split; a host of the form `service.namespace[.svc…]` names a Service.
