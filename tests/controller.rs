@@ -911,6 +911,20 @@ fn build_named(kc: &Path, org: &str, name: &str, component: &str, branch: &str) 
     );
 }
 
+/// A Build of component `component` on `main` that names BuildPlane `plane` by label.
+fn build_on_plane(kc: &Path, org: &str, name: &str, component: &str, plane: &str) {
+    post(
+        kc,
+        &builds_path(org),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": name, "labels": {"openchoreo.dev/build-plane": plane}},
+            "spec": {"owner": {"projectName": "shop", "componentName": component},
+                "repository": {"url": "https://git.example.com/shop.git",
+                    "revision": {"branch": "main"}, "appPath": format!("/{component}")},
+                "templateRef": {"name": "google-cloud-buildpacks"}}}),
+    );
+}
+
 fn delete(kc: &Path, path: &str) {
     let (code, resp) = cluster::raw_request(kc, None, "DELETE", path, None, "application/json");
     assert!(code == 200 || code == 202, "DELETE {path}: {code} {resp}");
@@ -1379,29 +1393,11 @@ fn upstream_inline_build_planes_work_and_several_need_an_explicit_choice() {
         false,
     );
     let named = "pay-build";
-    post(
-        cpk,
-        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds"),
-        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
-            "metadata": {"name": named, "labels": {"openchoreo.dev/build-plane": "by-ref"}},
-            "spec": {"owner": {"projectName": "shop", "componentName": "pay"},
-                "repository": {"url": "https://git.example.com/shop.git",
-                    "revision": {"branch": "main"}, "appPath": "/pay"},
-                "templateRef": {"name": "google-cloud-buildpacks"}}}),
-    );
+    build_on_plane(cpk, &org, named, "pay", "by-ref");
     let done = wait_for(cpk, &org, named, DONE[3], &c);
     assert_eq!(conditions(&done), DONE);
     // A Build naming a BuildPlane that is not there says so.
-    post(
-        cpk,
-        &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds"),
-        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
-            "metadata": {"name": "lost-build", "labels": {"openchoreo.dev/build-plane": "gone"}},
-            "spec": {"owner": {"projectName": "shop", "componentName": "lost"},
-                "repository": {"url": "https://git.example.com/shop.git",
-                    "revision": {"branch": "main"}, "appPath": "/lost"},
-                "templateRef": {"name": "google-cloud-buildpacks"}}}),
-    );
+    build_on_plane(cpk, &org, "lost-build", "lost", "gone");
     let lost = wait_until(
         cpk,
         &org,
