@@ -28,6 +28,9 @@ pub struct CheckArgs {
     /// Set a value as at install, always as a string.
     #[arg(long = "set-string", value_name = "EXPR", action = ArgAction::Append)]
     pub set_string: Vec<String>,
+    /// Values buildplane accepts but does not apply are an error, not a warning.
+    #[arg(long)]
+    pub strict: bool,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: CheckOutput,
@@ -38,10 +41,12 @@ pub struct CheckArgs {
 impl CheckArgs {
     fn request(&self) -> RenderRequest {
         let argv: Vec<String> = std::env::args().collect();
-        RenderInputs::bundle_request(
+        let mut req = RenderInputs::bundle_request(
             self.values.clone(),
             order_sets(&argv, &self.set, &self.set_string),
-        )
+        );
+        req.strict = self.strict;
+        req
     }
 }
 
@@ -70,8 +75,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let chart = Chart::builtin();
     let req = args.request();
     // The values and the bundle are checked before the first request.
-    let values = pipeline::merged_values(&chart, &req)?;
-    let bundle = pipeline::render_parts(&chart, &req)?.bundle;
+    let values = pipeline::merged_values(&chart, &req)?.values;
+    let rendered = pipeline::render_parts(&chart, &req)?;
+    super::warn_not_applicable(&rendered.not_applicable);
+    let bundle = rendered.bundle;
     let findings = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -44,6 +44,10 @@ pub struct RenderInputs {
         default_value = "default"
     )]
     pub namespace: String,
+    /// Values buildplane accepts but does not apply (upstream's fluentBit, …) are an error,
+    /// not a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl RenderInputs {
@@ -59,6 +63,7 @@ impl RenderInputs {
             install: true,
             default_namespace: None,
             control_plane: None,
+            strict: false,
         }
     }
 
@@ -75,6 +80,7 @@ impl RenderInputs {
                     image: self.controller_image.clone(),
                 }
             }),
+            strict: self.strict,
         }
     }
 
@@ -149,7 +155,9 @@ pub struct RenderArgs {
 pub fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
     let chart = Chart::builtin();
     let req = args.inputs.request(&args.inputs.sets_in_order());
-    let manifests = pipeline::render(&chart, &req)?;
+    let rendered = pipeline::render_parts(&chart, &req)?;
+    super::warn_not_applicable(&rendered.not_applicable);
+    let manifests = rendered.all();
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
         for (i, m) in manifests.iter().enumerate() {

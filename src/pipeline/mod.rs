@@ -5,7 +5,7 @@
 use crate::core::manifest::{self, Manifest, ObjectId};
 use crate::core::render::{self, Chart, RenderError};
 use crate::core::spec::{self, Build, Origin, SpecError};
-use crate::core::values::{self, SetKind, ValuesError};
+use crate::core::values::{self, NotApplicable, SetKind, ValuesError};
 use crate::engine;
 use crate::source::{self, SourceError};
 use serde_json::Value;
@@ -67,6 +67,8 @@ pub struct RenderRequest {
     pub default_namespace: Option<String>,
     /// Also render the control plane (CRDs and the controller).
     pub control_plane: Option<crate::core::control_plane::ControlPlaneSettings>,
+    /// Values buildplane does not apply (`x-not-applicable`) are an error, not a warning.
+    pub strict: bool,
 }
 
 /// A Build with the place it came from.
@@ -76,9 +78,20 @@ pub struct LoadedBuild {
     pub build: Build,
 }
 
-/// The merged values: chart defaults, then each `-f` file, then each `--set`, validated.
-pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, PipelineError> {
+/// The merged values, and the keys they set that buildplane accepts but does not apply.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub values: Value,
+    /// One per key and input, to be printed as a warning (an error with `strict`).
+    pub not_applicable: Vec<NotApplicable>,
+}
+
+/// The merged values: chart defaults, then each `-f` file, then each `--set`, validated. Keys
+/// the schema marks `x-not-applicable` are reported with the input that set them; with
+/// `req.strict` they are an error.
+pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Merged, PipelineError> {
     let mut merged = render::defaults(chart)?;
+    let mut inputs: Vec<(String, Value)> = Vec::new();
     for path in &req.values_files {
         let file = path.display().to_string();
         let text = source::read_text(path)?;
@@ -89,15 +102,36 @@ pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, Pipeli
             })?;
         match overlay {
             Value::Null => {}
-            Value::Object(_) => values::coalesce(&mut merged, overlay),
+            Value::Object(_) => {
+                inputs.push((file, overlay.clone()));
+                values::coalesce(&mut merged, overlay)
+            }
             _ => return Err(ValuesError::NotAMap { source_name: file }.into()),
         }
     }
     for (kind, expr) in &req.sets {
-        values::apply_set(&mut merged, values::parse_set(expr, *kind)?);
+        let overlay = values::parse_set(expr, *kind)?;
+        inputs.push((set_source(*kind, expr), overlay.clone()));
+        values::apply_set(&mut merged, overlay);
     }
-    values::validate(&merged, &chart.values_schema()?)?;
-    Ok(merged)
+    let schema = chart.values_schema()?;
+    values::validate(&merged, &schema)?;
+    let not_applicable = values::not_applicable(&inputs, &schema, &merged);
+    if req.strict && !not_applicable.is_empty() {
+        return Err(ValuesError::NotApplicable(not_applicable).into());
+    }
+    Ok(Merged {
+        values: merged,
+        not_applicable,
+    })
+}
+
+/// How a `--set` flag is named as the input of a value: as the user wrote it.
+fn set_source(kind: SetKind, expr: &str) -> String {
+    match kind {
+        SetKind::Typed => format!("--set {expr}"),
+        SetKind::String => format!("--set-string {expr}"),
+    }
 }
 
 /// Reads and validates every Build under `paths`. Files are read and parsed in parallel; the
@@ -239,6 +273,8 @@ pub struct Rendered {
     pub builds: Vec<Manifest>,
     /// The control plane's CRDs and controller (empty unless asked for).
     pub control_plane: Vec<Manifest>,
+    /// Values set that buildplane does not apply: the caller warns about each.
+    pub not_applicable: Vec<NotApplicable>,
 }
 
 impl Rendered {
@@ -257,7 +293,10 @@ impl Rendered {
 /// The whole render, split: values and Builds are read and validated first, then rendered.
 pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, PipelineError> {
     // Values are checked even when only builds are rendered: a bad -f or --set is an error.
-    let values = merged_values(chart, req)?;
+    let Merged {
+        values,
+        not_applicable,
+    } = merged_values(chart, req)?;
     let with_chart = req.install || (req.builds.is_empty() && req.control_plane.is_none());
     let builds = if req.builds.is_empty() {
         Vec::new()
@@ -268,7 +307,7 @@ pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, Pipe
     if with_chart {
         bundle = render::render_chart(chart, &values)?;
     }
-    // A build namespace the bundle already prepares (workflowNamespaces) is rendered once.
+    // A build namespace the bundle already prepares (buildNamespaces) is rendered once.
     let seen: std::collections::BTreeSet<String> =
         bundle.iter().map(|m| m.id.to_string()).collect();
     let mut build_objects: Vec<Manifest> = render_builds(&builds)?
@@ -287,6 +326,7 @@ pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, Pipe
         bundle,
         builds: build_objects,
         control_plane,
+        not_applicable,
     })
 }
 

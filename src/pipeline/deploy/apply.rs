@@ -58,7 +58,7 @@ pub async fn apply(
     }
     for x in &prepared.released {
         let id = x.entry.id();
-        let kept = Action::Kept(x.owners.clone());
+        let kept = Action::Kept(x.why.clone());
         report(&id, &kept);
         done.push((id, kept));
     }
