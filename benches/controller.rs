@@ -96,10 +96,7 @@ fn main() {
         c
     };
     sh(&mut run(&cp, &["apply", "--control-plane"]));
-    sh(&mut run(
-        &plane,
-        &["apply", "--set", "argo-workflows.workflowNamespaces={}"],
-    ));
+    sh(&mut run(&plane, &["apply", "--set", "buildNamespaces={}"]));
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cpc = rt.block_on(client(&cp));

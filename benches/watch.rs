@@ -70,11 +70,7 @@ fn main() {
             .env_remove("KUBECONFIG");
         c
     };
-    sh(&mut run(&[
-        "apply",
-        "--set",
-        "argo-workflows.workflowNamespaces={}",
-    ]));
+    sh(&mut run(&["apply", "--set", "buildNamespaces={}"]));
 
     // 1. Emit latency over 1,000 builds.
     let n = 1000;

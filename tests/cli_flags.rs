@@ -177,7 +177,7 @@ fn helm_values_flags_follow_helms_examples_and_order() {
             r"global.commonLabels.kubernetes\.io/role=master",
             // name={a,b,c}
             "--set",
-            "argo-workflows.workflowNamespaces={openchoreo-ci-a,openchoreo-ci-b}",
+            "buildNamespaces={openchoreo-ci-a,openchoreo-ci-b}",
             // servers[0].port=80: lower than --set-string, whatever the order here
             "--set",
             "extraObjects[0].data.port=81",

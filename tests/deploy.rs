@@ -331,6 +331,66 @@ fn a_field_changed_by_hand_is_shown_and_restored() {
     );
 }
 
+/// `helm.sh/resource-policy: keep` (what `argo-workflows.crds.keep` puts on the CRDs): prune
+/// leaves such an object and drops it from the inventory, as Helm leaves it out of a release.
+#[test]
+fn prune_never_deletes_an_object_whose_resource_policy_is_keep() {
+    let kc = cluster::with_argo();
+    let a = Org::new();
+    let inv = a.inventory();
+    a.build("stays", "main");
+    let kept = a.build("kept", "main");
+    ok(&bp(&kc, &["apply", &a.path(), "--inventory", &inv]));
+    let name = format!("kept-{}", buildplane::core::naming::hash8(&["kept"]));
+    let path = workflow_path(&a.namespace(), &name);
+    let keep = json!({"metadata": {"annotations": {"helm.sh/resource-policy": "keep"}}});
+    let (code, _) = cluster::raw_request(
+        &kc,
+        None,
+        "PATCH",
+        &path,
+        Some(&keep),
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200);
+    std::fs::remove_file(&kept).unwrap();
+
+    let d = bp(
+        &kc,
+        &[
+            "diff",
+            &a.path(),
+            "--inventory",
+            &inv,
+            "--prune",
+            "-o",
+            "json",
+        ],
+    );
+    let plan: Value = serde_json::from_slice(&d.stdout).unwrap();
+    assert_eq!(plan["summary"]["delete"], 0, "{plan}");
+    let out = ok(&bp(
+        &kc,
+        &["apply", &a.path(), "--inventory", &inv, "--prune"],
+    ));
+    let line = format!(
+        "Workflow/{}/{name} kept (helm.sh/resource-policy: keep; no longer in the inventory)",
+        a.namespace()
+    );
+    assert!(out.lines().any(|l| l == line), "{out}");
+    assert!(lines_with(&out, " pruned").is_empty(), "{out}");
+    let (code, live) = get(&kc, &path);
+    assert_eq!(code, 200);
+    assert!(live["metadata"]["deletionTimestamp"].is_null(), "{live}");
+    // Its record went: the next prune does not look at it again.
+    let out = ok(&bp(
+        &kc,
+        &["apply", &a.path(), "--inventory", &inv, "--prune"],
+    ));
+    assert!(!out.contains(&name), "{out}");
+    assert_eq!(get(&kc, &path).0, 200);
+}
+
 #[test]
 fn prune_removes_exactly_what_was_dropped() {
     let kc = cluster::with_argo();
@@ -951,7 +1011,7 @@ fn an_object_two_inventories_declare_is_shared_and_pruned_only_when_neither_does
 
     // The bundle no longer declares the namespace either: now its prune deletes it.
     let values = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(values.path(), "argo-workflows:\n  workflowNamespaces: []\n").unwrap();
+    std::fs::write(values.path(), "buildNamespaces: []\n").unwrap();
     let values = values.path().display().to_string();
     let out = ok(&bp(
         kc,

@@ -1,5 +1,6 @@
 //! Reviewed render outputs. Each `fixtures/golden/NAME.args` holds the command-line arguments
-//! (one per line) and `NAME.yaml` the exact expected stdout. After an intended change, run
+//! (one per line), `NAME.yaml` the exact expected stdout and `NAME.stderr`, when there is one,
+//! the exact expected warnings (none without it). After an intended change, run
 //! `BUILDPLANE_BLESS=1 cargo test --test golden` and read the diff before committing it.
 
 use std::path::Path;
@@ -37,9 +38,24 @@ fn renders_match_the_reviewed_golden_files() {
             String::from_utf8_lossy(&out.stderr)
         );
         let golden = case.with_extension("yaml");
+        let golden_err = case.with_extension("stderr");
         if bless {
             std::fs::write(&golden, &out.stdout).unwrap();
+            if out.stderr.is_empty() {
+                let _ = std::fs::remove_file(&golden_err);
+            } else {
+                std::fs::write(&golden_err, &out.stderr).unwrap();
+            }
             continue;
+        }
+        let expected_err = std::fs::read(&golden_err).unwrap_or_default();
+        if expected_err != out.stderr {
+            failures.push(format!(
+                "{}: stderr differs:\n  expected: {:?}\n  got:      {:?}",
+                golden_err.display(),
+                String::from_utf8_lossy(&expected_err),
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         let expected = std::fs::read(&golden)
             .unwrap_or_else(|_| panic!("{} missing: bless it", golden.display()));

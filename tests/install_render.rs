@@ -416,10 +416,8 @@ fn crds_install_false_drops_only_the_crds() {
 }
 
 #[test]
-fn build_namespaces_follow_workflow_namespaces() {
-    let ms = render(
-        json!({"argo-workflows": {"workflowNamespaces": ["openchoreo-ci-acme", "argo-build"]}}),
-    );
+fn build_namespaces_follow_the_build_namespaces_value() {
+    let ms = render(json!({"buildNamespaces": ["openchoreo-ci-acme", "argo-build"]}));
     let mut expected: BTreeSet<String> = crd_ids().into_iter().collect();
     expected.extend(controller_ids(CONTROLLER_NS, "argo-workflow-controller"));
     expected.extend(build_ns_ids("openchoreo-ci-acme"));
@@ -431,10 +429,19 @@ fn build_namespaces_follow_workflow_namespaces() {
         "argo-build"
     );
 
-    let ms = render(json!({"argo-workflows": {"workflowNamespaces": []}}));
+    let ms = render(json!({"buildNamespaces": []}));
     let mut expected: BTreeSet<String> = crd_ids().into_iter().collect();
     expected.extend(controller_ids(CONTROLLER_NS, "argo-workflow-controller"));
     assert_eq!(ids(install_objects(&ms)), expected);
+}
+
+/// Upstream's `argo-workflows.workflowNamespaces` is not a key of the Argo chart, so upstream
+/// ignored it (its builds run in openchoreo-ci-<org>); it changes nothing here either.
+#[test]
+fn upstreams_workflow_namespaces_prepare_nothing() {
+    let ms = render(json!({"argo-workflows": {"workflowNamespaces": ["argo-build"]}}));
+    assert_eq!(ids(&ms), ids(&render(json!({}))));
+    assert!(ids(&ms).contains("Namespace/openchoreo-ci-default"));
 }
 
 /// A namespace prepared at install is exactly what the engine creates for a Build of that
@@ -442,7 +449,7 @@ fn build_namespaces_follow_workflow_namespaces() {
 #[test]
 fn build_namespace_objects_equal_the_engines_prerequisites() {
     let values = values_with(json!({"global": {"commonLabels": {"team": "ci"}},
-        "argo-workflows": {"workflowNamespaces": ["openchoreo-ci-default", "openchoreo-ci-acme"]}}));
+        "buildNamespaces": ["openchoreo-ci-default", "openchoreo-ci-acme"]}));
     let chart = Chart::builtin();
     let ms = render_chart(&chart, &values).unwrap();
     let common = common_labels(&chart.meta().unwrap(), &values);
@@ -472,7 +479,8 @@ fn controller_namespace_may_not_be_a_build_namespace() {
 #[test]
 fn every_object_carries_the_common_labels() {
     let extra = json!({"team": "platform", "example.com/cost-center": "42"});
-    let values = values_with(json!({"global": {"commonLabels": extra}}));
+    let values = values_with(json!({"global": {"commonLabels": extra},
+        "argo-workflows": {"server": {"enabled": true}}}));
     let chart = Chart::builtin();
     let ms = render_chart(&chart, &values).unwrap();
     let common = common_labels(&chart.meta().unwrap(), &values);
@@ -502,7 +510,7 @@ fn every_object_carries_the_common_labels() {
 #[test]
 fn core_objects_round_trip_through_their_kubernetes_types() {
     use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
@@ -513,14 +521,15 @@ fn core_objects_round_trip_through_their_kubernetes_types() {
         assert_eq!(back, m.object, "{} lost or changed fields", m.id);
     }
 
-    let ms =
-        render(json!({"argo-workflows": {"workflowNamespaces": ["openchoreo-ci-default", "x"]}}));
+    let ms = render(json!({"buildNamespaces": ["openchoreo-ci-default", "x"],
+        "argo-workflows": {"server": {"enabled": true}, "crds": {"keep": true}}}));
     let mut seen = BTreeSet::new();
     for m in install_objects(&ms) {
         match m.id.kind.as_str() {
             "Namespace" => round_trip::<Namespace>(m),
             "ServiceAccount" => round_trip::<ServiceAccount>(m),
             "ConfigMap" => round_trip::<ConfigMap>(m),
+            "Service" => round_trip::<Service>(m),
             "Deployment" => round_trip::<Deployment>(m),
             "ClusterRole" => round_trip::<ClusterRole>(m),
             "ClusterRoleBinding" => round_trip::<ClusterRoleBinding>(m),
@@ -531,5 +540,294 @@ fn core_objects_round_trip_through_their_kubernetes_types() {
         }
         seen.insert(m.id.kind.clone());
     }
-    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert_eq!(seen.len(), 10, "{seen:?}");
+}
+
+fn server_ids(ns: &str, name: &str) -> Vec<String> {
+    vec![
+        format!("ServiceAccount/{ns}/{name}"),
+        format!("ClusterRole/{name}"),
+        format!("ClusterRole/{name}-cluster-template"),
+        format!("ClusterRoleBinding/{name}"),
+        format!("ClusterRoleBinding/{name}-cluster-template"),
+        format!("Deployment/{ns}/{name}"),
+        format!("Service/{ns}/{name}"),
+    ]
+}
+
+fn round_trips<T: DeserializeOwned + Serialize>(object: &Value) {
+    let typed: T = serde_json::from_value(object.clone()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(&serde_json::to_value(&typed).unwrap(), object);
+}
+
+/// Every (apiGroup/resource:verb) a set of ClusterRoles grants.
+fn grants(ms: &[Manifest], roles: &[&str]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for name in roles {
+        for rule in find(ms, &format!("ClusterRole/{name}"))["rules"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(rule.get("resourceNames").is_none(), "{rule}");
+            for g in rule["apiGroups"].as_array().unwrap() {
+                for r in rule["resources"].as_array().unwrap() {
+                    for v in rule["verbs"].as_array().unwrap() {
+                        out.insert(format!(
+                            "{}/{}:{}",
+                            g.as_str().unwrap(),
+                            r.as_str().unwrap(),
+                            v.as_str().unwrap()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `argo-workflows.server.enabled: true` renders what argo-helm's argo-workflows 0.45.2
+/// renders for the server with its defaults: objects of valid Kubernetes types, the argocli
+/// image at the controller's tag, `argo server` on 2746 with a readiness probe on `/`, and a
+/// Service that selects the Deployment's pods.
+#[test]
+fn argo_server_renders_as_the_argo_chart_does() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+
+    let ms = render(json!({"argo-workflows": {"server": {"enabled": true}}}));
+    let mut expected = ids(install_objects(&render(json!({}))));
+    expected.extend(server_ids(CONTROLLER_NS, "argo-server"));
+    assert_eq!(ids(install_objects(&ms)), expected);
+
+    let name = "argo-server";
+    let d = find(&ms, &format!("Deployment/{CONTROLLER_NS}/{name}"));
+    let svc = find(&ms, &format!("Service/{CONTROLLER_NS}/{name}"));
+    round_trips::<Deployment>(d);
+    round_trips::<Service>(svc);
+    round_trips::<ServiceAccount>(find(&ms, &format!("ServiceAccount/{CONTROLLER_NS}/{name}")));
+    for role in [name.to_owned(), format!("{name}-cluster-template")] {
+        round_trips::<ClusterRole>(find(&ms, &format!("ClusterRole/{role}")));
+        let crb = find(&ms, &format!("ClusterRoleBinding/{role}"));
+        round_trips::<ClusterRoleBinding>(crb);
+        assert_eq!(
+            crb["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role})
+        );
+        assert_eq!(
+            crb["subjects"],
+            json!([{"kind": "ServiceAccount", "name": name, "namespace": CONTROLLER_NS}])
+        );
+    }
+
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], name);
+    let c = &pod["containers"][0];
+    assert_eq!(c["name"], "argo-server");
+    assert_eq!(c["image"], "quay.io/argoproj/argocli:v3.6.2");
+    assert_eq!(
+        c["args"],
+        json!([
+            "server",
+            "--configmap=argo-workflow-controller-configmap",
+            "--auth-mode=client",
+            "--secure=false",
+            "--loglevel",
+            "info",
+            "--gloglevel",
+            "0",
+            "--log-format",
+            "text"
+        ])
+    );
+    assert_eq!(c["ports"], json!([{"name": "web", "containerPort": 2746}]));
+    assert_eq!(
+        c["readinessProbe"]["httpGet"],
+        json!({"path": "/", "port": 2746, "scheme": "HTTP"})
+    );
+    assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "ARGO_NAMESPACE",
+                "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}}))
+    );
+    // The server reads the controller's ConfigMap, which the bundle renders.
+    find(
+        &ms,
+        &format!("ConfigMap/{CONTROLLER_NS}/argo-workflow-controller-configmap"),
+    );
+
+    // The Service selects exactly the Deployment's pods, and reaches their port.
+    let selector = svc["spec"]["selector"].as_object().unwrap();
+    assert!(!selector.is_empty());
+    assert_eq!(
+        &d["spec"]["selector"]["matchLabels"],
+        &svc["spec"]["selector"]
+    );
+    for (k, v) in selector {
+        assert_eq!(&d["spec"]["template"]["metadata"]["labels"][k], v, "{k}");
+    }
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"port": 2746, "protocol": "TCP", "targetPort": 2746}])
+    );
+    // ... and no other Deployment's pods: the controller's selector differs.
+    let controller = find(
+        &ms,
+        &format!("Deployment/{CONTROLLER_NS}/argo-workflow-controller"),
+    );
+    assert!(
+        selector
+            .iter()
+            .any(|(k, v)| &controller["spec"]["template"]["metadata"]["labels"][k] != v),
+        "the server's Service would select the controller's pods"
+    );
+
+    // The permissions of argo-helm 0.45.2's server roles (no SSO, no persistence), no more.
+    let all = [
+        "create", "get", "list", "watch", "update", "patch", "delete",
+    ];
+    let mut want = BTreeSet::new();
+    let mut grant = |group: &str, resources: &[&str], verbs: &[&str]| {
+        for r in resources {
+            for v in verbs {
+                want.insert(format!("{group}/{r}:{v}"));
+            }
+        }
+    };
+    grant("", &["configmaps", "events"], &["get", "watch", "list"]);
+    grant("", &["pods"], &["get", "list", "watch", "delete"]);
+    grant("", &["pods/log"], &["get", "list"]);
+    grant("", &["secrets"], &["get"]);
+    grant("", &["events"], &["watch", "create", "patch"]);
+    grant(
+        "argoproj.io",
+        &[
+            "eventsources",
+            "sensors",
+            "workflows",
+            "workfloweventbindings",
+            "workflowtemplates",
+            "cronworkflows",
+        ],
+        &all,
+    );
+    grant("argoproj.io", &["clusterworkflowtemplates"], &all);
+    assert_eq!(
+        grants(&ms, &[name, &format!("{name}-cluster-template")]),
+        want
+    );
+}
+
+#[test]
+fn argo_server_takes_its_values() {
+    let resources = json!({"limits": {"memory": "256Mi"}, "requests": {"cpu": "50m"}});
+    let ms = render(json!({
+        "namespace": "ci-system",
+        "argo-workflows": {
+            "fullnameOverride": "wf",
+            "images": {"controller": "reg.example:5000/argo/workflow-controller:v3.6.5@sha256:0123"},
+            "server": {"enabled": true, "replicas": 2, "serviceType": "NodePort", "servicePort": 80,
+                "authModes": ["server", "client"], "extraArgs": ["--x-frame-options=DENY"],
+                "image": {"registry": "", "repository": "mirror/argocli", "tag": ""},
+                "resources": resources},
+        },
+    }));
+    let mut expected = ids(install_objects(&render(json!({"namespace": "ci-system",
+        "argo-workflows": {"fullnameOverride": "wf"}}))));
+    expected.extend(server_ids("ci-system", "wf-server"));
+    assert_eq!(ids(install_objects(&ms)), expected);
+    let d = find(&ms, "Deployment/ci-system/wf-server");
+    assert_eq!(d["spec"]["replicas"], 2);
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "mirror/argocli:v3.6.5", "the controller's tag");
+    assert_eq!(c["resources"], resources);
+    assert_eq!(
+        c["args"],
+        json!([
+            "server",
+            "--configmap=wf-workflow-controller-configmap",
+            "--x-frame-options=DENY",
+            "--auth-mode=server",
+            "--auth-mode=client",
+            "--secure=false",
+            "--loglevel",
+            "info",
+            "--gloglevel",
+            "0",
+            "--log-format",
+            "text"
+        ])
+    );
+    let svc = find(&ms, "Service/ci-system/wf-server");
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"port": 80, "protocol": "TCP", "targetPort": 2746}])
+    );
+
+    let ms = render(json!({"argo-workflows": {"server": {"enabled": true,
+        "image": {"tag": "v3.6.4"}, "authModes": []}}}));
+    let c = &find(&ms, &format!("Deployment/{CONTROLLER_NS}/argo-server"))["spec"]["template"]["spec"]
+        ["containers"][0];
+    assert_eq!(c["image"], "quay.io/argoproj/argocli:v3.6.4");
+    assert!(
+        !c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("--auth-mode")),
+        "no authModes: no flag (Argo's default, client)"
+    );
+
+    // Argo disabled: no server either.
+    let ms = render(json!({"argo-workflows": {"enabled": false, "server": {"enabled": true}}}));
+    assert_eq!(ids(install_objects(&ms)), BTreeSet::new());
+}
+
+#[test]
+fn the_server_image_needs_a_tag_when_the_controllers_has_none() {
+    let v = values_with(json!({"argo-workflows": {"server": {"enabled": true},
+        "images": {"controller": "quay.io/argoproj/workflow-controller@sha256:0123"}}}));
+    let err = render_chart(&Chart::builtin(), &v).unwrap_err().to_string();
+    assert!(
+        err.contains("argo-workflows.server.image.tag must be set"),
+        "{err}"
+    );
+}
+
+/// `crds.keep` is Helm's: the CRDs, and only they, carry `helm.sh/resource-policy: keep`
+/// (which prune honours: `core::plan::decide_prune`).
+#[test]
+fn crds_keep_annotates_the_crds_and_nothing_else() {
+    let plain = render(json!({}));
+    let kept = render(json!({"argo-workflows": {"crds": {"keep": true}}}));
+    assert_eq!(ids(&plain), ids(&kept));
+    for (p, k) in plain.iter().zip(&kept) {
+        assert_eq!(p.id, k.id);
+        if p.id.kind == "CustomResourceDefinition" {
+            assert_eq!(
+                k.object["metadata"]["annotations"],
+                json!({"helm.sh/resource-policy": "keep"}),
+                "{}",
+                k.id
+            );
+            let mut k = k.object.clone();
+            k["metadata"].as_object_mut().unwrap().remove("annotations");
+            assert_eq!(k, p.object, "{}: only the annotation differs", p.id);
+        } else {
+            assert_eq!(k.object, p.object, "{}", p.id);
+        }
+    }
+    assert!(
+        plain
+            .iter()
+            .all(|m| m.object["metadata"].get("annotations").is_none()),
+        "crds.keep false (the default) annotates nothing"
+    );
 }

@@ -43,7 +43,17 @@ fn documented_changes_are_valid() {
         json!({"global": {"defaultResources": {"nodeAffinity": {"enabled": false, "values": []},
             "buildCache": {"type": "Directory"}, "workspace": {"size": "10Gi",
             "storageClassName": "fast-ssd"}, "images": {"cli": "ghcr.io/openchoreo/openchoreo-cli:v0.3.0"}}}}),
-        json!({"argo-workflows": {"workflowNamespaces": [], "controller": {"resources": {}}}}),
+        json!({"buildNamespaces": [], "argo-workflows": {"controller": {"resources": {}}}}),
+        json!({"argo-workflows": {"crds": {"keep": true}, "server": {"enabled": true,
+            "image": {"registry": "", "repository": "argoproj/argocli", "tag": "v3.6.5"},
+            "serviceType": "NodePort", "servicePort": 80, "authModes": ["server", "client"],
+            "extraArgs": ["--x-frame-options=DENY"],
+            "resources": {"limits": {"memory": "256Mi"}}}}}),
+        // Upstream keys buildplane does not apply are accepted (and reported elsewhere).
+        json!({"fluentBit": {"enabled": true, "anything": [1]},
+            "argo-workflows": {"workflowNamespaces": ["Not_A_Namespace"],
+            "workflow": {"serviceAccount": {"create": true}},
+            "server": {"ingress": {"enabled": true}, "sso": {"enabled": true}}}}),
         json!({"argo-workflows": {"controller": {"resources": {"limits": {"cpu": 2}}}}}),
     ] {
         assert_eq!(problems(overlay.clone()), Vec::<String>::new(), "{overlay}");
@@ -76,12 +86,24 @@ fn wrong_values_name_the_key_and_what_was_expected() {
         ),
         (json!({"namespaces": ["a"]}), "namespaces: unknown key"),
         (
-            json!({"argo-workflows": {"crds": {"keep": true}}}),
-            "argo-workflows.crds.keep: unknown key",
+            json!({"argo-workflows": {"crds": {"kep": true}}}),
+            "argo-workflows.crds.kep: unknown key",
         ),
         (
-            json!({"argo-workflows": {"workflowNamespaces": ["openchoreo-ci-default", "Bad_NS"]}}),
-            "argo-workflows.workflowNamespaces[1]: must match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ (got \"Bad_NS\")",
+            json!({"argo-workflows": {"server": {"replica": 2}}}),
+            "argo-workflows.server.replica: unknown key",
+        ),
+        (
+            json!({"argo-workflows": {"server": {"authModes": ["sso"]}}}),
+            "argo-workflows.server.authModes[0]: must be one of server, client (got \"sso\")",
+        ),
+        (
+            json!({"argo-workflows": {"server": {"serviceType": "ExternalName"}}}),
+            "argo-workflows.server.serviceType: must be one of ClusterIP, NodePort, LoadBalancer (got \"ExternalName\")",
+        ),
+        (
+            json!({"buildNamespaces": ["openchoreo-ci-default", "Bad_NS"]}),
+            "buildNamespaces[1]: must match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ (got \"Bad_NS\")",
         ),
         (
             json!({"namespace": "-ci"}),

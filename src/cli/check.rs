@@ -34,6 +34,9 @@ pub struct CheckArgs {
     /// Set values from JSON, as at install.
     #[arg(long = "set-json", value_name = "KEY=JSON", action = ArgAction::Append)]
     pub set_json: Vec<String>,
+    /// Values buildplane accepts but does not apply are an error, not a warning.
+    #[arg(long)]
+    pub strict: bool,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: CheckOutput,
@@ -55,6 +58,7 @@ impl CheckArgs {
             control_plane: false,
             controller_image: String::new(),
             namespace: None,
+            strict: self.strict,
         }
     }
 }
@@ -84,8 +88,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let chart = Chart::builtin();
     let req = args.inputs().request()?;
     // The values and the bundle are checked before the first request.
-    let values = pipeline::merged_values(&chart, &req)?;
-    let bundle = pipeline::render_parts(&chart, &req)?.bundle;
+    let values = pipeline::merged_values(&chart, &req)?.values;
+    let rendered = pipeline::render_parts(&chart, &req)?;
+    super::warn_not_applicable(&rendered.not_applicable);
+    let bundle = rendered.bundle;
     let findings = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

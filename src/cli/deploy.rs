@@ -80,7 +80,9 @@ impl TargetArgs {
     fn render(&self) -> anyhow::Result<pipeline::Rendered> {
         // Everything is rendered and validated before the first request.
         let req = self.inputs.request()?;
-        Ok(pipeline::render_parts(&Chart::builtin(), &req)?)
+        let rendered = pipeline::render_parts(&Chart::builtin(), &req)?;
+        super::warn_not_applicable(&rendered.not_applicable);
+        Ok(rendered)
     }
 
     fn options(&self) -> deploy::DeployOptions {

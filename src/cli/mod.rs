@@ -122,6 +122,17 @@ pub enum Outcome {
     Refused(String),
 }
 
+/// One `warning:` line on stderr per value set that buildplane does not apply (`--strict`
+/// made them an error before anything was rendered).
+pub fn warn_not_applicable(notices: &[crate::core::values::NotApplicable]) {
+    for n in notices {
+        eprintln!(
+            "warning: {}",
+            crate::core::text::escape_controls(&n.to_string())
+        );
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     crate::engine::argo::status::set_max_decompressed_nodes(

@@ -55,6 +55,10 @@ pub struct RenderInputs {
     /// -n without a BUILD is an error.
     #[arg(short = 'n', long = "namespace", value_name = "ORG")]
     pub namespace: Option<String>,
+    /// Values buildplane accepts but does not apply (upstream's fluentBit, …) are an error,
+    /// not a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl RenderInputs {
@@ -71,6 +75,7 @@ impl RenderInputs {
                     image: self.controller_image.clone(),
                 }
             }),
+            strict: self.strict,
         })
     }
 
@@ -142,7 +147,9 @@ pub fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
     }
     let chart = Chart::builtin();
     let req = args.inputs.request()?;
-    let manifests = pipeline::render(&chart, &req)?;
+    let rendered = pipeline::render_parts(&chart, &req)?;
+    super::warn_not_applicable(&rendered.not_applicable);
+    let manifests = rendered.all();
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
         for (i, m) in manifests.iter().enumerate() {

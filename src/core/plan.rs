@@ -261,7 +261,7 @@ pub fn live_inventory_label(live: &Value) -> Option<&str> {
 }
 
 // Shared objects. Two inventories may declare the same object: the bundle's
-// `workflowNamespaces` and the prerequisites of a set of builds both render the Namespace,
+// `buildNamespaces` and the prerequisites of a set of builds both render the Namespace,
 // ServiceAccount, Role and RoleBinding of a build namespace. The rule:
 //
 // - **Ownership is the inventory records.** An object is owned by every inventory whose
@@ -290,6 +290,18 @@ pub fn owner_label<'a>(
     }
 }
 
+/// The annotation Helm reads before it deletes an object; `keep` means never (prune reads it too).
+pub const RESOURCE_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
+
+/// Whether a live object says it must never be deleted: `helm.sh/resource-policy: keep`,
+/// compared as Helm compares it (trimmed, any case).
+pub fn resource_policy_keep(live: &Value) -> bool {
+    live.pointer("/metadata/annotations")
+        .and_then(|a| a.get(RESOURCE_POLICY_ANNOTATION))
+        .and_then(Value::as_str)
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("keep"))
+}
+
 /// What prune does with an object its inventory recorded and no longer renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PruneDecision {
@@ -297,6 +309,9 @@ pub enum PruneDecision {
     Delete,
     /// Other inventories (named) still declare it: drop only this inventory's record.
     Release(Vec<String>),
+    /// It would be deleted, but it carries `helm.sh/resource-policy: keep`: the object stays
+    /// and leaves the inventory (its record is dropped), as Helm leaves it out of a release.
+    Keep,
     /// Not labelled, or labelled for an inventory this namespace does not hold (someone took
     /// it over): leave the object and the record alone.
     Foreign,
@@ -304,12 +319,14 @@ pub enum PruneDecision {
 
 /// Whether inventory `pruning` deletes an object it no longer renders. `declaring` is every
 /// inventory that records or renders the object (`pruning` itself is ignored), `known` every
-/// inventory of the inventory namespace.
+/// inventory of the inventory namespace, `keep` whether the live object carries
+/// [`resource_policy_keep`] (then nothing deletes it).
 pub fn decide_prune(
     pruning: &str,
     live_label: Option<&str>,
     declaring: &BTreeSet<String>,
     known: &BTreeSet<String>,
+    keep: bool,
 ) -> PruneDecision {
     let others: Vec<String> = declaring
         .iter()
@@ -320,7 +337,13 @@ pub fn decide_prune(
         return PruneDecision::Release(others);
     }
     match live_label {
-        Some(l) if l == pruning || known.contains(l) => PruneDecision::Delete,
+        Some(l) if l == pruning || known.contains(l) => {
+            if keep {
+                PruneDecision::Keep
+            } else {
+                PruneDecision::Delete
+            }
+        }
         _ => PruneDecision::Foreign,
     }
 }
@@ -574,11 +597,40 @@ mod tests {
         ];
         for (case, label, declaring, want) in cases {
             assert_eq!(
-                decide_prune("builds", label, &declaring, &known),
+                decide_prune("builds", label, &declaring, &known, false),
                 want,
                 "{case}"
             );
         }
+    }
+
+    /// `helm.sh/resource-policy: keep` turns every delete into a keep and changes nothing else:
+    /// an object another inventory declares is still released, a foreign one still left alone.
+    #[test]
+    fn prune_never_deletes_an_object_helm_would_keep() {
+        let known = set(&["build-plane", "builds"]);
+        let decide = |label, declaring: &[&str]| {
+            decide_prune("build-plane", label, &set(declaring), &known, true)
+        };
+        assert_eq!(
+            decide(Some("build-plane"), &["build-plane"]),
+            PruneDecision::Keep
+        );
+        assert_eq!(decide(Some("builds"), &[]), PruneDecision::Keep);
+        assert_eq!(
+            decide(Some("build-plane"), &["builds"]),
+            PruneDecision::Release(vec!["builds".into()])
+        );
+        assert_eq!(decide(None, &[]), PruneDecision::Foreign);
+
+        let live = |policy: &str| serde_json::json!({"metadata": {"annotations": {RESOURCE_POLICY_ANNOTATION: policy}}});
+        assert!(resource_policy_keep(&live("keep")));
+        assert!(
+            resource_policy_keep(&live(" Keep ")),
+            "Helm trims and ignores case"
+        );
+        assert!(!resource_policy_keep(&live("delete")));
+        assert!(!resource_policy_keep(&serde_json::json!({"metadata": {}})));
     }
 
     #[test]

@@ -23,6 +23,128 @@ pub enum ValuesError {
     /// The merged values break `values.schema.json`; one line per violation.
     #[error("invalid values:\n{}", .0.join("\n"))]
     Schema(Vec<String>),
+    /// `--strict`: the values set keys buildplane accepts but does not apply.
+    #[error("--strict: values buildplane accepts but does not apply: {}", keys(.0))]
+    NotApplicable(Vec<NotApplicable>),
+}
+
+fn keys(notices: &[NotApplicable]) -> String {
+    let shown: Vec<String> = notices
+        .iter()
+        .map(|n| format!("{} ({})", n.key, n.source))
+        .collect();
+    shown.join(", ")
+}
+
+/// Schema keyword: the key is accepted but nothing renders from it; the value is the reason.
+/// Nothing below a key so marked is checked (nothing reads it).
+pub const NOT_APPLICABLE: &str = "x-not-applicable";
+/// Schema keyword next to [`NOT_APPLICABLE`]: said as well when the key's `enabled` is true in
+/// the merged values (the user asked for something that will not happen).
+pub const NOT_APPLICABLE_IF_ENABLED: &str = "x-not-applicable-if-enabled";
+
+/// A key one input set that the schema marks [`NOT_APPLICABLE`]: reported, never rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotApplicable {
+    /// The key path, e.g. `fluentBit` or `argo-workflows.server.ingress`.
+    pub key: String,
+    /// The input it came from: a values file's name, or `--set EXPR`.
+    pub source: String,
+    /// Why it does not apply.
+    pub reason: String,
+}
+
+impl std::fmt::Display for NotApplicable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): not applicable: {}; ignored",
+            self.key, self.source, self.reason
+        )
+    }
+}
+
+/// Every key of each input (`(source, overlay)` in order) that lands on a schema node marked
+/// [`NOT_APPLICABLE`], outermost only, in input then key order. `merged` (the final values)
+/// decides the [`NOT_APPLICABLE_IF_ENABLED`] note: a later input may switch `enabled` off.
+pub fn not_applicable(
+    inputs: &[(String, Value)],
+    schema: &Value,
+    merged: &Value,
+) -> Vec<NotApplicable> {
+    let mut out = Vec::new();
+    for (source, overlay) in inputs {
+        walk_marked(
+            overlay,
+            schema,
+            schema,
+            &mut Vec::new(),
+            &mut |path, node| {
+                let mut reason = node[NOT_APPLICABLE].as_str().unwrap_or("").to_owned();
+                let pointer: String = path
+                    .iter()
+                    .map(|k| format!("/{}", pointer_escape(k)))
+                    .collect();
+                let enabled =
+                    merged.pointer(&format!("{pointer}/enabled")) == Some(&Value::Bool(true));
+                if let (true, Some(note)) = (enabled, node[NOT_APPLICABLE_IF_ENABLED].as_str()) {
+                    reason = format!("{reason}; {}.enabled is true, but {note}", path.join("."));
+                }
+                out.push(NotApplicable {
+                    key: path.join("."),
+                    source: source.clone(),
+                    reason,
+                });
+            },
+        );
+    }
+    out
+}
+
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The schema node a `$ref` stands for (only local `#/...` references exist in the chart).
+fn resolve<'a>(node: &'a Value, root: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => r
+            .strip_prefix('#')
+            .and_then(|p| root.pointer(p))
+            .map_or(node, |target| resolve(target, root)),
+        None => node,
+    }
+}
+
+/// Calls `found` for each key of `value` whose schema node is marked, not descending into it.
+fn walk_marked(
+    value: &Value,
+    node: &Value,
+    root: &Value,
+    path: &mut Vec<String>,
+    found: &mut dyn FnMut(&[String], &Value),
+) {
+    let Value::Object(map) = value else { return };
+    let node = resolve(node, root);
+    for (key, child) in map {
+        if child.is_null() {
+            continue;
+        }
+        let sub = node
+            .get("properties")
+            .and_then(|p| p.get(key))
+            .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()));
+        let Some(sub) = sub.map(|s| resolve(s, root)) else {
+            continue;
+        };
+        path.push(key.clone());
+        if sub.get(NOT_APPLICABLE).is_some() {
+            found(path, sub);
+        } else {
+            walk_marked(child, sub, root, path, found);
+        }
+        path.pop();
+    }
 }
 
 /// Merges `overlay` into `base`: maps recursively, everything else replaces; a `null` in the
@@ -822,5 +944,82 @@ mod tests {
         );
         assert!(err.contains("global.registry.oops: unknown key"), "{err}");
         assert_eq!(key_path("/a/b/0/c"), "a.b[0].c");
+    }
+
+    fn marked_schema() -> Value {
+        json!({"type": "object", "additionalProperties": false, "properties": {
+            "kept": {"type": "object", "additionalProperties": false, "properties": {
+                "on": {"type": "boolean"},
+                "old": {"x-not-applicable": "nothing reads it"}}},
+            "shipper": {"$ref": "#/$defs/shipper"}},
+            "$defs": {"shipper": {"x-not-applicable": "no shipper",
+                "x-not-applicable-if-enabled": "nothing is shipped"}}})
+    }
+
+    #[test]
+    fn not_applicable_keys_are_named_with_their_input_outermost_only() {
+        let schema = marked_schema();
+        let inputs = vec![
+            (
+                "a.yaml".to_owned(),
+                json!({"kept": {"on": true, "old": {"x": 1}},
+                "shipper": {"enabled": true, "deep": {"er": 1}}}),
+            ),
+            (
+                "--set shipper.enabled=false".to_owned(),
+                json!({"shipper": {"enabled": false}}),
+            ),
+            (
+                "--set kept.old=null".to_owned(),
+                json!({"kept": {"old": null}}),
+            ),
+        ];
+        let merged = json!({"kept": {"on": true, "old": {"x": 1}}, "shipper": {"enabled": false}});
+        validate(&merged, &schema).unwrap();
+        let shown: Vec<String> = not_applicable(&inputs, &schema, &merged)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "kept.old (a.yaml): not applicable: nothing reads it; ignored",
+                "shipper (a.yaml): not applicable: no shipper; ignored",
+                "shipper (--set shipper.enabled=false): not applicable: no shipper; ignored",
+            ]
+        );
+        // A null deletes nothing there: no input sets the key.
+        let enabled = json!({"shipper": {"enabled": true}});
+        let n = not_applicable(&[("b.yaml".into(), enabled.clone())], &schema, &enabled);
+        assert_eq!(
+            n[0].reason,
+            "no shipper; shipper.enabled is true, but nothing is shipped"
+        );
+        // Keys of the chart and misspelled keys are not reported here (the schema refuses the
+        // second).
+        let plain = json!({"kept": {"on": false, "typo": 1}});
+        assert!(not_applicable(&[("c.yaml".into(), plain.clone())], &schema, &plain).is_empty());
+        assert!(validate(&plain, &schema).is_err());
+    }
+
+    #[test]
+    fn strict_refusal_is_one_line_naming_each_key_and_input() {
+        let e = ValuesError::NotApplicable(vec![
+            NotApplicable {
+                key: "fluentBit".into(),
+                source: "up.yaml".into(),
+                reason: "r".into(),
+            },
+            NotApplicable {
+                key: "argo-workflows.workflow".into(),
+                source: "--set argo-workflows.workflow.x=1".into(),
+                reason: "r".into(),
+            },
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "--strict: values buildplane accepts but does not apply: fluentBit (up.yaml), \
+             argo-workflows.workflow (--set argo-workflows.workflow.x=1)"
+        );
     }
 }

@@ -349,7 +349,7 @@ async fn namespaces(
         .collect();
     let mut build: Vec<String> = expected
         .values
-        .pointer("/argo-workflows/workflowNamespaces")
+        .pointer("/buildNamespaces")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()

@@ -5,7 +5,7 @@
 use crate::core::manifest::{self, Manifest, ObjectId};
 use crate::core::render::{self, Chart, RenderError};
 use crate::core::spec::{self, Build, Origin, SpecError};
-use crate::core::values::{self, SetKind, ValuesError};
+use crate::core::values::{self, NotApplicable, SetKind, ValuesError};
 use crate::engine;
 use crate::source::{self, SourceError};
 use serde_json::Value;
@@ -85,6 +85,8 @@ pub struct RenderRequest {
     pub default_namespace: Option<String>,
     /// Also render the control plane (CRDs and the controller).
     pub control_plane: Option<crate::core::control_plane::ControlPlaneSettings>,
+    /// Values buildplane does not apply (`x-not-applicable`) are an error, not a warning.
+    pub strict: bool,
 }
 
 /// A Build with the place it came from.
@@ -94,20 +96,31 @@ pub struct LoadedBuild {
     pub build: Build,
 }
 
+/// The merged values, and the keys they set that buildplane accepts but does not apply.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub values: Value,
+    /// One per key and input, to be printed as a warning (an error with `strict`).
+    pub not_applicable: Vec<NotApplicable>,
+}
+
 /// The merged values, as Helm merges them (`core::values`): the user's values are each `-f`
 /// file in order, then the `--set` family in Helm's order (`SetKind::helm_rank`: `--set-json`,
 /// `--set`, `--set-string`, `--set-file`, each in the order given); they are coalesced over the
 /// chart's defaults and validated. Every flag is parsed before any file is read, and nothing
-/// is used before the whole result validated.
-pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, PipelineError> {
+/// is used before the whole result validated. Keys the schema marks `x-not-applicable` are
+/// reported with the input that set them; with `req.strict` they are an error.
+pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Merged, PipelineError> {
     let mut sets = req
         .sets
         .iter()
-        .map(|(kind, expr)| Ok((*kind, values::parse_set(expr, *kind)?)))
+        .map(|(kind, expr)| Ok((*kind, expr.as_str(), values::parse_set(expr, *kind)?)))
         .collect::<Result<Vec<_>, ValuesError>>()?;
-    sets.sort_by_key(|(kind, _)| kind.helm_rank());
+    sets.sort_by_key(|(kind, _, _)| kind.helm_rank());
     check_stdin_once(req, &sets)?;
     let mut user = Value::Object(serde_json::Map::new());
+    // Each input as its own overlay, to name the one that set a not-applicable key.
+    let mut inputs: Vec<(String, Value)> = Vec::new();
     for path in &req.values_files {
         let (file, text) = if is_stdin(path) {
             (source::STDIN_NAME.to_owned(), source::read_stdin()?)
@@ -121,11 +134,14 @@ pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, Pipeli
             })?;
         match overlay {
             Value::Null => {}
-            Value::Object(_) => values::merge_maps(&mut user, overlay),
+            Value::Object(_) => {
+                inputs.push((file, overlay.clone()));
+                values::merge_maps(&mut user, overlay)
+            }
             _ => return Err(ValuesError::NotAMap { source_name: file }.into()),
         }
     }
-    for (kind, mut assignments) in sets {
+    for (kind, expr, mut assignments) in sets {
         if kind == SetKind::File {
             for a in &mut assignments {
                 let path = PathBuf::from(a.value.as_str().unwrap_or_default());
@@ -141,12 +157,23 @@ pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Value, Pipeli
                 a.value = Value::String(text);
             }
         }
+        let mut overlay = Value::Object(serde_json::Map::new());
+        values::assign(&mut overlay, assignments.clone());
+        inputs.push((format!("{} {expr}", kind.flag()), overlay));
         values::assign(&mut user, assignments);
     }
     let mut merged = render::defaults(chart)?;
     values::coalesce(&mut merged, user);
-    values::validate(&merged, &chart.values_schema()?)?;
-    Ok(merged)
+    let schema = chart.values_schema()?;
+    values::validate(&merged, &schema)?;
+    let not_applicable = values::not_applicable(&inputs, &schema, &merged);
+    if req.strict && !not_applicable.is_empty() {
+        return Err(ValuesError::NotApplicable(not_applicable).into());
+    }
+    Ok(Merged {
+        values: merged,
+        not_applicable,
+    })
 }
 
 /// `-` reads stdin, as in Helm and kubectl (a file named `-` is `./-`).
@@ -158,14 +185,14 @@ fn is_stdin(path: &std::path::Path) -> bool {
 /// anything is read.
 fn check_stdin_once(
     req: &RenderRequest,
-    sets: &[(SetKind, Vec<values::Assignment>)],
+    sets: &[(SetKind, &str, Vec<values::Assignment>)],
 ) -> Result<(), PipelineError> {
     let files = (req.values_files.iter())
         .filter(|p| is_stdin(p))
         .map(|_| "-f -".to_owned());
     let set_files = (sets.iter())
-        .filter(|(kind, _)| *kind == SetKind::File)
-        .flat_map(|(_, a)| a)
+        .filter(|(kind, _, _)| *kind == SetKind::File)
+        .flat_map(|(_, _, a)| a)
         .filter(|a| a.value.as_str() == Some("-"))
         .map(|a| format!("--set-file {}=-", a.key));
     let uses: Vec<String> = files.chain(set_files).collect();
@@ -314,6 +341,8 @@ pub struct Rendered {
     pub builds: Vec<Manifest>,
     /// The control plane's CRDs and controller (empty unless asked for).
     pub control_plane: Vec<Manifest>,
+    /// Values set that buildplane does not apply: the caller warns about each.
+    pub not_applicable: Vec<NotApplicable>,
 }
 
 impl Rendered {
@@ -349,7 +378,10 @@ pub fn lint_templates(bundle: &[Manifest]) -> Result<(), PipelineError> {
 /// The whole render, split: values and Builds are read and validated first, then rendered.
 pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, PipelineError> {
     // Values are checked even when only builds are rendered: a bad -f or --set is an error.
-    let values = merged_values(chart, req)?;
+    let Merged {
+        values,
+        not_applicable,
+    } = merged_values(chart, req)?;
     let with_chart = req.install || (req.builds.is_empty() && req.control_plane.is_none());
     let builds = if req.builds.is_empty() {
         Vec::new()
@@ -361,7 +393,7 @@ pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, Pipe
         bundle = render::render_chart(chart, &values)?;
         lint_templates(&bundle)?;
     }
-    // A build namespace the bundle already prepares (workflowNamespaces) is rendered once.
+    // A build namespace the bundle already prepares (buildNamespaces) is rendered once.
     let seen: std::collections::BTreeSet<String> =
         bundle.iter().map(|m| m.id.to_string()).collect();
     let mut build_objects: Vec<Manifest> = render_builds(&builds)?
@@ -380,6 +412,7 @@ pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, Pipe
         bundle,
         builds: build_objects,
         control_plane,
+        not_applicable,
     })
 }
 

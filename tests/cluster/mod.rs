@@ -402,7 +402,7 @@ pub fn install_argo(kubeconfig: &Path) {
         .args([
             "apply",
             "--set",
-            "argo-workflows.workflowNamespaces={}",
+            "buildNamespaces={}",
             "--force-conflicts",
             "--kubeconfig",
         ])

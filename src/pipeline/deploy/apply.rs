@@ -70,7 +70,7 @@ pub async fn apply_observed(
     }
     for x in &prepared.released {
         let id = x.entry.id();
-        let kept = Action::Kept(x.owners.clone());
+        let kept = Action::Kept(x.why.clone());
         report(&id, &kept, None);
         done.push((id, kept));
     }

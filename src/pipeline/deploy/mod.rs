@@ -100,14 +100,22 @@ pub struct Prunable {
     pub live: Value,
 }
 
-/// An object an inventory no longer renders but other inventories still declare: prune keeps
-/// it and drops only that inventory's record (`core::plan::decide_prune`).
+/// An object an inventory no longer renders and prune does not delete: it stays, and that
+/// inventory's record of it goes (`core::plan::decide_prune`).
 #[derive(Debug, Clone)]
 pub struct Released {
     pub entry: Entry,
     pub inventory: String,
-    /// The inventories that still declare it.
-    pub owners: Vec<String>,
+    pub why: Kept,
+}
+
+/// Why prune keeps an object it would otherwise delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    /// Other inventories (named) still declare it.
+    Declared(Vec<String>),
+    /// It carries `helm.sh/resource-policy: keep`: it leaves the inventory and stays.
+    Policy,
 }
 
 /// An object --prune would have acted on (deleted, or released to the inventories that still
@@ -125,7 +133,8 @@ pub struct HeldBack {
 pub struct Prepared {
     pub objects: Vec<Planned>,
     pub prune: Vec<Prunable>,
-    /// What --prune holds back because another inventory still declares it.
+    /// What --prune holds back because another inventory still declares it or its resource
+    /// policy says keep.
     pub released: Vec<Released>,
     /// What --prune holds back because the run knows only part of its sources.
     pub held_back: Vec<HeldBack>,
@@ -140,8 +149,9 @@ pub enum Action {
     Configured,
     Unchanged,
     Pruned,
-    /// Not pruned: the named inventories still declare it (only this inventory's record went).
-    Kept(Vec<String>),
+    /// Not pruned: other inventories still declare it, or its resource policy says keep (only
+    /// this inventory's record went).
+    Kept(Kept),
     /// Left alone, with the reason.
     Skipped(String),
     /// Not pruned and still recorded: the run knows only part of its sources (the reason).
@@ -155,7 +165,12 @@ impl std::fmt::Display for Action {
             Action::Configured => f.write_str("configured"),
             Action::Unchanged => f.write_str("unchanged"),
             Action::Pruned => f.write_str("pruned"),
-            Action::Kept(owners) => {
+            Action::Kept(Kept::Policy) => write!(
+                f,
+                "kept ({}: keep; no longer in the inventory)",
+                crate::core::plan::RESOURCE_POLICY_ANNOTATION
+            ),
+            Action::Kept(Kept::Declared(owners)) => {
                 let s = if owners.len() == 1 { "y" } else { "ies" };
                 write!(
                     f,

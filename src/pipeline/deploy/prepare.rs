@@ -3,7 +3,7 @@
 //! set. Permissions are checked before anything else is read, and nothing here writes.
 
 use super::{
-    DeployError, DeployOptions, HeldBack, Planned, Prepared, Prunable, Released, inventory,
+    DeployError, DeployOptions, HeldBack, Kept, Planned, Prepared, Prunable, Released, inventory,
 };
 use crate::core::control_plane::CONTROL_PLANE_INVENTORY;
 use crate::core::manifest::{Manifest, ObjectId};
@@ -374,7 +374,8 @@ async fn prune_set(
         };
         let owners = declaring.get(&entry.id().to_string()).unwrap_or(&none);
         let label = plan::live_inventory_label(&live);
-        match plan::decide_prune(&name, label, owners, &known) {
+        let keep = plan::resource_policy_keep(&live);
+        match plan::decide_prune(&name, label, owners, &known, keep) {
             PruneDecision::Delete => prune.push(Prunable {
                 entry,
                 inventory: name.clone(),
@@ -384,7 +385,12 @@ async fn prune_set(
             PruneDecision::Release(owners) => released.push(Released {
                 entry,
                 inventory: name.clone(),
-                owners,
+                why: Kept::Declared(owners),
+            }),
+            PruneDecision::Keep => released.push(Released {
+                entry,
+                inventory: name.clone(),
+                why: Kept::Policy,
             }),
             PruneDecision::Foreign => {}
         }
