@@ -100,6 +100,7 @@ fn a_success_matches_the_recorded_status() {
         .map(|f| match f {
             Frame::Status { status, .. } => status["progress"].as_str().unwrap(),
             Frame::Delete => "delete",
+            Frame::AwaitSchedulable => "await",
         })
         .collect();
     assert_eq!(progress, ["0/1", "1/2", "2/3", "3/4", "4/4"]);
@@ -201,4 +202,32 @@ fn a_terminated_workflow_fails_with_argos_message() {
             .filter(|n| n["phase"] == "Failed")
             .all(|n| n["message"] == "Stopped with strategy 'Terminate'")
     );
+}
+
+#[test]
+fn an_unschedulable_step_waits_pending_with_argos_message_then_runs() {
+    let script = Script::succeed().unschedulable_at("push-step");
+    let (frames, last) = final_status(&script);
+    // The pending write and the wait come before push-step's running write.
+    let at = frames
+        .iter()
+        .position(|f| matches!(f, Frame::AwaitSchedulable))
+        .expect("a wait for a node");
+    let Frame::Status { status, .. } = &frames[at - 1] else {
+        panic!("a status before the wait");
+    };
+    let pending = buildplane::engine::argo::status::unschedulable(&json!({"status": status}))
+        .expect("the engine reads the pending pod node");
+    assert_eq!(pending.step, "push-step");
+    assert_eq!(pending.reason, argo::AFFINITY_UNMATCHED);
+    assert_eq!(status["phase"], "Running");
+    let Frame::Status { status, .. } = &frames[at + 1] else {
+        panic!("a status after the wait");
+    };
+    assert_eq!(
+        buildplane::engine::argo::status::unschedulable(&json!({"status": status})),
+        None
+    );
+    // Otherwise the same timeline: the same final status as without the wait.
+    assert_eq!(last, final_status(&Script::succeed()).1);
 }

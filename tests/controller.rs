@@ -1413,3 +1413,50 @@ fn upstream_inline_build_planes_work_and_several_need_an_explicit_choice() {
     assert!(m.contains("\"gone\"") && m.contains("by-ref"), "{m}");
     assert_eq!(argo.handled.lock().unwrap().len(), 2);
 }
+
+/// Upstream §10: with no node carrying the label the templates' affinity requires, every build
+/// stays Pending and nothing says why. Here the stand-in plays Argo and the scheduler: the
+/// first step's pod node is Pending with Argo's `Unschedulable: …` message until a Node
+/// labelled `openchoreo.dev/noderole=workflow-runner` exists (a private cluster, so no other
+/// test's Node counts; it is the control plane and the build plane at once).
+#[test]
+fn a_build_no_node_can_take_says_so_until_a_node_can() {
+    let cp = cluster::start_private();
+    let kc = &cp.kubeconfig;
+    install_control_plane(kc);
+    cluster::install_argo(kc);
+    let org = organization_on(kc, kc, "org-u", cluster::ADMIN);
+    let ns = format!("openchoreo-ci-{org}");
+    let argo = argo::start(kc, &[&ns], |_| {
+        Some(argo::Script::succeed().unschedulable_at("clone-step"))
+    });
+    let c = start_controller(kc, &[]);
+    let name = build(kc, &org, "cart");
+    let stuck = "BuildCompleted False BuildUnschedulable";
+    let b = wait_for(kc, &org, &name, stuck, &c);
+    let message = condition(&b, "BuildCompleted").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for part in [
+        "clone-step is Pending",
+        argo::AFFINITY_UNMATCHED,
+        "buildplane check",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message:?}");
+    }
+    // Nothing but a node ends it: still so a while later, with the one Workflow.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(conditions(&get_build(kc, &org, &name)).contains(&stuck.to_owned()));
+    // A node the templates select joins: the build runs and finishes, once.
+    post(
+        kc,
+        "/api/v1/nodes",
+        json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "runner-1", "labels": {"openchoreo.dev/noderole": "workflow-runner"}}}),
+    );
+    let b = wait_for(kc, &org, &name, DONE[3], &c);
+    assert_eq!(conditions(&b), DONE);
+    assert_eq!(argo.handled.lock().unwrap().len(), 1);
+    assert!(argo.errors.lock().unwrap().is_empty(), "{:?}", argo.errors);
+}

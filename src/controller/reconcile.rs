@@ -476,9 +476,17 @@ async fn follow_live(
     status: &mut Status,
     set: &mut impl FnMut(&mut Status, Condition),
 ) -> Result<Action, ReconcileError> {
-    match target.engine.status(live).phase {
-        Phase::Unknown | Phase::Pending => {}
-        Phase::Running => set(status, Condition::build_in_progress(generation)),
+    let phase = target.engine.status(live).phase;
+    match phase {
+        Phase::Unknown | Phase::Pending | Phase::Running => {
+            // A pod no node can take says so, whatever the Workflow's phase; scheduled again,
+            // the build is in progress.
+            if let Some(u) = target.engine.unschedulable(live) {
+                set(status, Condition::build_unschedulable(generation, &u));
+            } else if phase == Phase::Running {
+                set(status, Condition::build_in_progress(generation));
+            }
+        }
         Phase::Failed | Phase::Succeeded => {
             let mut o = harvest(target, live);
             let emitting = std::time::Instant::now();

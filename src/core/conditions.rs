@@ -1,7 +1,8 @@
 //! The Build conditions upstream's controller writes (`controller_conditions.go`), and the
 //! timeline they follow for each phase. Pure: the current time is an argument.
 
-use super::progress::Phase;
+use super::progress::{Phase, Unschedulable};
+use super::text;
 use serde::{Deserialize, Serialize};
 
 pub const TYPE_BUILD_INITIATED: &str = "BuildInitiated";
@@ -14,6 +15,9 @@ pub const REASON_BUILD_TRIGGERED: &str = "BuildTriggered";
 pub const REASON_BUILD_COMPLETED: &str = "BuildCompleted";
 pub const REASON_BUILD_FAILED: &str = "BuildFailed";
 pub const REASON_BUILD_IN_PROGRESS: &str = "BuildInProgress";
+/// Not upstream's: a step's pod is Pending because no node can take it (upstream shows
+/// `BuildInProgress`, or nothing, forever). Back to `BuildInProgress` once it is scheduled.
+pub const REASON_BUILD_UNSCHEDULABLE: &str = "BuildUnschedulable";
 pub const REASON_WORKLOAD_UPDATED: &str = "WorkloadUpdated";
 pub const REASON_WORKLOAD_UPDATE_FAILED: &str = "WorkloadUpdateFailed";
 /// A target holds a Workload of that name owned by another component; it was left as it is.
@@ -125,6 +129,28 @@ impl Condition {
             false,
             REASON_BUILD_IN_PROGRESS,
             "Build is in progress",
+            generation,
+        )
+    }
+
+    /// `BuildCompleted=False`, reason `BuildUnschedulable`: `u.step` waits for a node that can
+    /// take its pod; the message is the scheduler's reason and where to look.
+    pub fn build_unschedulable(generation: Option<i64>, u: &Unschedulable) -> Condition {
+        let reason = if u.reason.is_empty() {
+            "no node can take it".to_owned()
+        } else {
+            text::escape_controls(&u.reason).into_owned()
+        };
+        let message = format!(
+            "{} is Pending: nothing can schedule its pod: {reason} (`buildplane check` names \
+             the node label build pods require)",
+            text::escape_controls(&u.step)
+        );
+        Self::new(
+            TYPE_BUILD_COMPLETED,
+            false,
+            REASON_BUILD_UNSCHEDULABLE,
+            &message,
             generation,
         )
     }

@@ -52,6 +52,19 @@ pub struct BuildStatus {
     pub message: String,
 }
 
+/// A step that waits because nothing can schedule its pod (no node fits it), as the engine
+/// reports it: the scheduler's own words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unschedulable {
+    pub step: String,
+    /// The scheduler's reason, e.g. `0/3 nodes are available: 3 node(s) didn't match Pod's node
+    /// affinity/selector.` (at most [`MAX_UNSCHEDULABLE`] bytes).
+    pub reason: String,
+}
+
+/// The longest scheduler reason kept (the API server's own messages are far shorter).
+pub const MAX_UNSCHEDULABLE: usize = 512;
+
 /// One step's phase, as shown while a build runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct StepPhase {

@@ -7,7 +7,9 @@ pub mod argo;
 use crate::core::builds::StopMode;
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::plan::LiveBuild;
-use crate::core::progress::{Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod};
+use crate::core::progress::{
+    Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod, Unschedulable,
+};
 use crate::core::spec::{Build, Origin, SPEC_HASH_ANNOTATION, SpecError};
 use serde_json::Value;
 
@@ -43,6 +45,8 @@ pub trait Engine: Sync {
     fn is_finished(&self, live: &Value) -> bool;
     /// The live build object's phase and message.
     fn status(&self, live: &Value) -> BuildStatus;
+    /// The step of a live build object that waits because nothing can schedule its pod.
+    fn unschedulable(&self, live: &Value) -> Option<Unschedulable>;
     /// Whether a live build object was asked to stop.
     fn stop_requested(&self, live: &Value) -> bool;
     /// The steps every build of this engine runs, in order.

@@ -11,6 +11,10 @@
 //! - with [`Script::compressed`], `compressedNodes` (base64 of gzip of the node map's JSON) and no
 //!   `nodes`, as Argo stores large statuses;
 //! - the labels `workflows.argoproj.io/phase` and `workflows.argoproj.io/completed`;
+//! - with [`Script::unschedulable_at`], the step's pod node `Pending` with Argo's message for a
+//!   pod no node can take (`Unschedulable: <the scheduler's message>`, as Argo's
+//!   `getPendingReason` writes it), until a Node labelled [`RUNNER_LABEL`] exists on the
+//!   cluster (the stand-in plays the scheduler too: the test API server has none);
 //! - `spec.shutdown: Terminate` on a running Workflow ([`terminated`]): the Workflow and every
 //!   node still running end `Failed` with the message `Stopped with strategy 'Terminate'`, and
 //!   no later step is played.
@@ -45,6 +49,12 @@ pub const REVISION: &str = "4f2a9c1e";
 /// The registry the push step "pushes" to (the chart's default local registry).
 pub const REGISTRY: &str = "localhost:30003";
 
+/// The node label the templates' affinity requires (the chart's default), as `key=value`.
+pub const RUNNER_LABEL: &str = "openchoreo.dev/noderole=workflow-runner";
+/// The scheduler's message for a pod whose required node affinity no node matches.
+pub const AFFINITY_UNMATCHED: &str =
+    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.";
+
 /// How a Workflow ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -72,6 +82,8 @@ pub struct Script {
     pub compressed: bool,
     /// Write only the final status, at once (a controller that completes builds instantly).
     pub instant: bool,
+    /// This step's pod waits, unschedulable, until a Node labelled [`RUNNER_LABEL`] exists.
+    pub unschedulable_at: Option<&'static str>,
 }
 
 impl Script {
@@ -81,6 +93,7 @@ impl Script {
             step_time: Duration::from_millis(100),
             compressed: false,
             instant: false,
+            unschedulable_at: None,
         }
     }
     pub fn succeed() -> Script {
@@ -92,6 +105,10 @@ impl Script {
     }
     pub fn slow(mut self, step_time: Duration) -> Script {
         self.step_time = step_time;
+        self
+    }
+    pub fn unschedulable_at(mut self, step: &'static str) -> Script {
+        self.unschedulable_at = Some(step);
         self
     }
     pub fn instant(mut self) -> Script {
@@ -108,6 +125,8 @@ pub enum Frame {
     Status { phase: String, status: Value },
     /// Delete the Workflow.
     Delete,
+    /// Wait until a Node labelled [`RUNNER_LABEL`] exists (what the scheduler waits for).
+    AwaitSchedulable,
 }
 
 /// FNV-32a, as Argo hashes node names into node IDs.
@@ -225,6 +244,20 @@ pub fn frames(wf: &Value, script: &Script, now: &dyn Fn() -> String) -> Vec<Fram
         created += 1;
         let running = json!({"phase": "Running", "startedAt": started,
             "progress": format!("{completed}/{created}")});
+        if script.unschedulable_at == Some(*step) {
+            let pod = &mut nodes[&pod_id];
+            pod["phase"] = json!("Pending");
+            pod["message"] = json!(format!("Unschedulable: {AFFINITY_UNMATCHED}"));
+            pod.as_object_mut()
+                .expect("an object")
+                .remove("hostNodeName");
+            emit(&mut out, &nodes, running.clone());
+            out.push(Frame::AwaitSchedulable);
+            let pod = &mut nodes[&pod_id];
+            pod.as_object_mut().expect("an object").remove("message");
+            pod["phase"] = json!("Running");
+            pod["hostNodeName"] = json!("build-plane-worker");
+        }
         if !script.instant {
             emit(&mut out, &nodes, running.clone());
         }
@@ -512,6 +545,19 @@ async fn play(
         match frame {
             Frame::Delete => {
                 api.delete(name, &DeleteParams::default()).await?;
+            }
+            Frame::AwaitSchedulable => {
+                let nodes: Api<k8s_openapi::api::core::v1::Node> =
+                    Api::all(api.clone().into_client());
+                let selected = kube::api::ListParams::default().labels(RUNNER_LABEL);
+                while nodes.list(&selected).await?.items.is_empty() {
+                    if let Some(strategy) = stop() {
+                        let status = terminated(&last, &strategy, &now_rfc3339());
+                        write_status(api, name, "Failed", status).await?;
+                        return Ok(true);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
             Frame::Status { phase, status } => {
                 write_status(api, name, &phase, status.clone()).await?;

@@ -37,7 +37,9 @@ use crate::core::builds::StopMode;
 use crate::core::catalog::{self, RESERVED_PARAMETERS};
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::naming;
-use crate::core::progress::{Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod};
+use crate::core::progress::{
+    Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod, Unschedulable,
+};
 use crate::core::spec::{Build, Origin, SpecError, field_error};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -237,6 +239,10 @@ impl Engine for ArgoEngine {
             phase: s.phase,
             message: s.message,
         }
+    }
+
+    fn unschedulable(&self, live: &Value) -> Option<Unschedulable> {
+        status::unschedulable(live)
     }
 
     fn stop_requested(&self, live: &Value) -> bool {

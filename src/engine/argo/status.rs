@@ -4,7 +4,7 @@
 //!
 //! Pure: the Workflow object and the current time are arguments.
 
-use crate::core::progress::{Artifacts, Phase};
+use crate::core::progress::{Artifacts, MAX_UNSCHEDULABLE, Phase, Unschedulable};
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
@@ -116,6 +116,43 @@ pub fn status(wf: &Value) -> WorkflowStatus {
         message: str_at(wf, "/status/message").to_owned(),
         argo_phase,
     }
+}
+
+/// How Argo words a pod node no node can take: its message is the pod's `PodScheduled`
+/// condition, `Unschedulable: <the scheduler's message>` (`getPendingReason` in Argo's
+/// `workflow/controller/operator.go`).
+const UNSCHEDULABLE: &str = "Unschedulable";
+
+/// The step whose pod node is Pending because nothing can schedule its pod, with the
+/// scheduler's reason (cut to `MAX_UNSCHEDULABLE` bytes); the earliest such step when there are
+/// several.
+pub fn unschedulable_from(nodes: &[Node]) -> Option<Unschedulable> {
+    let node = nodes
+        .iter()
+        .filter(|n| n.node_type == "Pod" && n.phase == "Pending")
+        .filter(|n| {
+            n.message == UNSCHEDULABLE || n.message.starts_with(&format!("{UNSCHEDULABLE}: "))
+        })
+        .min_by(|a, b| a.name.cmp(&b.name))?;
+    let reason = node.message[UNSCHEDULABLE.len()..].trim_start_matches(": ");
+    let mut cut = reason.len().min(MAX_UNSCHEDULABLE);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let step = if node.template_name.is_empty() {
+        node.display_name.clone()
+    } else {
+        node.template_name.clone()
+    };
+    Some(Unschedulable {
+        step,
+        reason: reason[..cut].to_owned(),
+    })
+}
+
+/// [`unschedulable_from`] of a Workflow; `None` when its nodes cannot be read.
+pub fn unschedulable(wf: &Value) -> Option<Unschedulable> {
+    unschedulable_from(&nodes(wf).ok()?)
 }
 
 /// One entry of the Workflow's node map. Absent strings are `""`; absent times are `None`.
@@ -480,6 +517,72 @@ mod tests {
 
     fn phases(steps: &[StepStatus]) -> Vec<(&'static str, Phase)> {
         steps.iter().map(|s| (s.step, s.phase)).collect()
+    }
+
+    fn pod(name: &str, template: &str, phase: &str, message: &str) -> Node {
+        Node {
+            id: name.to_owned(),
+            name: name.to_owned(),
+            display_name: template.to_owned(),
+            node_type: "Pod".to_owned(),
+            template_name: template.to_owned(),
+            phase: phase.to_owned(),
+            message: message.to_owned(),
+            started_at: None,
+            finished_at: None,
+            outputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_unschedulable_pod_node_is_named_with_the_schedulers_reason() {
+        let affinity =
+            "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.";
+        let nodes = vec![
+            pod("wf[0].clone-step", "clone-step", "Succeeded", ""),
+            // Pending for another reason (an image pull): not unschedulable.
+            pod(
+                "wf[1].build-step",
+                "build-step",
+                "Pending",
+                "ErrImagePull: not found",
+            ),
+            pod(
+                "wf[2].push-step",
+                "push-step",
+                "Pending",
+                &format!("Unschedulable: {affinity}"),
+            ),
+        ];
+        let u = unschedulable_from(&nodes).unwrap();
+        assert_eq!(
+            (u.step.as_str(), u.reason.as_str()),
+            ("push-step", affinity)
+        );
+        // Scheduled: nothing to say.
+        let mut running = nodes.clone();
+        running[2].phase = "Running".into();
+        assert_eq!(unschedulable_from(&running), None);
+        // A message of another shape that merely starts with the word is not Argo's.
+        let lookalike = vec![pod(
+            "wf[0].clone-step",
+            "clone-step",
+            "Pending",
+            "Unschedulablex",
+        )];
+        assert_eq!(unschedulable_from(&lookalike), None);
+        // The bare reason, and a reason too long: cut on a character boundary.
+        let bare = vec![pod(
+            "wf[0].clone-step",
+            "clone-step",
+            "Pending",
+            "Unschedulable",
+        )];
+        assert_eq!(unschedulable_from(&bare).unwrap().reason, "");
+        let long = format!("Unschedulable: {}", "é".repeat(MAX_UNSCHEDULABLE));
+        let cut = unschedulable_from(&[pod("n", "clone-step", "Pending", &long)]).unwrap();
+        assert!(cut.reason.len() <= MAX_UNSCHEDULABLE && cut.reason.len() >= MAX_UNSCHEDULABLE - 1);
+        assert!(cut.reason.chars().all(|c| c == 'é'));
     }
 
     #[test]
