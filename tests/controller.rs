@@ -1459,4 +1459,48 @@ fn a_build_no_node_can_take_says_so_until_a_node_can() {
     assert_eq!(conditions(&b), DONE);
     assert_eq!(argo.handled.lock().unwrap().len(), 1);
     assert!(argo.errors.lock().unwrap().is_empty(), "{:?}", argo.errors);
+    // Each transition is an Event (reason and message the condition's), the stuck one a
+    // Warning; published off the reconcile's path, so waited for.
+    let reasons = |kc: &Path| -> Vec<String> {
+        events(kc, &org, &name)
+            .iter()
+            .map(|e| e.split(':').next().unwrap().to_owned())
+            .filter(|r| r != "BuildInProgress") // a step may pass faster than a reconcile
+            .collect()
+    };
+    let expected = [
+        "BuildInitiated",
+        "BuildTriggered",
+        "BuildUnschedulable",
+        "BuildCompleted",
+        "WorkloadUpdated",
+    ];
+    let started = Instant::now();
+    while reasons(kc) != expected && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(reasons(kc), expected, "{:?}", events(kc, &org, &name));
+    assert!(
+        events(kc, &org, &name).contains(&format!("BuildUnschedulable: {message}")),
+        "the Event says what the condition says"
+    );
+    let (_, list) = cluster::kubectl_like_get(
+        kc,
+        None,
+        &format!("/apis/events.k8s.io/v1/namespaces/{org}/events"),
+    );
+    let kind_of = |reason: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["reason"] == reason && e["regarding"]["name"] == name.as_str())
+            .map(|e| (e["type"].clone(), e["reportingController"].clone()))
+    };
+    assert_eq!(
+        kind_of("BuildUnschedulable").unwrap().0,
+        json!("Warning"),
+        "a Build that cannot run is a warning"
+    );
+    assert_eq!(kind_of("BuildCompleted").unwrap().0, json!("Normal"));
 }

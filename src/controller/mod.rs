@@ -78,34 +78,54 @@ impl Ctx {
         self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Logs `note` and publishes it as an Event on Build `obj`. An Event that cannot be
-    /// published is logged and otherwise ignored: it reports, it decides nothing.
+    /// Logs `note` and publishes it as an Event on Build `obj`, action `Cleanup`. An Event
+    /// that cannot be published is logged and otherwise ignored: it reports, it decides nothing.
     pub async fn report(&self, obj: &DynamicObject, kind: EventType, reason: &str, note: String) {
         match kind {
             EventType::Warning => tracing::warn!(reason, "{note}"),
             EventType::Normal => tracing::info!(reason, "{note}"),
         }
-        let mut note = crate::core::text::escape_controls(&note).into_owned();
-        if note.len() > MAX_NOTE {
-            let mut end = MAX_NOTE - 3;
-            while !note.is_char_boundary(end) {
-                end -= 1;
-            }
-            note.truncate(end);
-            note.push_str("...");
-        }
+        let reference = kube::Resource::object_ref(obj, &self.builds);
+        self.publish(&reference, kind, reason, "Cleanup", &note)
+            .await;
+    }
+
+    /// Publishes Event `reason`/`note` for `action` on the Build `reference` names (not logged:
+    /// the caller logged it). Failures are logged and otherwise ignored.
+    pub async fn publish(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        kind: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
         let event = Event {
             type_: kind,
             reason: reason.to_owned(),
-            note: Some(note),
-            action: "Cleanup".to_owned(),
+            note: Some(bounded_note(note)),
+            action: action.to_owned(),
             secondary: None,
         };
-        let reference = kube::Resource::object_ref(obj, &self.builds);
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
+        if let Err(e) = self.recorder.publish(&event, reference).await {
             tracing::warn!(reason, error = %e, "publishing an Event failed");
         }
     }
+}
+
+/// An Event note as the API server takes it: control characters escaped, at most [`MAX_NOTE`]
+/// bytes.
+fn bounded_note(note: &str) -> String {
+    let mut note = crate::core::text::escape_controls(note).into_owned();
+    if note.len() > MAX_NOTE {
+        let mut end = MAX_NOTE - 3;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str("...");
+    }
+    note
 }
 
 /// An `openchoreo.dev/v1alpha1` resource (Build, BuildPlane, Workload).

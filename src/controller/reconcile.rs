@@ -31,6 +31,7 @@ use crate::report::error_line;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tracing::Instrument;
@@ -234,6 +235,7 @@ async fn reconcile_build(
     }
     if status != before {
         write_status(&ctx, &ns, &name, &status).await?;
+        publish_transitions(&ctx, &obj, &before, &status);
     }
     match outcome {
         Ok(action) => {
@@ -245,6 +247,34 @@ async fn reconcile_build(
             Err(e)
         }
     }
+}
+
+/// One Event per condition the status write just changed (`conditions::transitions`): reason
+/// and message are the condition's, the action its type. Published in order, off the
+/// reconcile's path: an Event reports, it decides nothing.
+fn publish_transitions(ctx: &Arc<Ctx>, obj: &DynamicObject, before: &Status, after: &Status) {
+    let events: Vec<(EventType, String, String, String)> =
+        conditions::transitions(&before.conditions, &after.conditions)
+            .into_iter()
+            .map(|c| {
+                let kind = if conditions::is_warning(c) {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                };
+                (kind, c.reason.clone(), c.type_.clone(), c.message.clone())
+            })
+            .collect();
+    if events.is_empty() {
+        return;
+    }
+    let reference = kube::Resource::object_ref(obj, &ctx.builds);
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        for (kind, reason, action, note) in events {
+            ctx.publish(&reference, kind, &reason, &action, &note).await;
+        }
+    });
 }
 
 /// Adds the finalizer to a Build that lacks it, before anything is built for it.

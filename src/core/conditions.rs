@@ -40,6 +40,26 @@ pub const MSG_WORKLOAD_UPDATE_FAILED: &str = "Failed to update workload with the
 pub const MSG_NO_WORKLOAD: &str = "Build workflow succeeded but produced no Workload \
      (no workload-cr output from a succeeded workload-create-step)";
 
+/// The conditions of `after` that are new or whose status or reason differ from `before`'s
+/// (a changed message alone is no transition), in `after`'s order: one Event each. `CleanedUp`
+/// is left out: the cleanup reports each of its steps itself.
+pub fn transitions<'a>(before: &[Condition], after: &'a [Condition]) -> Vec<&'a Condition> {
+    after
+        .iter()
+        .filter(|c| c.type_ != TYPE_CLEANED_UP)
+        .filter(|c| {
+            find_condition(before, &c.type_)
+                .is_none_or(|old| (&old.status, &old.reason) != (&c.status, &c.reason))
+        })
+        .collect()
+}
+
+/// Whether a condition is a warning (Event type `Warning`): `False` for a failure, not for a
+/// build on its way (`BuildInProgress`).
+pub fn is_warning(c: &Condition) -> bool {
+    !c.is_true() && c.reason != REASON_BUILD_IN_PROGRESS
+}
+
 /// A Build status condition (`metav1.Condition` shape; serialized with the field name `type`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -318,6 +338,39 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn transitions_are_new_conditions_and_changed_status_or_reason_only() {
+        let g = Some(1);
+        let before = vec![
+            Condition::build_initiated(g),
+            Condition::build_triggered(g),
+            Condition::build_in_progress(g),
+        ];
+        let mut after = before.clone();
+        // Same status and reason, another message: no transition.
+        after[2].message = "still going".into();
+        assert!(transitions(&before, &after).is_empty());
+        let u = Unschedulable {
+            step: "clone-step".into(),
+            reason: "0/1 nodes are available".into(),
+        };
+        after[2] = Condition::build_unschedulable(g, &u);
+        after.push(Condition::workload_update_failed(g));
+        let cleanup = Condition::new(TYPE_CLEANED_UP, false, REASON_BUILD_STOPPING, "x", g);
+        after.push(cleanup);
+        let t: Vec<(&str, bool)> = transitions(&before, &after)
+            .into_iter()
+            .map(|c| (c.reason.as_str(), is_warning(c)))
+            .collect();
+        assert_eq!(
+            t,
+            [("BuildUnschedulable", true), ("WorkloadUpdateFailed", true)]
+        );
+        assert!(!is_warning(&Condition::build_in_progress(g)));
+        assert!(!is_warning(&Condition::build_completed(g)));
+        assert!(is_warning(&Condition::build_failed(g)));
     }
 
     const INITIATED: (&str, &str, &str, &str) = (

@@ -26,7 +26,8 @@ fn labels() -> Value {
 /// a Build only to add or remove its finalizer (a JSON patch of `metadata.finalizers`), writes
 /// Build status, reads (never lists) the kubeconfig Secrets BuildPlanes name, applies Workloads
 /// (a server-side apply that creates an object needs `create` besides `patch`) and deletes the
-/// one a deleted Build created, and publishes Events about cleanups (events.k8s.io: `create`, and
+/// one a deleted Build created, and publishes Events on Builds (each condition transition, each
+/// cleanup step; events.k8s.io: `create`, and
 /// `patch` for a repeated Event's series).
 ///
 /// The Secret read stays cluster-wide: BuildPlanes live in every tenant's namespace, and a
