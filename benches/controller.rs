@@ -217,6 +217,13 @@ fn main() {
         n("control_plane_writes"),
         n("build_plane_writes"),
     );
+    let events = n("control_plane_events");
+    println!(
+        "  of those, Events published: {events} ({:.2} per build); without them {:.2} requests and {:.2} writes per build",
+        events / BUILDS as f64,
+        (requests - events) / BUILDS as f64,
+        (writes - events) / BUILDS as f64,
+    );
     println!(
         "  controller peak resident memory: {:.1} MB",
         peak_kb as f64 / 1024.0

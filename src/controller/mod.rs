@@ -232,6 +232,7 @@ pub async fn run(
         event = "shutdown",
         control_plane_requests = cp.requests(),
         control_plane_writes = cp.writes(),
+        control_plane_events = cp.events(),
         build_plane_requests = plane_requests,
         build_plane_writes = plane_writes,
         "stopped; HTTP requests sent"

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 pub struct Counts {
     requests: Arc<AtomicUsize>,
     writes: Arc<AtomicUsize>,
+    events: Arc<AtomicUsize>,
 }
 
 impl Counts {
@@ -22,6 +23,12 @@ impl Counts {
         self.writes.load(Ordering::Relaxed)
     }
 
+    /// The writes that publish Events (events.k8s.io or core `events`): part of `writes`,
+    /// counted apart too, since they report and change no object.
+    pub fn events(&self) -> usize {
+        self.events.load(Ordering::Relaxed)
+    }
+
     fn record<B>(&self, req: &http::Request<B>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
@@ -29,6 +36,12 @@ impl Counts {
         let review = req.uri().path().starts_with("/apis/authorization.k8s.io/");
         if !read && !dry && !review {
             self.writes.fetch_add(1, Ordering::Relaxed);
+            let path = req.uri().path();
+            let core_event = path.starts_with("/api/v1/")
+                && path.split('/').nth(5).is_some_and(|r| r == "events");
+            if path.starts_with("/apis/events.k8s.io/") || core_event {
+                self.events.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -97,5 +110,17 @@ mod tests {
             c.record(&request(method, uri));
         }
         assert_eq!((c.requests(), c.writes()), (5, 2));
+        assert_eq!(c.events(), 0);
+        for (method, uri) in [
+            ("POST", "/apis/events.k8s.io/v1/namespaces/a/events"),
+            ("PATCH", "/apis/events.k8s.io/v1/namespaces/a/events/e.1"),
+            ("POST", "/api/v1/namespaces/a/events"),
+            ("GET", "/apis/events.k8s.io/v1/namespaces/a/events"),
+            // A namespace named "events" is not an Event.
+            ("PATCH", "/api/v1/namespaces/events"),
+        ] {
+            c.record(&request(method, uri));
+        }
+        assert_eq!((c.writes(), c.events()), (6, 3));
     }
 }

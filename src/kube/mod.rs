@@ -334,6 +334,11 @@ impl Kube {
         self.counts.writes()
     }
 
+    /// Of [`Kube::writes`], those that published Events.
+    pub fn events(&self) -> usize {
+        self.counts.events()
+    }
+
     /// Maps a client error to one line naming `object`; anything but an answer we could not
     /// read is taken for the server being out of reach.
     pub fn error(&self, object: &str, e: kube::Error) -> KubeError {
