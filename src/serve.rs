@@ -5,7 +5,11 @@
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -26,59 +30,122 @@ pub enum ServeError {
     },
 }
 
+/// The labels of a finished build: `result` (`succeeded`, `failed`), `reason` (the outcome's
+/// verdict: `succeeded`, `build-failed`, `no-workload`, `invalid-workload`, `emit-failed`,
+/// `workload-conflict`) and `plane` (the BuildPlane `namespace/name`; empty for `sync`). Every
+/// value comes from a bounded set: the verdicts, and the BuildPlanes that exist.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FinishedLabels {
+    pub result: &'static str,
+    pub reason: &'static str,
+    pub plane: String,
+}
+
+/// The label of a failed reconcile: its condition reason (controller) or its kind (sync).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
 /// The counters and histograms a build loop keeps, registered under `buildplane_`.
 pub struct Metrics {
     pub registry: Registry,
     pub builds_started: Counter,
     pub builds_succeeded: Counter,
     pub builds_failed: Counter,
+    /// Every finished build, by result, reason and plane.
+    pub builds_finished: Family<FinishedLabels, Counter>,
     pub reconcile_errors: Counter,
+    /// The failed reconciles by reason.
+    pub reconcile_errors_by_reason: Family<ReasonLabel, Counter>,
     /// Builds whose Workload was not emitted because a target holds another component's.
     pub workload_conflicts: Counter,
     /// Seconds from a Workflow seen completed to its Workload emitted.
     pub emit_latency: Histogram,
+    /// Seconds each reconcile of a Build took (controller).
+    pub reconcile_duration: Histogram,
+    /// Reconciles running now (controller): at most `--concurrency`.
+    pub reconciles_in_flight: Gauge,
+    /// 1 while this process leads (reconciles), 0 while it stands by.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("buildplane");
+        let mut registry = Registry::default();
+        // The standard process metrics, unprefixed, as every Prometheus client names them.
+        registry.register_collector(Box::new(ProcessCollector));
+        let r = registry.sub_registry_with_prefix("buildplane");
         let m = Metrics {
             builds_started: Counter::default(),
             builds_succeeded: Counter::default(),
             builds_failed: Counter::default(),
+            builds_finished: Family::default(),
             reconcile_errors: Counter::default(),
+            reconcile_errors_by_reason: Family::default(),
             workload_conflicts: Counter::default(),
             // 1 ms … ~33 s: a directory write is milliseconds, a contended Git push seconds.
             emit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            // 1 ms … ~33 s: a reconcile is a few requests, a slow plane up to its timeout.
+            reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            reconciles_in_flight: Gauge::default(),
+            leader: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register(
+        r.register(
             "builds_started",
             "Workflows submitted",
             m.builds_started.clone(),
         );
-        registry.register(
+        r.register(
             "builds_succeeded",
             "Builds that succeeded with a valid Workload that every emit target took",
             m.builds_succeeded.clone(),
         );
-        registry.register(
+        r.register(
             "builds_failed",
             "Builds that failed, produced no valid Workload, or whose Workload a target refused",
             m.builds_failed.clone(),
         );
-        registry.register(
+        r.register(
+            "builds_finished",
+            "Finished builds by result (succeeded, failed), reason (the outcome's verdict) and \
+             plane (the BuildPlane; empty for sync)",
+            m.builds_finished.clone(),
+        );
+        r.register(
             "reconcile_errors",
             "Rounds that could not read, render or apply",
             m.reconcile_errors.clone(),
         );
-        registry.register(
+        r.register(
+            "reconcile_errors_by_reason",
+            "Rounds that could not read, render or apply, by reason (the condition's reason, or \
+             the kind of failure for sync)",
+            m.reconcile_errors_by_reason.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Time each reconcile of a Build took (controller)",
+            m.reconcile_duration.clone(),
+        );
+        r.register(
+            "reconciles_in_flight",
+            "Reconciles running now (controller; at most --concurrency)",
+            m.reconciles_in_flight.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this process reconciles (leads), 0 while it stands by",
+            m.leader.clone(),
+        );
+        r.register(
             "workload_conflicts",
             "Builds whose Workload was not emitted: a target holds another component's Workload \
              of that name (also counted in builds_failed)",
             m.workload_conflicts.clone(),
         );
-        registry.register(
+        r.register(
             "emit_latency_seconds",
             "Time from a Workflow seen completed to its Workload emitted",
             m.emit_latency.clone(),
@@ -101,20 +168,106 @@ impl Metrics {
         self.emit_latency.observe(latency.as_secs_f64());
     }
 
-    /// Counts a finished build by its one verdict; `emit_latency` is recorded when there was
-    /// a Workload to emit (time from the build seen finished to its emits done).
-    pub fn finished(&self, outcome: &crate::lifecycle::BuildOutcome, emit_latency: Duration) {
+    /// Counts a failed reconcile, by `reason`.
+    pub fn reconcile_error(&self, reason: &str) {
+        self.reconcile_errors.inc();
+        self.reconcile_errors_by_reason
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a finished build by its one verdict, on `plane` (`""` when there is none);
+    /// `emit_latency` is recorded when there was a Workload to emit (time from the build seen
+    /// finished to its emits done).
+    pub fn finished(
+        &self,
+        outcome: &crate::lifecycle::BuildOutcome,
+        emit_latency: Duration,
+        plane: &str,
+    ) {
         if outcome.workload().is_some() {
             self.observe_emit(emit_latency);
         }
-        if outcome.succeeded() {
+        let result = if outcome.succeeded() {
             self.builds_succeeded.inc();
+            "succeeded"
         } else {
             self.builds_failed.inc();
-        }
+            "failed"
+        };
+        self.builds_finished
+            .get_or_create(&FinishedLabels {
+                result,
+                reason: outcome.verdict().as_str(),
+                plane: plane.to_owned(),
+            })
+            .inc();
         if outcome.verdict() == crate::lifecycle::Verdict::WorkloadConflict {
             self.workload_conflicts.inc();
         }
+    }
+}
+
+/// The standard `process_*` metrics of this process (read with metrics-process at each scrape:
+/// CPU seconds, resident and virtual memory, open and maximum file descriptors, threads, start
+/// time). A value the platform does not give is left out.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let p = metrics_process::collector::collect();
+        if let Some(v) = p.cpu_seconds_total {
+            let c = ConstCounter::new(v);
+            let help = "Total user and system CPU time spent in seconds.";
+            c.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                help,
+                None,
+                c.metric_type(),
+            )?)?;
+        }
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                p.resident_memory_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                p.virtual_memory_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                p.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                p.max_fds,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process.",
+                p.threads,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds.",
+                p.start_time_seconds,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(v) = value {
+                let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -296,5 +449,31 @@ mod tests {
             text.contains("buildplane_emit_latency_seconds_count 1"),
             "{text}"
         );
+        m.reconcile_error("CredentialsInvalid");
+        m.reconcile_error("CredentialsInvalid");
+        let text = m.encode();
+        assert!(
+            text.contains("buildplane_reconcile_errors_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "buildplane_reconcile_errors_by_reason_total{reason=\"CredentialsInvalid\"} 2"
+            ),
+            "{text}"
+        );
+        // The process metrics, unprefixed, as every Prometheus client names them.
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name} in {text}"
+            );
+        }
+        assert!(!text.contains("buildplane_process_"), "{text}");
     }
 }

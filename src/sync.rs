@@ -182,8 +182,23 @@ async fn drain(
 }
 
 fn reconcile_error(metrics: &Metrics, e: &SyncError) {
-    metrics.reconcile_errors.inc();
+    metrics.reconcile_error(e.kind());
     tracing::error!(event = "reconcile_error", error = %error_line(e), "round failed; trying again");
+}
+
+impl SyncError {
+    /// The kind of failure, as the metric `reconcile_errors_by_reason_total` labels it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncError::Source(_) => "source",
+            SyncError::Emit(_) => "emit",
+            SyncError::Kube(_) => "kube",
+            SyncError::Serve(_) => "serve",
+            SyncError::Pipeline(_) => "render",
+            SyncError::Deploy(_) => "apply",
+            SyncError::Signals(_) => "signals",
+        }
+    }
 }
 
 /// One round; the revision it completed, or None when it failed (logged and counted) or left
@@ -366,7 +381,7 @@ fn spawn_follower(shared: &Arc<Shared>, targets: Vec<Target>, followers: &mut Jo
             for k in keys.iter().filter(|k| !done.contains(*k)) {
                 following.remove(k);
             }
-            shared.metrics.reconcile_errors.inc();
+            shared.metrics.reconcile_error("follow");
             tracing::error!(event = "reconcile_error", error = %error_line(&e), "following builds failed");
         }
     });
@@ -382,7 +397,7 @@ async fn emit_worker(
     while let Some(mut f) = rx.recv().await {
         emitter.emit(&mut f.outcome, &f.build.build).await;
         let o = &f.outcome;
-        metrics.finished(o, f.seen.elapsed());
+        metrics.finished(o, f.seen.elapsed(), "");
         tracing::info!(
             event = "build_finished",
             build = %o.build,

@@ -402,9 +402,29 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
         "buildplane_builds_succeeded_total 2",
         "buildplane_builds_failed_total 1",
         "buildplane_emit_latency_seconds_count 2",
+        // By result, reason and plane.
+        &format!(
+            r#"buildplane_builds_finished_total{{result="succeeded",reason="succeeded",plane="{a}/default"}} 1"#
+        ),
+        &format!(
+            r#"buildplane_builds_finished_total{{result="failed",reason="build-failed",plane="{a}/default"}} 1"#
+        ),
+        &format!(
+            r#"buildplane_builds_finished_total{{result="succeeded",reason="succeeded",plane="{b}/default"}} 1"#
+        ),
+        "buildplane_leader 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} ")));
+        let line = line.unwrap_or_else(|| panic!("{name} in:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("buildplane_reconcile_duration_seconds_count") >= 3.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("process_open_fds") > 0.0);
 }
 
 #[test]

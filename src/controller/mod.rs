@@ -140,13 +140,13 @@ pub fn openchoreo(kind: &str, plural: &str) -> ApiResource {
 }
 
 fn error_policy(obj: Arc<DynamicObject>, e: &ReconcileError, ctx: Arc<Ctx>) -> Action {
-    ctx.metrics.reconcile_errors.inc();
+    let reason = e.condition(None).map(|c| c.reason).unwrap_or_default();
+    ctx.metrics.reconcile_error(&reason);
     if !e.retryable() {
         return Action::await_change();
     }
     let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
     let name = obj.metadata.name.as_deref().unwrap_or_default();
-    let reason = e.condition(None).map(|c| c.reason).unwrap_or_default();
     Action::requeue(ctx.memory().failed(ns, name, &reason))
 }
 
@@ -168,6 +168,8 @@ pub async fn run(
     }
     let builds = openchoreo("Build", "builds");
     let buildplanes = openchoreo("BuildPlane", "buildplanes");
+    // One process, no election: it leads from the start.
+    metrics.leader.set(1);
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<(String, String)>();
     let ctx = Arc::new(Ctx {
         control_plane: cp.clone(),

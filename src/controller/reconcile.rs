@@ -190,7 +190,35 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action,
     let ns = obj.metadata.namespace.clone().unwrap_or_default();
     let name = obj.metadata.name.clone().unwrap_or_default();
     let span = tracing::info_span!("reconcile", build = %format!("{ns}/{name}"));
-    reconcile_build(obj, ctx, ns, name).instrument(span).await
+    let _timed = Timed::start(&ctx.metrics);
+    reconcile_build(obj, ctx.clone(), ns, name)
+        .instrument(span)
+        .await
+}
+
+/// One reconcile in `reconciles_in_flight` and, when it ends (finished or dropped at
+/// shutdown), in `reconcile_duration_seconds`.
+struct Timed<'a> {
+    metrics: &'a crate::serve::Metrics,
+    started: std::time::Instant,
+}
+
+impl<'a> Timed<'a> {
+    fn start(metrics: &'a crate::serve::Metrics) -> Timed<'a> {
+        metrics.reconciles_in_flight.inc();
+        Timed {
+            metrics,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        self.metrics.reconciles_in_flight.dec();
+        let took = self.started.elapsed().as_secs_f64();
+        self.metrics.reconcile_duration.observe(took);
+    }
 }
 
 async fn reconcile_build(
@@ -483,20 +511,27 @@ async fn progress(
         }
         (BuildDecision::AlreadySubmitted, None) => {
             let o = BuildOutcome::failed(target.label(), target.object_ref(), follow::DELETED);
-            finish(ctx, &o, &rendered, generation, status, set, None);
+            finish(
+                ctx, &o, &rendered, generation, status, set, None, &plane.key,
+            );
             Ok(Action::await_change())
         }
         (BuildDecision::AlreadySubmitted, Some(live)) => {
             ctx.memory().seen(ns, name);
             // Submitted by a reconcile whose status write failed: the status says so now.
             submitted(status, set);
-            follow_live(ctx, &target, &live, &rendered, generation, status, set).await
+            let plane = &plane.key;
+            follow_live(
+                ctx, &target, &live, &rendered, generation, status, set, plane,
+            )
+            .await
         }
     }
 }
 
 /// A submitted build object as the plane's watch shows it: running sets BuildInProgress, a
 /// finished one is harvested, emitted, and its outcome's conditions written.
+#[allow(clippy::too_many_arguments)]
 async fn follow_live(
     ctx: &Ctx,
     target: &Target,
@@ -505,6 +540,7 @@ async fn follow_live(
     generation: Option<i64>,
     status: &mut Status,
     set: &mut impl FnMut(&mut Status, Condition),
+    plane: &str,
 ) -> Result<Action, ReconcileError> {
     let phase = target.engine.status(live).phase;
     match phase {
@@ -533,6 +569,7 @@ async fn follow_live(
                 status,
                 set,
                 Some(emitting.elapsed()),
+                plane,
             );
             // A refused Workload is retried with backoff (its condition is the outcome's).
             if o.verdict() == Verdict::EmitFailed {
@@ -548,6 +585,7 @@ async fn follow_live(
 /// counts it once: not when it will be retried (a refused Workload), and not when the status
 /// already records this outcome for this spec ([`recorded`]: a later reconcile of the same
 /// finished build).
+#[allow(clippy::too_many_arguments)]
 fn finish(
     ctx: &Ctx,
     o: &BuildOutcome,
@@ -556,6 +594,7 @@ fn finish(
     status: &mut Status,
     set: &mut impl FnMut(&mut Status, Condition),
     emit_latency: Option<std::time::Duration>,
+    plane: &str,
 ) {
     let conditions = o.conditions(generation);
     let already = match (recorded(status, rendered), conditions.last()) {
@@ -570,7 +609,8 @@ fn finish(
         set(status, c);
     }
     if o.verdict() != Verdict::EmitFailed && !already {
-        ctx.metrics.finished(o, emit_latency.unwrap_or_default());
+        ctx.metrics
+            .finished(o, emit_latency.unwrap_or_default(), plane);
     }
 }
 
