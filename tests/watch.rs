@@ -31,6 +31,32 @@ fn build_in_new_org(dir: &Path) -> (String, PathBuf) {
     (org, file)
 }
 
+/// Adds an annotation of the build's own to the status's `workload-cr` output (one under
+/// `buildplane.openchoreo.dev/` would have the Workload refused: those keys are reserved).
+fn annotate_output(status: &mut Value) {
+    let nodes = status["status"]["nodes"].as_object_mut().unwrap();
+    let node = nodes
+        .values_mut()
+        .find(|n| n["templateName"] == "workload-create-step")
+        .unwrap();
+    let out = node["outputs"]["parameters"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|p| p["name"] == "workload-cr")
+        .unwrap();
+    let cr = out["value"].as_str().unwrap().replace(
+        "metadata:\n    name: reading-list-service\n",
+        "metadata:\n    name: reading-list-service\n    annotations:\n        \
+         team.example.com/note: kept\n",
+    );
+    assert!(
+        cr.contains("note: kept"),
+        "the fixture's workload-cr changed: {cr}"
+    );
+    out["value"] = json!(cr);
+}
+
 fn recorded_status(fixture: &str) -> Value {
     let v: Value =
         serde_saphyr::from_str(&std::fs::read_to_string(Path::new(ROOT).join(fixture)).unwrap())
@@ -79,13 +105,9 @@ fn a_succeeded_build_emits_its_workload_once() {
     let dir = tempfile::tempdir().unwrap();
     let (org, file) = build_in_new_org(dir.path());
     let emit = dir.path().join("out");
-    let o = run(
-        &kc,
-        &file,
-        &org,
-        &recorded_status("fixtures/argo-status/succeeded.yaml"),
-        &emit,
-    );
+    let mut status = recorded_status("fixtures/argo-status/succeeded.yaml");
+    annotate_output(&mut status);
+    let o = run(&kc, &file, &org, &status, &emit);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(
         o.status.code(),
@@ -127,6 +149,25 @@ fn a_succeeded_build_emits_its_workload_once() {
     assert_eq!(
         workload["spec"]["containers"]["main"]["image"],
         "localhost:30003/default-reading-list-service:default-4f2a9c1e"
+    );
+    // Where it came from: the Build, its Workflow, the commit clone-step built, the spec hash
+    // the Workflow carries; beside the output's own annotation.
+    let (_, wf) = cluster::kubectl_like_get(
+        &kc,
+        None,
+        &format!("/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows/{WF}"),
+    );
+    let spec_hash = &wf["metadata"]["annotations"]["buildplane.openchoreo.dev/spec-hash"];
+    assert!(spec_hash.is_string(), "{wf}");
+    assert_eq!(
+        workload["metadata"]["annotations"],
+        json!({
+            "buildplane.openchoreo.dev/build": format!("{org}/reading-list-service-build-7c9e4a1b"),
+            "buildplane.openchoreo.dev/build-object": format!("openchoreo-ci-{org}/{WF}"),
+            "buildplane.openchoreo.dev/revision": "4f2a9c1e",
+            "buildplane.openchoreo.dev/spec-hash": spec_hash,
+            "team.example.com/note": "kept",
+        })
     );
     // Watching the finished build again emits nothing new.
     let again = bin()
@@ -313,6 +354,13 @@ fn the_workload_is_applied_into_the_control_plane() {
     assert_eq!(code, 200);
     assert_eq!(w["spec"]["owner"]["componentName"], "reading-list-service");
     assert_eq!(cluster::managers(&w), ["build-controller"]);
+    let annotation =
+        |k: &str| w["metadata"]["annotations"][format!("buildplane.openchoreo.dev/{k}")].clone();
+    assert_eq!(annotation("revision"), "4f2a9c1e", "{w}");
+    assert_eq!(
+        annotation("build-object"),
+        json!(format!("openchoreo-ci-{org}/{WF}"))
+    );
     // Not in the build plane.
     assert_eq!(
         cluster::kubectl_like_get(&kc, None, &format!("/api/v1/namespaces/{org}")).0,

@@ -9,6 +9,7 @@ use super::connect::ClientArgs;
 use super::table::{self, or_none};
 use crate::core::builds::BuildRef;
 use crate::core::progress::{BuildRecord, Phase};
+use crate::core::provenance;
 use crate::core::text::{escape_controls, escape_json_text, safe_yaml};
 use crate::kube::Kube;
 use crate::lifecycle::find::{self, Found};
@@ -192,6 +193,11 @@ pub fn render_text(shown: &Shown, now: SystemTime) -> String {
         vec!["  workload".to_owned(), workload],
     ];
     out.push_str(&table::render(&[], &outputs));
+    let provenance = provenance_rows(shown);
+    if !provenance.is_empty() {
+        out.push_str("Provenance:\n");
+        out.push_str(&table::render(&[], &provenance));
+    }
     if let Ok(o) = &shown.outcome {
         out.push_str("Conditions:\n");
         let rows: Vec<Vec<String>> = o
@@ -217,6 +223,31 @@ pub fn render_text(shown: &Shown, now: SystemTime) -> String {
         out.push_str(&table::render(&[], &rows));
     }
     out
+}
+
+/// Where the build came from (`core::provenance`): the Workload's annotations once it was
+/// harvested (they include the commit built), else what the build object records.
+fn provenance_rows(shown: &Shown) -> Vec<Vec<String>> {
+    let from_workload = match &shown.outcome {
+        Ok(o) => o.workload().map(provenance::read).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let entries: Vec<(&str, String)> = if from_workload.is_empty() {
+        let r = &shown.record;
+        provenance::KEYS
+            .iter()
+            .filter_map(|k| r.provenance.get(*k).map(|v| (*k, v.clone())))
+            .collect()
+    } else {
+        from_workload
+    };
+    entries
+        .into_iter()
+        .map(|(k, v)| {
+            let short = k.trim_start_matches("buildplane.openchoreo.dev/");
+            vec![format!("  {short}"), escape_controls(&v).into_owned()]
+        })
+        .collect()
 }
 
 /// The whole output: text blocks apart by a blank line; one build as one JSON/YAML object,
@@ -321,11 +352,24 @@ mod tests {
              endpoints rest-api\n",
             "  BuildCompleted   True   BuildCompleted   Build completed successfully\n",
             "Workflow conditions:\n  PodRunning   False\n  Completed    True\n",
+            // Where the Workload came from: the Build, its Workflow, the commit built, the spec.
+            "Provenance:\n  build          default/reading-list-service-build-7c9e4a1b\n",
+            "  build-object   openchoreo-ci-default/reading-list-service-build-7c9e4a1b-8081ce9a\n",
+            "  revision       4f2a9c1e\n",
         ] {
             assert!(out.contains(want), "{want:?} missing from:\n{out}");
         }
+        let spec_hash = s.record.provenance[crate::core::provenance::SPEC_HASH].clone();
+        assert!(
+            out.contains(&format!("  spec-hash      {spec_hash}\n")),
+            "{out}"
+        );
         let v = s.to_json();
         assert_eq!(v["result"], "succeeded");
+        assert_eq!(
+            v["workload"]["metadata"]["annotations"]["buildplane.openchoreo.dev/revision"],
+            "4f2a9c1e"
+        );
         assert_eq!(v["workload"]["metadata"]["name"], "reading-list-service");
         assert_eq!(v["conditions"][2]["type"], "BuildCompleted");
     }

@@ -222,6 +222,7 @@ mod tests {
             steps,
             steps_error: None,
             engine_conditions: Vec::new(),
+            provenance: Default::default(),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod naming;
 pub mod par;
 pub mod plan;
 pub mod progress;
+pub mod provenance;
 pub mod render;
 pub mod spec;
 pub mod text;

@@ -145,6 +145,8 @@ pub struct BuildRecord {
     pub steps_error: Option<String>,
     /// The engine's own conditions (Argo: `PodRunning`, `Completed`).
     pub engine_conditions: Vec<EngineCondition>,
+    /// The provenance annotations the build object carries (`core::provenance`), by key.
+    pub provenance: std::collections::BTreeMap<String, String>,
 }
 
 impl BuildRecord {

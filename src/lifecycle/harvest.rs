@@ -7,6 +7,7 @@
 use super::Target;
 use super::outcome::{BuildOutcome, Harvest};
 use crate::core::progress::Phase;
+use crate::core::provenance::Provenance;
 use crate::core::text::escape_controls;
 use crate::core::workload;
 use serde_json::Value;
@@ -50,7 +51,11 @@ pub fn harvest(t: &Target, live: &Value) -> BuildOutcome {
         )
     });
     o.harvest = match parsed {
-        Ok(w) => Harvest::Workload(w),
+        Ok(mut w) => {
+            let from = Provenance::of(&o.build, &o.workflow, live, o.revision.as_deref());
+            from.stamp(&mut w);
+            Harvest::Workload(w)
+        }
         Err(e) => Harvest::Unusable(escape_controls(&e.to_string()).into_owned()),
     };
     o

@@ -141,6 +141,10 @@ pub fn record(wf: &Value) -> BuildRecord {
         steps,
         steps_error,
         engine_conditions,
+        provenance: crate::core::provenance::read(wf)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
     }
 }
 
