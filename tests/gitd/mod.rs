@@ -23,16 +23,27 @@ impl Drop for Daemon {
     }
 }
 
+/// `git-daemon` itself: `git daemon` runs it as a child, which killing `git` would leave
+/// running (one orphaned daemon per test).
+fn git_daemon() -> PathBuf {
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("run git --exec-path");
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    PathBuf::from(dir).join("git-daemon")
+}
+
 impl Daemon {
     pub fn start() -> Daemon {
         let base = tempfile::tempdir().expect("tempdir");
+        let daemon = git_daemon();
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .expect("free port")
                 .port();
-            let mut child = Command::new("git")
-                .arg("daemon")
+            let mut child = Command::new(&daemon)
                 .arg("--reuseaddr")
                 .arg(format!("--base-path={}", base.path().display()))
                 .args([
