@@ -16,9 +16,10 @@ use crate::kube::{ClientSettings, Kube, KubeError};
 use crate::serve::Metrics;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::watcher;
 use memory::Memory;
 use planes::{Plane, Planes};
@@ -65,6 +66,8 @@ pub struct Ctx {
     pub allow_cross_namespace_refs: bool,
     /// Publishes Events on Builds (what a cleanup did, which outlives the deleted Build).
     pub recorder: Recorder,
+    /// Every BuildPlane, kept current by the controller's watch of them (no LIST per build).
+    pub buildplane_store: Store<DynamicObject>,
     /// What is remembered of each Build between reconciles.
     memory: Mutex<Memory<Arc<Plane>>>,
 }
@@ -171,6 +174,8 @@ pub async fn run(
     // One process, no election: it leads from the start.
     metrics.leader.set(1);
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<(String, String)>();
+    let bp_writer = reflector::store::Writer::<DynamicObject>::new(buildplanes.clone());
+    let bp_reader = bp_writer.as_reader();
     let ctx = Arc::new(Ctx {
         control_plane: cp.clone(),
         builds: builds.clone(),
@@ -190,6 +195,7 @@ pub async fn run(
                 instance: std::env::var("POD_NAME").ok().filter(|n| !n.is_empty()),
             },
         ),
+        buildplane_store: bp_reader,
         memory: Default::default(),
     });
     let controller = Controller::new_with(
@@ -204,10 +210,15 @@ pub async fn run(
         trigger_rx.map(move |(ns, name)| ObjectRef::new_with(&name, b1.clone()).within(&ns));
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
-        .watches_with(
-            Api::<DynamicObject>::all_with(cp.client().clone(), &buildplanes),
-            buildplanes.clone(),
-            watcher::Config::default(),
+        .watches_stream_with(
+            reflector(
+                bp_writer,
+                watcher(
+                    Api::<DynamicObject>::all_with(cp.client().clone(), &buildplanes),
+                    watcher::Config::default(),
+                ),
+            )
+            .applied_objects(),
             move |bp| {
                 let ns = bp.metadata.namespace.clone().unwrap_or_default();
                 // A changed BuildPlane: its namespace's Builds look it up again.
@@ -219,6 +230,7 @@ pub async fn run(
                     .map(|b| ObjectRef::from_obj_with(&*b, b2.clone()))
                     .collect::<Vec<_>>()
             },
+            buildplanes.clone(),
         )
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)

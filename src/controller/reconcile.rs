@@ -29,7 +29,7 @@ use crate::lifecycle::{BuildOutcome, Target, Verdict, follow, harvest::harvest};
 use crate::pipeline::LoadedBuild;
 use crate::report::error_line;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
@@ -614,10 +614,14 @@ fn finish(
     }
 }
 
+/// How long a reconcile waits for the first listing of BuildPlanes.
+const LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The plane serving a Build of namespace `ns` that names BuildPlane `wanted` (label
-/// `openchoreo.dev/build-plane`) or none (`core::buildplane::choose_plane`). With `fresh`, the
-/// BuildPlane and its Secrets are read now (a build is about to be submitted: a rotated Secret
-/// must take effect); otherwise the cached plane is used when there is one.
+/// `openchoreo.dev/build-plane`) or none (`core::buildplane::choose_plane`), among the
+/// BuildPlanes the controller's watch holds. With `fresh`, its Secrets are read now (a build is
+/// about to be submitted: a rotated Secret must take effect); otherwise the cached plane is
+/// used when there is one.
 pub(super) async fn plane_for(
     ctx: &Ctx,
     ns: &str,
@@ -628,14 +632,22 @@ pub(super) async fn plane_for(
     if !fresh && let Some(p) = cached {
         return Ok(p);
     }
-    let planes: Api<DynamicObject> =
-        Api::namespaced_with(ctx.control_plane.client().clone(), ns, &ctx.buildplanes);
-    let list = planes
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
-    let marked: Vec<(String, bool)> = list
-        .items
+    // From the controller's watch of BuildPlanes: a BuildPlane it does not hold yet triggers
+    // this namespace's Builds when it arrives. Until its first listing nothing is decided.
+    let listed = tokio::time::timeout(LISTED_WITHIN, ctx.buildplane_store.wait_until_ready());
+    if !matches!(listed.await, Ok(Ok(()))) {
+        return Err(ReconcileError::ControlPlane(format!(
+            "BuildPlanes not listed within {}s",
+            LISTED_WITHIN.as_secs()
+        )));
+    }
+    let items: Vec<Arc<DynamicObject>> = ctx
+        .buildplane_store
+        .state()
+        .into_iter()
+        .filter(|bp| bp.metadata.namespace.as_deref() == Some(ns))
+        .collect();
+    let marked: Vec<(String, bool)> = items
         .iter()
         .map(|bp| {
             let default = bp
@@ -651,8 +663,7 @@ pub(super) async fn plane_for(
         PlaneChoiceError::None => ReconcileError::BuildPlaneNotFound(ns.to_owned()),
         other => ReconcileError::BuildPlaneChoice(format!("namespace {ns}: {other}")),
     })?;
-    let bp = list
-        .items
+    let bp = items
         .iter()
         .find(|bp| bp.metadata.name.as_deref() == Some(chosen))
         .expect("the chosen BuildPlane is one of the list");
