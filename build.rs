@@ -1,5 +1,6 @@
 //! Embeds the built-in chart (`charts/build-plane`) into the binary: every file under it
-//! becomes an entry of `CHART_FILES` (relative path, content). Also stamps the commit and the
+//! becomes an entry of `CHART_FILES` (relative path, content); likewise the per-build templates
+//! (`templates/*.yaml`, `BUILD_TEMPLATE_FILES`). Also stamps the commit and the
 //! build date that `buildplane version` prints.
 use std::{env, fs, path::Path};
 
@@ -76,5 +77,17 @@ fn main() {
     }
     code.push_str("];\n");
     let out = Path::new(&env::var("OUT_DIR").unwrap()).join("chart_files.rs");
+    fs::write(out, code).unwrap();
+    // The per-build templates (`templates/`): `BUILD_TEMPLATE_FILES`.
+    let root = Path::new("templates");
+    println!("cargo:rerun-if-changed=templates");
+    let mut files = Vec::new();
+    collect(root, root, &mut files);
+    let mut code = String::from("pub static BUILD_TEMPLATE_FILES: &[(&str, &str)] = &[\n");
+    for (rel, abs) in files.iter().filter(|(rel, _)| rel.ends_with(".yaml")) {
+        code.push_str(&format!("    ({rel:?}, include_str!({abs:?})),\n"));
+    }
+    code.push_str("];\n");
+    let out = Path::new(&env::var("OUT_DIR").unwrap()).join("build_template_files.rs");
     fs::write(out, code).unwrap();
 }

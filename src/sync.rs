@@ -232,7 +232,7 @@ async fn round(
     startup: bool,
     followers: &mut JoinSet<()>,
 ) -> Result<Round, SyncError> {
-    let loaded = tolerant::load(&snapshot.files, Some(&shared.default_namespace));
+    let mut loaded = tolerant::load(&snapshot.files, Some(&shared.default_namespace));
     for b in &loaded.broken {
         tracing::error!(event = "file_skipped", file = %b.file, error = %b.error, "skipped a broken file");
     }
@@ -244,7 +244,25 @@ async fn round(
         let dir = &snapshot.revision;
         tracing::info!(event = "sync_round", %dir, builds, broken, "read the directory");
     }
-    let mut objects = render_builds(&loaded.builds)?;
+    let mut objects = render_builds(&loaded.builds, &crate::pipeline::BuildRender::default())?;
+    // A Build whose cluster template cannot run it is set aside like a broken file: one team's
+    // template does not stop the others' builds, and prune holds while it is unknown.
+    let problems = deploy::cluster_template_problems(&shared.kube, &[], &objects).await?;
+    for p in &problems {
+        let file = (loaded.builds.iter())
+            .find(|lb| {
+                Target::of(lb).is_ok_and(|t| {
+                    Some(&t.namespace) == p.object.namespace.as_ref() && t.name == p.object.name
+                })
+            })
+            .map_or_else(|| p.object.to_string(), |lb| lb.origin.file.clone());
+        tracing::error!(event = "build_skipped", object = %p.object, error = %p.message, "skipped a build its cluster template cannot run");
+        loaded.broken.push(tolerant::Broken {
+            file,
+            error: p.to_string(),
+        });
+    }
+    objects.retain(|m| !problems.iter().any(|p| p.object == m.id));
     manifest::sort(&mut objects);
     let rendered = Rendered {
         builds: objects,

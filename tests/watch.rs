@@ -157,15 +157,22 @@ fn a_succeeded_build_emits_its_workload_once() {
         None,
         &format!("/apis/argoproj.io/v1alpha1/namespaces/openchoreo-ci-{org}/workflows/{WF}"),
     );
-    let spec_hash = &wf["metadata"]["annotations"]["buildplane.openchoreo.dev/spec-hash"];
-    assert!(spec_hash.is_string(), "{wf}");
+    // And what the Workflow says it was rendered from: the template, the values, the version.
+    let from_wf = |k: &str| {
+        let v = &wf["metadata"]["annotations"][format!("buildplane.openchoreo.dev/{k}")];
+        assert!(v.is_string(), "{k}: {wf}");
+        v.clone()
+    };
     assert_eq!(
         workload["metadata"]["annotations"],
         json!({
             "buildplane.openchoreo.dev/build": format!("{org}/reading-list-service-build-7c9e4a1b"),
             "buildplane.openchoreo.dev/build-object": format!("openchoreo-ci-{org}/{WF}"),
             "buildplane.openchoreo.dev/revision": "4f2a9c1e",
-            "buildplane.openchoreo.dev/spec-hash": spec_hash,
+            "buildplane.openchoreo.dev/spec-hash": from_wf("spec-hash"),
+            "buildplane.openchoreo.dev/template-digest": from_wf("template-digest"),
+            "buildplane.openchoreo.dev/values-digest": from_wf("values-digest"),
+            "buildplane.openchoreo.dev/version": from_wf("version"),
             "team.example.com/note": "kept",
         })
     );

@@ -59,6 +59,7 @@ impl CheckArgs {
             controller_image: String::new(),
             namespace: None,
             strict: self.strict,
+            templates: None,
         }
     }
 }

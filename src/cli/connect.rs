@@ -55,7 +55,7 @@ impl BuildArgs {
     /// The Builds, read and validated; `-n` is checked first.
     pub fn load(&self) -> anyhow::Result<Vec<crate::pipeline::LoadedBuild>> {
         let org = super::flags::organization(Some(&self.namespace))?;
-        Ok(crate::pipeline::load_builds(&self.builds, Some(org))?)
+        Ok(crate::pipeline::load_builds(&self.builds, Some(org), None)?)
     }
 }
 
@@ -124,7 +124,7 @@ impl TargetArgs {
         let builds = if files.is_empty() {
             Vec::new()
         } else {
-            crate::pipeline::load_builds(&files, Some(org))?
+            crate::pipeline::load_builds(&files, Some(org), None)?
         };
         Ok((builds, names))
     }

@@ -217,6 +217,7 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         pipeline::load_builds(
             &args.target.inputs.builds,
             Some(args.target.inputs.organization()?),
+            None,
         )?
     } else {
         Vec::new()

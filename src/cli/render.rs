@@ -2,7 +2,7 @@
 
 use super::Outcome;
 use super::flags::FlagError;
-use crate::core::manifest;
+use crate::core::manifest::{self, Manifest};
 use crate::core::render::Chart;
 use crate::core::values::SetKind;
 use crate::pipeline::{self, RenderRequest};
@@ -59,6 +59,11 @@ pub struct RenderInputs {
     /// not a warning.
     #[arg(long)]
     pub strict: bool,
+    /// Per-build templates laid over the built-in ones (`templates/`): each `*.yaml` file of
+    /// DIR replaces the template of its name (`prerequisites.yaml`, `workflow.yaml`). The
+    /// values' `buildTemplates` are laid over these.
+    #[arg(long = "templates", value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 }
 
 impl RenderInputs {
@@ -76,6 +81,7 @@ impl RenderInputs {
                 }
             }),
             strict: self.strict,
+            templates_dir: self.templates.clone(),
         })
     }
 
@@ -147,6 +153,9 @@ pub fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
     }
     let chart = Chart::builtin();
     let req = args.inputs.request()?;
+    if args.out_dir.is_none() && args.output != OutputFormat::Json {
+        return streamed(&chart, &req, args.output);
+    }
     let rendered = pipeline::render_parts(&chart, &req)?;
     super::warn_not_applicable(&rendered.not_applicable);
     let manifests = rendered.all();
@@ -180,6 +189,27 @@ pub fn run(args: RenderArgs) -> anyhow::Result<Outcome> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .context("writing the manifests to stdout")?;
+    Ok(Outcome::Success)
+}
+
+/// YAML or `-o name` on stdout, written as it is rendered (`pipeline::render_streamed`): the
+/// same bytes as a whole render, in a fraction of the memory.
+fn streamed(
+    chart: &Chart,
+    req: &pipeline::RenderRequest,
+    output: OutputFormat,
+) -> anyhow::Result<Outcome> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let warn = |n: &[crate::core::values::NotApplicable]| super::warn_not_applicable(n);
+    pipeline::render_streamed(chart, req, warn, |objects: &[Manifest]| {
+        let text = match output {
+            OutputFormat::Name => names(objects.iter().map(|m| &m.id)),
+            _ => manifest::to_yaml_stream(objects)?,
+        };
+        out.write_all(text.as_bytes())
+            .context("writing the manifests to stdout")
+    })?;
+    out.flush().context("writing the manifests to stdout")?;
     Ok(Outcome::Success)
 }
 

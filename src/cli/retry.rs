@@ -53,7 +53,7 @@ pub struct RetryArgs {
 
 pub fn run(args: RetryArgs) -> anyhow::Result<Outcome> {
     let builds = args.targets.load()?;
-    let mut objects = pipeline::render_builds(&builds)?;
+    let mut objects = pipeline::render_builds(&builds, &pipeline::BuildRender::default())?;
     manifest::sort(&mut objects);
     let rendered = Rendered {
         builds: objects,

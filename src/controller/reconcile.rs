@@ -14,6 +14,7 @@ use crate::core::buildplane::{
     BuildPlaneSpec, ClusterForm, ClusterRef, DEFAULT_PLANE_ANNOTATION, InlineAuth, KUBECONFIG_KEY,
     PlaneChoiceError, ValueFrom, choose_plane, inline_kubeconfig, resolve_value,
 };
+use crate::core::catalog::{self, Catalog};
 use crate::core::cleanup::{self as rules, FINALIZER};
 use crate::core::conditions::{
     self, Condition, REASON_BUILD_FAILED, TYPE_BUILD_COMPLETED, TYPE_BUILD_TRIGGERED,
@@ -446,6 +447,9 @@ async fn progress(
     let eng = target.engine;
     eng.validate(&loaded.origin, &loaded.build)
         .map_err(invalid)?;
+    // The controller has no values: a built-in template, or one the Build says is on the plane
+    // (read from it before the build is submitted).
+    catalog::check(&Catalog::builtin(), &loaded.origin, &loaded.build).map_err(invalid)?;
     let recorded_hash = recorded_spec_hash(status, &rendered);
     let wanted = value
         .pointer("/metadata/labels")
@@ -647,7 +651,9 @@ pub(super) async fn plane_for(
         .into_iter()
         .filter(|bp| bp.metadata.namespace.as_deref() == Some(ns))
         .collect();
-    let marked: Vec<(String, bool)> = items
+    // Sorted: the store's order is its hash map's, and a message must not change between
+    // reconciles (each change would be a new status write and Event).
+    let mut marked: Vec<(String, bool)> = items
         .iter()
         .map(|bp| {
             let default = bp
@@ -659,6 +665,7 @@ pub(super) async fn plane_for(
             (bp.metadata.name.clone().unwrap_or_default(), default)
         })
         .collect();
+    marked.sort();
     let chosen = choose_plane(wanted, &marked).map_err(|e| match e {
         PlaneChoiceError::None => ReconcileError::BuildPlaneNotFound(ns.to_owned()),
         other => ReconcileError::BuildPlaneChoice(format!("namespace {ns}: {other}")),
@@ -890,6 +897,17 @@ async fn submit(
     };
     let build = &loaded.build;
     let org = build.organization().to_owned();
+    // A template only the plane has is read from it and checked before anything is written.
+    let problems = crate::pipeline::deploy::cluster_template_problems(
+        &plane.kube,
+        &[],
+        std::slice::from_ref(wf),
+    )
+    .await
+    .map_err(pre)?;
+    if let Some(p) = problems.first() {
+        return Err(ReconcileError::InvalidBuild(p.message.clone()));
+    }
     // Held while applying, so concurrent first builds of an organization apply them once.
     let mut prepared = plane.prepared.lock().await;
     if !prepared.contains(&org) {

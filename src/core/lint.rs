@@ -214,6 +214,75 @@ pub fn lint_template(object: &Value, allow_privileged: bool) -> Vec<LintError> {
     found
 }
 
+/// The step templates, and their output parameters, that buildplane reads from every build
+/// (`engine::argo::status`): the image, the Workload, the commit built.
+pub const CONTRACT: [(&str, &str); 3] = [
+    ("clone-step", "git-revision"),
+    ("push-step", "image"),
+    ("workload-create-step", "workload-cr"),
+];
+
+/// What a template must provide for its builds to yield a Workload: the entrypoint it names
+/// exists, and each step template of [`CONTRACT`] declares its output parameter. A template of
+/// the platform team's that misses one would run every build to the end and then fail harvest.
+pub fn contract(object: &Value) -> Vec<LintError> {
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("(unnamed)");
+    let templates: Vec<&Value> = object
+        .pointer("/spec/templates")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+    let named = |n: &str| {
+        templates
+            .iter()
+            .find(|t| t.get("name").and_then(Value::as_str) == Some(n))
+    };
+    let finding = |step: &str, field: &str, problem: String| LintError {
+        template: name.to_owned(),
+        step: step.to_owned(),
+        field: field.to_owned(),
+        problem,
+    };
+    let mut found = Vec::new();
+    match object.pointer("/spec/entrypoint").and_then(Value::as_str) {
+        Some(e) if named(e).is_some() => {}
+        Some(e) => found.push(finding(
+            "(workflow)",
+            "spec.entrypoint",
+            format!("names no template of spec.templates ({e:?})"),
+        )),
+        None => found.push(finding(
+            "(workflow)",
+            "spec.entrypoint",
+            "is missing".into(),
+        )),
+    }
+    for (step, output) in CONTRACT {
+        let declared = named(step).is_some_and(|t| {
+            t.pointer("/outputs/parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p.get("name").and_then(Value::as_str) == Some(output))
+                })
+        });
+        if !declared {
+            found.push(finding(
+                step,
+                "outputs.parameters",
+                format!(
+                    "a template named {step} with the output parameter {output:?} is needed: \
+                     buildplane reads it from every build"
+                ),
+            ));
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +344,25 @@ mod tests {
         assert_eq!(
             lint_template(&sidecar, true)[0].field,
             "sidecars[0].command[0]"
+        );
+    }
+
+    #[test]
+    fn the_contract_names_each_missing_step_output() {
+        let step = |name: &str, output: &str| json!({"name": name, "outputs": {"parameters": [{"name": output}]}, "container": {"image": "x"}});
+        let mut t = json!({"metadata": {"name": "maven"}, "spec": {"entrypoint": "main",
+            "templates": [{"name": "main", "steps": []}, step("clone-step", "git-revision"),
+                step("push-step", "image"), step("workload-create-step", "workload-cr")]}});
+        assert_eq!(contract(&t), Vec::new());
+        t["spec"]["templates"][3] = step("workload-create-step", "workload");
+        t["spec"]["entrypoint"] = json!("build");
+        let found: Vec<String> = contract(&t).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "ClusterWorkflowTemplate maven: step (workflow): spec.entrypoint: names no template of spec.templates (\"build\")",
+                "ClusterWorkflowTemplate maven: step workload-create-step: outputs.parameters: a template named workload-create-step with the output parameter \"workload-cr\" is needed: buildplane reads it from every build"
+            ]
         );
     }
 

@@ -153,6 +153,16 @@ pub fn stage_of(kind: &str) -> Stage {
         .map_or(Stage::Workloads, |(_, stage)| *stage)
 }
 
+/// The canonical order of two objects: kind rank, then kind, namespace, name.
+pub fn canonical_cmp(a: &Manifest, b: &Manifest) -> std::cmp::Ordering {
+    (a.stage_rank(), &a.id.kind, &a.id.namespace, &a.id.name).cmp(&(
+        b.stage_rank(),
+        &b.id.kind,
+        &b.id.namespace,
+        &b.id.name,
+    ))
+}
+
 /// Sorts objects into the canonical order: kind rank, then kind, namespace, name.
 pub fn sort(manifests: &mut [Manifest]) {
     manifests.sort_by(|a, b| {

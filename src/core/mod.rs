@@ -18,6 +18,7 @@ pub mod progress;
 pub mod provenance;
 pub mod render;
 pub mod spec;
+pub mod templates;
 pub mod text;
 pub mod values;
 pub mod workload;

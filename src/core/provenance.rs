@@ -22,6 +22,11 @@ pub const VALUES_DIGEST: &str = "buildplane.openchoreo.dev/values-digest";
 /// The buildplane version that rendered the build object.
 pub const VERSION: &str = "buildplane.openchoreo.dev/version";
 
+/// The version of buildplane that renders: [`VERSION`]'s value.
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
 /// The annotations copied from the build object onto the Workload, when it has them.
 pub const FROM_BUILD_OBJECT: &[&str] = &[SPEC_HASH, TEMPLATE_DIGEST, VALUES_DIGEST, VERSION];
 

@@ -135,17 +135,7 @@ pub fn common_labels(meta: &ChartMeta, values: &Value) -> Value {
 /// The environment factory: strict undefined, the custom delimiters, and the two helpers
 /// templates may use — `script(name)` (a file of `scripts/`) and `fail(message)`.
 pub fn environment(chart: &Chart) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_syntax(
-        SyntaxConfig::builder()
-            .block_delimiters("[%", "%]")
-            .variable_delimiters("[[", "]]")
-            .comment_delimiters("[#", "#]")
-            .build()
-            .expect("fixed delimiters are valid"),
-    );
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_keep_trailing_newline(true);
+    let mut env = base_environment();
     let scripts = chart.scripts();
     env.add_function("script", move |name: &str| -> Result<String, TplError> {
         scripts
@@ -159,6 +149,24 @@ pub fn environment(chart: &Chart) -> Environment<'static> {
                 )
             })
     });
+    env
+}
+
+/// What every environment of ours has: strict undefined, the custom delimiters, trailing
+/// newlines kept, and `fail(message)`. The per-build templates (`core::templates`) use it as
+/// it is.
+pub fn base_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_syntax(
+        SyntaxConfig::builder()
+            .block_delimiters("[%", "%]")
+            .variable_delimiters("[[", "]]")
+            .comment_delimiters("[#", "#]")
+            .build()
+            .expect("fixed delimiters are valid"),
+    );
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
     env.add_function("fail", |message: &str| -> Result<String, TplError> {
         Err(TplError::new(
             ErrorKind::InvalidOperation,
@@ -168,7 +176,8 @@ pub fn environment(chart: &Chart) -> Environment<'static> {
     env
 }
 
-fn error_chain(e: &TplError) -> String {
+/// A template error with its causes, on one line.
+pub fn error_chain(e: &TplError) -> String {
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -5,12 +5,14 @@
 pub mod argo;
 
 use crate::core::builds::StopMode;
+use crate::core::catalog::Declared;
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::plan::LiveBuild;
 use crate::core::progress::{
     Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod, Unschedulable,
 };
 use crate::core::spec::{Build, Origin, SPEC_HASH_ANNOTATION, SpecError};
+use crate::core::templates::Invariants;
 use serde_json::Value;
 
 /// The API of the objects an engine runs builds with, and the label every one of them carries
@@ -36,6 +38,18 @@ pub trait Engine: Sync {
     fn prerequisites(&self, build: &Build) -> Vec<Manifest>;
     /// The object that runs the build.
     fn build_object(&self, build: &Build) -> Manifest;
+    /// What the per-build templates (`templates/`) see of a Build beside the Build itself and
+    /// the values: the derived names, the labels buildplane relies on, the build object's
+    /// arguments and annotations. [`Engine::prerequisites`] and [`Engine::build_object`] are
+    /// made of the same pieces: they are what a template's output is checked against.
+    fn template_context(&self, build: &Build) -> Value;
+    /// What a templated object of `kind` (a prerequisite or the build object) must keep of
+    /// the canonical one.
+    fn invariants(&self, kind: &str) -> Invariants;
+    /// Checks an object of `kind` a template overlay rendered against the API's own schema
+    /// (the built-in templates are checked by the test suite): the first problem, with its
+    /// key path.
+    fn validate_rendered(&self, kind: &str, object: &Value) -> Result<(), String>;
     /// Where [`Engine::build_object`] puts the build object of Build `build_name` of
     /// `organization`: known without a valid spec (a deleted Build's object is found by it).
     fn build_object_id(&self, organization: &str, build_name: &str) -> ObjectId;
@@ -78,6 +92,20 @@ pub trait Engine: Sync {
     fn build_of(&self, live: &Value, org: &str, name: &str) -> Result<Build, DeriveError>;
     /// The merge patch that asks a running build object to stop.
     fn stop_patch(&self, mode: StopMode) -> Value;
+    /// For a build object whose Build named a template only the build plane has
+    /// (`catalog::TEMPLATE_SOURCE_ANNOTATION`): the template's object id and the parameter
+    /// names the Build gives, to be checked against the live template before it is applied.
+    fn cluster_template(&self, object: &Value) -> Option<ClusterTemplateUse>;
+    /// The workflow arguments a live template declares.
+    fn declared(&self, template: &Value) -> Declared;
+}
+
+/// A build object that runs a template read from the build plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTemplateUse {
+    pub template: ObjectId,
+    /// The Build's own parameters (the reserved arguments left out).
+    pub parameters: Vec<String>,
 }
 
 /// A live build object does not record what a Build needs.

@@ -2,9 +2,11 @@
 //! is read and validated before anything is produced, so bad input yields an error and no
 //! output (and, for the commands that talk to a cluster, no request).
 
+use crate::core::catalog::{self, Catalog};
 use crate::core::manifest::{self, Manifest, ObjectId};
 use crate::core::render::{self, Chart, RenderError};
 use crate::core::spec::{self, Build, Origin, SpecError};
+use crate::core::templates::{BuildTemplates, Overlay};
 use crate::core::values::{self, NotApplicable, SetKind, ValuesError};
 use crate::engine;
 use crate::source::{self, SourceError};
@@ -64,6 +66,16 @@ pub enum PipelineError {
     /// Rendering the chart failed.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// A per-build template is unknown, broken, or renders what buildplane cannot rely on.
+    #[error(transparent)]
+    Template(#[from] crate::core::templates::TemplateError),
+    /// The `--templates` directory could not be read.
+    #[error("--templates {dir}")]
+    TemplatesDir {
+        dir: String,
+        #[source]
+        source: SourceError,
+    },
     /// No Build file was found under the paths given.
     #[error("no Build files (*.yaml, *.yml) found in {0}")]
     NoBuildFiles(String),
@@ -87,6 +99,9 @@ pub struct RenderRequest {
     pub control_plane: Option<crate::core::control_plane::ControlPlaneSettings>,
     /// Values buildplane does not apply (`x-not-applicable`) are an error, not a warning.
     pub strict: bool,
+    /// `--templates DIR`: per-build templates laid over the built-in ones (before the values'
+    /// `buildTemplates`).
+    pub templates_dir: Option<PathBuf>,
 }
 
 /// A Build with the place it came from.
@@ -203,17 +218,21 @@ fn check_stdin_once(
 }
 
 /// Reads and validates every Build under `paths`. Files are read and parsed in parallel; the
-/// error reported is the first in file order, so it does not depend on scheduling.
+/// error reported is the first in file order, so it does not depend on scheduling. With a
+/// `catalog`, each Build's template and parameters are checked against it (`catalog::check`);
+/// without, only what no template may take (for commands that follow builds already applied).
 pub fn load_builds(
     paths: &[PathBuf],
     default_namespace: Option<&str>,
+    catalog: Option<&Catalog>,
 ) -> Result<Vec<LoadedBuild>, PipelineError> {
     let files = source::expand_paths(paths)?;
     if files.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(PipelineError::NoBuildFiles(shown.join(", ")));
     }
-    let per_file = crate::core::par::map(&files, |file| load_file(file, default_namespace));
+    let per_file =
+        crate::core::par::map(&files, |file| load_file(file, default_namespace, catalog));
     let mut builds = Vec::with_capacity(files.len());
     for result in per_file {
         builds.extend(result?);
@@ -224,6 +243,7 @@ pub fn load_builds(
 fn load_file(
     file: &source::InputFile,
     default_namespace: Option<&str>,
+    catalog: Option<&Catalog>,
 ) -> Result<Vec<LoadedBuild>, PipelineError> {
     let text = file.read()?;
     builds_in_text(
@@ -231,16 +251,19 @@ fn load_file(
         &text,
         default_namespace,
         false,
+        catalog,
     )
 }
 
-/// The Builds of one file's text, validated. With `only_builds`, documents of other kinds are
-/// left out instead of being errors: a sync source may hold Workloads next to Builds.
+/// The Builds of one file's text, validated (against `catalog` when given, as in
+/// [`load_builds`]). With `only_builds`, documents of other kinds are left out instead of being
+/// errors: a sync source may hold Workloads next to Builds.
 pub fn builds_in_text(
     name: &str,
     text: &str,
     default_namespace: Option<&str>,
     only_builds: bool,
+    catalog: Option<&Catalog>,
 ) -> Result<Vec<LoadedBuild>, PipelineError> {
     let mut builds = Vec::new();
     for (origin, doc) in spec::parse_documents(name, text)? {
@@ -253,34 +276,12 @@ pub fn builds_in_text(
             build.metadata.namespace = default_namespace.map(str::to_owned);
         }
         engine::for_build(&origin, &build)?.validate(&origin, &build)?;
+        if let Some(catalog) = catalog {
+            catalog::check(catalog, &origin, &build)?;
+        }
         builds.push(LoadedBuild { origin, build });
     }
     Ok(builds)
-}
-
-/// The objects for a set of Builds: each organization's prerequisites once, and one build
-/// object per Build. Duplicates are errors, not silent overwrites.
-pub fn render_builds(builds: &[LoadedBuild]) -> Result<Vec<Manifest>, PipelineError> {
-    let engines: Vec<&'static dyn engine::Engine> = builds
-        .iter()
-        .map(|lb| engine::for_build(&lb.origin, &lb.build))
-        .collect::<Result<_, _>>()?;
-    let work: Vec<(&LoadedBuild, &'static dyn engine::Engine)> =
-        builds.iter().zip(engines).collect();
-    let rendered = crate::core::par::map(&work, |(lb, e)| e.build_object(&lb.build));
-    let ids: Vec<&ObjectId> = rendered.iter().map(|m| &m.id).collect();
-    if let Some(clash) = clashes(builds, &ids).into_iter().next() {
-        return Err(clash.error);
-    }
-    let mut objects = Vec::with_capacity(builds.len() + 8);
-    let mut namespaces_done = std::collections::BTreeSet::new();
-    for ((lb, engine), object) in work.iter().zip(rendered) {
-        if namespaces_done.insert((engine.name(), object.id.namespace.clone())) {
-            objects.extend(engine.prerequisites(&lb.build));
-        }
-        objects.push(object);
-    }
-    Ok(objects)
 }
 
 /// Two Builds that cannot both be rendered: `second` (an index into the Builds) names the same
@@ -359,13 +360,36 @@ impl Rendered {
 }
 
 /// Every ClusterWorkflowTemplate of the bundle passes the injection lint before anything is
-/// printed or applied. The built-in templates run podman in privileged steps: the values allow
-/// that for them.
-pub fn lint_templates(bundle: &[Manifest]) -> Result<(), PipelineError> {
+/// printed or applied. Privileged steps are allowed where the values allow them: the built-in
+/// templates (podman builds in the step pod) and an `extraTemplates` entry with
+/// `allowPrivileged`; never a template added through `extraObjects`. The templates Builds may
+/// name (built-in and `extraTemplates`) also pass the step contract (`lint::contract`).
+pub fn lint_templates(bundle: &[Manifest], values: &Value) -> Result<(), PipelineError> {
+    let extra = values.get("extraTemplates").and_then(Value::as_array);
+    let declared = |name: &str| {
+        extra
+            .into_iter()
+            .flatten()
+            .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+    };
     let mut found = bundle
         .iter()
         .filter(|m| m.id.kind == "ClusterWorkflowTemplate")
-        .flat_map(|m| crate::core::lint::lint_template(&m.object, true));
+        .flat_map(|m| {
+            let name = m.id.name.as_str();
+            let builtin = catalog::template(name).is_some();
+            let entry = declared(name);
+            let privileged = builtin
+                || entry
+                    .and_then(|t| t.get("allowPrivileged"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+            let mut findings = crate::core::lint::lint_template(&m.object, privileged);
+            if builtin || entry.is_some() {
+                findings.extend(crate::core::lint::contract(&m.object));
+            }
+            findings
+        });
     match found.next() {
         Some(first) => Err(PipelineError::Lint {
             first,
@@ -377,6 +401,40 @@ pub fn lint_templates(bundle: &[Manifest]) -> Result<(), PipelineError> {
 
 /// The whole render, split: values and Builds are read and validated first, then rendered.
 pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, PipelineError> {
+    let plan = plan_render(chart, req)?;
+    let mut build_objects: Vec<Manifest> = render_builds(&plan.builds, &plan.build_render)?
+        .into_iter()
+        .filter(|m| !plan.in_bundle(&m.id))
+        .collect();
+    manifest::sort(&mut build_objects);
+    Ok(Rendered {
+        bundle: plan.bundle,
+        builds: build_objects,
+        control_plane: plan.control_plane,
+        not_applicable: plan.not_applicable,
+    })
+}
+
+/// Everything a render needs before the per-build objects: values merged and validated, every
+/// Build loaded and checked, the bundle and the control plane rendered and sorted.
+struct RenderPlan {
+    bundle: Vec<Manifest>,
+    control_plane: Vec<Manifest>,
+    builds: Vec<LoadedBuild>,
+    build_render: BuildRender,
+    not_applicable: Vec<NotApplicable>,
+    /// The bundle's objects (`Kind/ns/name`): a build namespace the bundle already prepares
+    /// (buildNamespaces) is rendered once.
+    bundle_ids: std::collections::HashSet<String>,
+}
+
+impl RenderPlan {
+    fn in_bundle(&self, id: &ObjectId) -> bool {
+        !self.bundle_ids.is_empty() && self.bundle_ids.contains(&id.to_string())
+    }
+}
+
+fn plan_render(chart: &Chart, req: &RenderRequest) -> Result<RenderPlan, PipelineError> {
     // Values are checked even when only builds are rendered: a bad -f or --set is an error.
     let Merged {
         values,
@@ -386,34 +444,140 @@ pub fn render_parts(chart: &Chart, req: &RenderRequest) -> Result<Rendered, Pipe
     let builds = if req.builds.is_empty() {
         Vec::new()
     } else {
-        load_builds(&req.builds, req.default_namespace.as_deref())?
+        load_builds(
+            &req.builds,
+            req.default_namespace.as_deref(),
+            Some(&Catalog::with_values(&values)),
+        )?
     };
     let mut bundle = Vec::new();
-    if with_chart {
+    if with_chart || !builds.is_empty() {
+        // Also without --install: the build objects carry the digests of their templates.
         bundle = render::render_chart(chart, &values)?;
-        lint_templates(&bundle)?;
+        lint_templates(&bundle, &values)?;
     }
-    // A build namespace the bundle already prepares (buildNamespaces) is rendered once.
-    let seen: std::collections::BTreeSet<String> =
-        bundle.iter().map(|m| m.id.to_string()).collect();
-    let mut build_objects: Vec<Manifest> = render_builds(&builds)?
-        .into_iter()
-        .filter(|m| !seen.contains(&m.id.to_string()))
-        .collect();
+    let build_render = if builds.is_empty() {
+        BuildRender::default()
+    } else {
+        BuildRender::with_values(build_templates(req, &values)?, &values, &bundle)
+    };
+    if !with_chart {
+        bundle.clear();
+    }
     let mut control_plane = req
         .control_plane
         .as_ref()
         .map(crate::core::control_plane::bundle)
         .unwrap_or_default();
     manifest::sort(&mut bundle);
-    manifest::sort(&mut build_objects);
     manifest::sort(&mut control_plane);
-    Ok(Rendered {
+    let bundle_ids = bundle.iter().map(|m| m.id.to_string()).collect();
+    Ok(RenderPlan {
         bundle,
-        builds: build_objects,
         control_plane,
+        builds,
+        build_render,
         not_applicable,
+        bundle_ids,
     })
+}
+
+/// How many Builds [`render_streamed`] renders at a time.
+const STREAM_CHUNK: usize = 2048;
+
+/// The whole render in the canonical order, handed to `write` in pieces, as [`render`] would
+/// return it; `warn` gets the values set that buildplane does not apply, before any write. The build objects — nearly all of a large render — are rendered
+/// in sorted chunks and dropped once written, so memory holds the Builds, the small objects
+/// and one chunk, not every object. Everything is read, rendered once and validated before the
+/// first object is handed over.
+pub fn render_streamed<E: From<PipelineError>>(
+    chart: &Chart,
+    req: &RenderRequest,
+    warn: impl FnOnce(&[NotApplicable]),
+    mut write: impl FnMut(&[Manifest]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut plan = plan_render(chart, req)?;
+    builds::check_clashes(&plan.builds)?;
+    let prerequisites = builds::render_prerequisites(&plan.builds, &plan.build_render)?;
+    let prerequisites: Vec<Manifest> = (prerequisites.into_iter())
+        .filter(|m| !plan.in_bundle(&m.id))
+        .collect();
+    let mut small: Vec<Manifest> = (plan.control_plane.drain(..))
+        .chain(plan.bundle.drain(..))
+        .chain(prerequisites)
+        .collect();
+    manifest::sort(&mut small);
+    let order = builds::build_object_order(&plan.builds)?;
+    let chunk_builds = |chunk: &[(usize, ObjectId)]| -> Vec<&LoadedBuild> {
+        chunk.iter().map(|(i, _)| &plan.builds[*i]).collect()
+    };
+    // An overlay may fail on any Build: all of them are rendered once before anything is
+    // written (the built-in templates render every valid Build).
+    if plan.build_render.templates.any_overlaid() {
+        for chunk in order.chunks(STREAM_CHUNK) {
+            builds::render_build_objects(&chunk_builds(chunk), &plan.build_render)?;
+        }
+    }
+    warn(&plan.not_applicable);
+    let mut small = small.into_iter().peekable();
+    for chunk in order.chunks(STREAM_CHUNK) {
+        let objects = builds::render_build_objects(&chunk_builds(chunk), &plan.build_render)?;
+        let mut out = Vec::with_capacity(objects.len() + 8);
+        for object in objects.into_iter().filter(|m| !plan.in_bundle(&m.id)) {
+            while small
+                .peek()
+                .is_some_and(|s| manifest::canonical_cmp(s, &object).is_lt())
+            {
+                out.extend(small.next());
+            }
+            out.push(object);
+        }
+        write(&out)?;
+    }
+    let rest: Vec<Manifest> = small.collect();
+    write(&rest)
+}
+
+/// The per-build templates of a request: the built-in ones, then `--templates DIR` (each
+/// `*.yaml` file of the directory, by name), then the values' `buildTemplates`.
+pub fn build_templates(
+    req: &RenderRequest,
+    values: &Value,
+) -> Result<BuildTemplates, PipelineError> {
+    let mut overlays = Vec::new();
+    if let Some(dir) = &req.templates_dir {
+        let shown = dir.display().to_string();
+        let files = source::expand_paths(std::slice::from_ref(dir)).map_err(|source| {
+            PipelineError::TemplatesDir {
+                dir: shown.clone(),
+                source,
+            }
+        })?;
+        for f in files {
+            let text = f.read().map_err(|source| PipelineError::TemplatesDir {
+                dir: shown.clone(),
+                source,
+            })?;
+            overlays.push(Overlay {
+                file: f
+                    .name
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                origin: f.name.display().to_string(),
+                text,
+            });
+        }
+    }
+    let from_values = values.get("buildTemplates").and_then(Value::as_object);
+    for (file, text) in from_values.into_iter().flatten() {
+        overlays.push(Overlay {
+            file: file.clone(),
+            origin: format!("values buildTemplates.{file}"),
+            text: text.as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    Ok(BuildTemplates::with_overlays(overlays)?)
 }
 
 /// The whole render in the canonical order.
@@ -421,7 +585,10 @@ pub fn render(chart: &Chart, req: &RenderRequest) -> Result<Vec<Manifest>, Pipel
     Ok(render_parts(chart, req)?.all())
 }
 
+pub mod builds;
 pub mod check;
 pub mod deploy;
+
+pub use builds::{BuildRender, render_builds};
 pub mod logs;
 pub mod tolerant;

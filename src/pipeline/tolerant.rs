@@ -40,7 +40,10 @@ pub fn load(files: &[SourceFile], default_namespace: Option<&str>) -> Loaded {
             .as_ref()
             .map_err(|e| format!("{}: {e}", f.name))
             .and_then(|text| {
-                builds_in_text(&f.name, text, default_namespace, true).map_err(|e| e.to_string())
+                // sync has no values: the built-in templates, or one the Build says is on the cluster.
+                let catalog = crate::core::catalog::Catalog::builtin();
+                builds_in_text(&f.name, text, default_namespace, true, Some(&catalog))
+                    .map_err(|e| e.to_string())
             });
         match result {
             Ok(builds) => all.extend(builds),

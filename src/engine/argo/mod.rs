@@ -20,7 +20,7 @@
 //! | `spec.repository.revision.commit` | `commit` | refused | doubled |
 //! | `spec.repository.appPath` | `app-path` | refused | doubled |
 //! | `spec.templateRef.parameters[i].value` | the parameter's name | refused | doubled |
-//! | `spec.templateRef.parameters[i].name`, `spec.templateRef.name`, `.engine` | names from the catalog | cannot occur: checked against the catalog | cannot occur |
+//! | `spec.templateRef.parameters[i].name`, `spec.templateRef.name`, `.engine` | names only | refused | refused |
 //!
 //! So [`ArgoEngine::validate`] refuses `{{` anywhere in those fields (also without a closing
 //! `}}`, and inside `$(…)`), naming the file and field; and every argument value is written
@@ -30,22 +30,29 @@
 
 pub mod inspect;
 pub mod pods;
+pub mod schema;
 pub mod status;
 
-use super::{BuildKind, DeriveError, Engine, StatusError};
+use super::{BuildKind, ClusterTemplateUse, DeriveError, Engine, StatusError};
 use crate::core::builds::StopMode;
-use crate::core::catalog::{self, RESERVED_PARAMETERS};
+use crate::core::catalog::{
+    Declared, RESERVED_PARAMETERS, Source, TEMPLATE_SOURCE_ANNOTATION, TEMPLATE_SOURCE_CLUSTER,
+    wants_cluster_template,
+};
 use crate::core::manifest::{Manifest, ObjectId};
 use crate::core::naming;
 use crate::core::progress::{
     Artifacts, BuildRecord, BuildStatus, StepPhase, StepPod, Unschedulable,
 };
 use crate::core::spec::{Build, Origin, SpecError, field_error};
+use crate::core::templates::Invariants;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
 pub const SERVICE_ACCOUNT: &str = "workflow-sa";
+/// The kind of the templates a Workflow instantiates (`workflowTemplateRef.clusterScope`).
+pub const CLUSTER_WORKFLOW_TEMPLATE: &str = "ClusterWorkflowTemplate";
 pub const ROLE: &str = "workflow-role";
 pub const ROLE_BINDING: &str = "workflow-role-binding";
 pub use crate::core::spec::SPEC_HASH_ANNOTATION;
@@ -74,19 +81,33 @@ impl Engine for ArgoEngine {
 
     fn validate(&self, origin: &Origin, build: &Build) -> Result<(), SpecError> {
         let tref = &build.spec.template_ref;
-        let Some(template) = catalog::template(&tref.name) else {
+        // Which parameters the template declares is `catalog::check`'s (the template may come
+        // from values or the cluster); what no template may take is checked here. A name may
+        // be any template's, so its form is checked: an object name, Argo's parameter names.
+        if !naming::is_dns_subdomain(&tref.name, 253) {
             return Err(field_error(
                 origin,
                 "spec.templateRef.name",
                 format!(
-                    "unknown template {:?} (known: {})",
-                    tref.name,
-                    catalog::template_names().join(", ")
+                    "{:?} is not a ClusterWorkflowTemplate name (lowercase letters, digits, '-' \
+                     and '.', at most 253 characters)",
+                    tref.name
                 ),
             ));
-        };
+        }
         for (i, p) in tref.parameters.iter().enumerate() {
             let path = format!("spec.templateRef.parameters[{i}].name");
+            if !is_parameter_name(&p.name) {
+                return Err(field_error(
+                    origin,
+                    &path,
+                    format!(
+                        "{:?} is not a workflow parameter name (letters, digits, '-' and '_', \
+                         at most 253 characters)",
+                        p.name
+                    ),
+                ));
+            }
             if RESERVED_PARAMETERS.contains(&p.name.as_str()) {
                 return Err(field_error(
                     origin,
@@ -97,35 +118,11 @@ impl Engine for ArgoEngine {
                     ),
                 ));
             }
-            if !template.parameters.contains(&p.name.as_str()) {
-                let expected = if template.parameters.is_empty() {
-                    "it takes none".to_owned()
-                } else {
-                    format!("expected one of {}", template.parameters.join(", "))
-                };
-                return Err(field_error(
-                    origin,
-                    &path,
-                    format!(
-                        "unknown parameter {:?} for template {} ({expected})",
-                        p.name, template.name
-                    ),
-                ));
-            }
             if tref.parameters[..i].iter().any(|q| q.name == p.name) {
                 return Err(field_error(
                     origin,
                     &path,
                     format!("{:?} is given twice", p.name),
-                ));
-            }
-        }
-        for required in template.parameters {
-            if !tref.parameters.iter().any(|p| p.name == *required) {
-                return Err(field_error(
-                    origin,
-                    "spec.templateRef.parameters",
-                    format!("template {} needs parameter {required:?}", template.name),
                 ));
             }
         }
@@ -143,27 +140,27 @@ impl Engine for ArgoEngine {
     }
 
     fn prerequisites(&self, build: &Build) -> Vec<Manifest> {
-        let ns = naming::namespace_name(build.organization());
-        let labels = json!({
-            "organization-name": naming::label_value(build.organization()),
-            MANAGED_BY.0: MANAGED_BY.1,
-        });
-        let mut ns_labels = labels.clone();
-        // Build pods run privileged podman; say so instead of leaving it to the cluster default.
-        ns_labels["pod-security.kubernetes.io/enforce"] = json!("privileged");
+        let c = self.template_context(build);
+        let (names, labels) = (&c["names"], &c["labels"]);
+        let ns = &names["namespace"];
         let objects = [
             json!({"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": ns, "labels": ns_labels}}),
+                "metadata": {"name": ns, "labels": labels["namespace"]}}),
             json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                "metadata": {"name": SERVICE_ACCOUNT, "namespace": ns, "labels": labels}}),
+                "metadata": {"name": names["serviceAccount"], "namespace": ns,
+                    "labels": labels["organization"]}}),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                "metadata": {"name": ROLE, "namespace": ns, "labels": labels},
+                "metadata": {"name": names["role"], "namespace": ns,
+                    "labels": labels["organization"]},
                 "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"],
                     "verbs": ["create", "get", "list", "watch", "update", "patch"]}]}),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": ROLE_BINDING, "namespace": ns, "labels": labels},
-                "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}],
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE}}),
+                "metadata": {"name": names["roleBinding"], "namespace": ns,
+                    "labels": labels["organization"]},
+                "subjects": [{"kind": "ServiceAccount", "name": names["serviceAccount"],
+                    "namespace": ns}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": names["role"]}}),
         ];
         objects
             .into_iter()
@@ -172,8 +169,38 @@ impl Engine for ArgoEngine {
     }
 
     fn build_object(&self, build: &Build) -> Manifest {
-        let id = self.build_object_id(build.organization(), &build.metadata.name);
-        let labels = workflow_labels(build);
+        let c = self.template_context(build);
+        let (names, labels) = (&c["names"], &c["labels"]);
+        let object = json!({
+            "apiVersion": WORKFLOW.api_version,
+            "kind": WORKFLOW.kind,
+            "metadata": {
+                "name": names["workflow"],
+                "namespace": names["namespace"],
+                "labels": labels["workflow"],
+                "annotations": c["annotations"],
+            },
+            "spec": {
+                "serviceAccountName": names["serviceAccount"],
+                "podMetadata": {"labels": labels["workflow"]},
+                "workflowTemplateRef": {"name": names["template"], "clusterScope": true},
+                "arguments": {"parameters": c["arguments"]},
+            },
+        });
+        Manifest::new(object).expect("a Workflow carries kind and name")
+    }
+
+    /// `names` (namespace, workflow, serviceAccount, role, roleBinding, template), `labels`
+    /// (organization, namespace, workflow), `arguments` (upstream order, then the Build's
+    /// parameters; `$` doubled) and `annotations` (the spec hash, the template source).
+    fn template_context(&self, build: &Build) -> Value {
+        let org_labels = json!({
+            "organization-name": naming::label_value(build.organization()),
+            MANAGED_BY.0: MANAGED_BY.1,
+        });
+        let mut ns_labels = org_labels.clone();
+        // Build pods run privileged podman; say so instead of leaving it to the cluster default.
+        ns_labels["pod-security.kubernetes.io/enforce"] = json!("privileged");
         let (commit, branch) = build.commit_and_branch();
         let spec = &build.spec;
         let mut params = vec![
@@ -195,23 +222,27 @@ impl Engine for ArgoEngine {
                 .iter()
                 .map(|p| param(&p.name, &p.value)),
         );
-        let object = json!({
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Workflow",
-            "metadata": {
-                "name": id.name,
-                "namespace": id.namespace,
-                "labels": labels,
-                "annotations": {SPEC_HASH_ANNOTATION: spec_hash(build)},
+        let mut annotations = json!({SPEC_HASH_ANNOTATION: spec_hash(build)});
+        if wants_cluster_template(build) {
+            annotations[TEMPLATE_SOURCE_ANNOTATION] = json!(TEMPLATE_SOURCE_CLUSTER);
+        }
+        json!({
+            "names": {
+                "namespace": naming::namespace_name(build.organization()),
+                "workflow": naming::workflow_name(&build.metadata.name),
+                "serviceAccount": SERVICE_ACCOUNT,
+                "role": ROLE,
+                "roleBinding": ROLE_BINDING,
+                "template": spec.template_ref.name,
             },
-            "spec": {
-                "serviceAccountName": SERVICE_ACCOUNT,
-                "podMetadata": {"labels": labels},
-                "workflowTemplateRef": {"name": spec.template_ref.name, "clusterScope": true},
-                "arguments": {"parameters": params},
+            "labels": {
+                "organization": org_labels,
+                "namespace": ns_labels,
+                "workflow": workflow_labels(build),
             },
-        });
-        Manifest::new(object).expect("a Workflow carries kind and name")
+            "arguments": params,
+            "annotations": annotations,
+        })
     }
 
     fn build_object_id(&self, organization: &str, build_name: &str) -> ObjectId {
@@ -308,6 +339,126 @@ impl Engine for ArgoEngine {
     fn stop_patch(&self, mode: StopMode) -> Value {
         inspect::stop_patch(mode)
     }
+
+    fn invariants(&self, kind: &str) -> Invariants {
+        const ID: [&str; 4] = [
+            "/apiVersion",
+            "/kind",
+            "/metadata/name",
+            "/metadata/namespace",
+        ];
+        match kind {
+            "Workflow" => Invariants {
+                equal: &[
+                    "/apiVersion",
+                    "/kind",
+                    "/metadata/name",
+                    "/metadata/namespace",
+                    "/spec/serviceAccountName",
+                    "/spec/workflowTemplateRef",
+                    "/spec/arguments",
+                ],
+                superset: &[
+                    "/metadata/labels",
+                    "/metadata/annotations",
+                    "/spec/podMetadata/labels",
+                ],
+                // What would run other code than the template's steps, or rewrite their pods
+                // (host access is the lint's: `core::lint::lint_template`).
+                absent: &[
+                    "/spec/templates",
+                    "/spec/entrypoint",
+                    "/spec/templateDefaults",
+                    "/spec/podSpecPatch",
+                ],
+            },
+            "Role" => Invariants {
+                equal: &[
+                    "/apiVersion",
+                    "/kind",
+                    "/metadata/name",
+                    "/metadata/namespace",
+                    "/rules",
+                ],
+                superset: &["/metadata/labels"],
+                absent: &[],
+            },
+            "RoleBinding" => Invariants {
+                equal: &[
+                    "/apiVersion",
+                    "/kind",
+                    "/metadata/name",
+                    "/metadata/namespace",
+                    "/subjects",
+                    "/roleRef",
+                ],
+                superset: &["/metadata/labels"],
+                absent: &[],
+            },
+            _ => Invariants {
+                equal: &ID,
+                superset: &["/metadata/labels"],
+                absent: &[],
+            },
+        }
+    }
+
+    fn validate_rendered(&self, kind: &str, object: &Value) -> Result<(), String> {
+        schema::validate(kind, object)
+    }
+
+    fn cluster_template(&self, object: &Value) -> Option<ClusterTemplateUse> {
+        let annotated = object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(TEMPLATE_SOURCE_ANNOTATION))
+            .and_then(Value::as_str)
+            == Some(TEMPLATE_SOURCE_CLUSTER);
+        if !annotated {
+            return None;
+        }
+        let name = object
+            .pointer("/spec/workflowTemplateRef/name")
+            .and_then(Value::as_str)?;
+        let parameters = object
+            .pointer("/spec/arguments/parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("name").and_then(Value::as_str))
+            .filter(|n| !RESERVED_PARAMETERS.contains(n))
+            .map(str::to_owned)
+            .collect();
+        Some(ClusterTemplateUse {
+            template: ObjectId {
+                api_version: WORKFLOW.api_version.to_owned(),
+                kind: CLUSTER_WORKFLOW_TEMPLATE.to_owned(),
+                namespace: None,
+                name: name.to_owned(),
+            },
+            parameters,
+        })
+    }
+
+    fn declared(&self, template: &Value) -> Declared {
+        let name = template
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Declared::from_arguments(
+            name,
+            template.pointer("/spec/arguments/parameters"),
+            Source::Cluster,
+        )
+    }
+}
+
+/// Argo's rule for parameter names (`[-a-zA-Z0-9_]+`), bounded.
+fn is_parameter_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// One Workflow argument; its value written so that the step receives `value` itself.

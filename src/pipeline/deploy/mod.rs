@@ -9,10 +9,12 @@ mod decide;
 mod diff;
 mod inventory;
 mod prepare;
+mod templates;
 
 pub use apply::{apply, apply_observed, forget_builds};
 pub use diff::{Preview, diff, preview};
 pub use prepare::{prepare, to_send};
+pub use templates::{TemplateProblem, cluster_template_problems};
 
 use crate::core::manifest::Manifest;
 use crate::core::plan::{self, Entry, Inventory, Stage};
@@ -36,6 +38,13 @@ pub enum DeployError {
     /// An object could not be shown as YAML.
     #[error(transparent)]
     Serialize(#[from] crate::core::manifest::SerializeError),
+    /// A Build names a ClusterWorkflowTemplate of the build plane that is missing, fails the
+    /// lint, or does not declare its parameters (the first; the count of the others).
+    #[error("{first}{}", if *.more > 0 { format!(" (and {} more)", .more) } else { String::new() })]
+    Template {
+        first: Box<TemplateProblem>,
+        more: usize,
+    },
     /// A build object being replaced or retried was still there after its deletion: its
     /// successor would have been refused, so nothing was submitted.
     #[error("{object}: still present {seconds} s after it was deleted")]

@@ -26,6 +26,14 @@ pub async fn prepare(
     rendered: &Rendered,
     opts: &DeployOptions,
 ) -> Result<Prepared, DeployError> {
+    let problems =
+        super::cluster_template_problems(kube, &rendered.bundle, &rendered.builds).await?;
+    if let Some(first) = problems.first() {
+        return Err(DeployError::Template {
+            first: Box::new(first.clone()),
+            more: problems.len() - 1,
+        });
+    }
     let labelled = label(rendered, opts);
     let used: BTreeSet<String> = labelled.iter().map(|(_, i)| i.clone()).collect();
     let mut objects = resolve(kube, labelled).await?;
