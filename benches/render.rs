@@ -80,6 +80,24 @@ fn main() {
         parse_times.push(t.elapsed());
         assert_eq!(docs.iter().sum::<usize>(), BUILDS);
     }
+    // The production path of `render` to stdout: streamed in sorted chunks.
+    let mut stream_times = Vec::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let mut streamed = 0;
+        pipeline::render_streamed(
+            &chart,
+            &req,
+            |_| {},
+            |objects: &[manifest::Manifest]| {
+                streamed += manifest::to_yaml_stream(objects)?.len();
+                Ok::<(), Box<dyn std::error::Error>>(())
+            },
+        )
+        .expect("streamed render");
+        stream_times.push(t.elapsed());
+        assert_eq!(streamed, bytes);
+    }
     let r = median(render_times);
     let s = median(serialize_times);
     println!(
@@ -99,5 +117,52 @@ fn main() {
     println!(
         "ratio render/serialize: {:.2}",
         r.as_secs_f64() / s.as_secs_f64()
+    );
+    println!(
+        "render streamed (as `render` to stdout): {:.3} s median of {ROUNDS}",
+        median(stream_times).as_secs_f64()
+    );
+    peak_memory(dir.path(), BUILDS);
+    drop(dir);
+    // 100,000 builds: the real binary, its peak resident memory.
+    let big = tempfile::tempdir().expect("temp dir");
+    for i in 0..BIG {
+        std::fs::write(big.path().join(format!("build-{i:06}.yaml")), build_yaml(i)).unwrap();
+    }
+    peak_memory(big.path(), BIG);
+}
+
+const BIG: usize = 100_000;
+
+/// Runs `buildplane render DIR > /dev/null` and prints its wall time and peak resident memory
+/// (the kernel's `VmHWM`, read from the child until it exits).
+fn peak_memory(dir: &std::path::Path, builds: usize) {
+    let t = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_buildplane"))
+        .arg("render")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run buildplane");
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "buildplane render of {builds} builds to /dev/null: {:.2} s, peak resident memory {} MB",
+        t.elapsed().as_secs_f64(),
+        peak_kb / 1024
     );
 }
