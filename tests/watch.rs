@@ -66,6 +66,18 @@ fn recorded_status(fixture: &str) -> Value {
 
 /// Applies the build, starts `watch`, writes `status` into the Workflow, waits for the watch.
 fn run(kc: &Path, file: &Path, org: &str, status: &Value, emit_dir: &Path) -> Output {
+    run_with(kc, file, org, status, emit_dir, &[])
+}
+
+/// [`run`], with more flags for `watch`.
+fn run_with(
+    kc: &Path,
+    file: &Path,
+    org: &str,
+    status: &Value,
+    emit_dir: &Path,
+    extra: &[&str],
+) -> Output {
     let a = bin()
         .args(["apply"])
         .arg(file)
@@ -79,6 +91,7 @@ fn run(kc: &Path, file: &Path, org: &str, status: &Value, emit_dir: &Path) -> Ou
         .arg(file)
         .args(["--timeout", "60s", "--emit-dir"])
         .arg(emit_dir)
+        .args(extra)
         .arg("--kubeconfig")
         .arg(kc)
         .stdout(Stdio::piped())
@@ -515,4 +528,94 @@ fn a_success_without_workload_is_not_reported_as_updated() {
     );
     assert!(!out.contains("WorkloadUpdated True"), "{out}");
     assert!(!emit.exists());
+}
+
+/// The built-in Workload envelope with its labels block replaced by `labels`.
+fn envelope(dir: &Path, labels: &str, spec: Option<&str>) -> PathBuf {
+    let builtin = std::fs::read_to_string(Path::new(ROOT).join("templates/workload.yaml")).unwrap();
+    let block = "[%- if workload.metadata.labels is defined %]\n  labels: [[ workload.metadata.labels | tojson ]]\n[%- endif %]";
+    assert!(builtin.contains(block), "templates/workload.yaml changed");
+    let mut text = builtin.replace(block, labels);
+    if let Some(spec) = spec {
+        text = text.replace("spec: [[ workload.spec | tojson ]]", spec);
+    }
+    let path = dir.join("envelope.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_emit_template_adds_labels_and_one_that_changes_the_workload_emits_nothing() {
+    let kc = cluster::with_argo();
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let emit = dir.path().join("out");
+    let labels = "  labels:\n    team.example.com/owner: builds\n[%- for k, v in (workload.metadata.labels | default({})) | items %]\n    [[ k | tojson ]]: [[ v | tojson ]]\n[%- endfor %]";
+    let e = envelope(dir.path(), labels, None);
+    let status = recorded_status("fixtures/argo-status/succeeded.yaml");
+    let o = run_with(
+        &kc,
+        &file,
+        &org,
+        &status,
+        &emit,
+        &["--emit-template", e.to_str().unwrap()],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let written = emit.join(format!("{org}/default/reading-list-service/workload.yaml"));
+    let workload: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    assert_eq!(
+        workload["metadata"]["labels"]["team.example.com/owner"],
+        "builds"
+    );
+    assert_eq!(
+        workload["metadata"]["annotations"]["buildplane.openchoreo.dev/revision"],
+        "4f2a9c1e"
+    );
+
+    // An envelope that changes the spec: nothing is written, the build's Workload is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let (org, file) = build_in_new_org(dir.path());
+    let emit = dir.path().join("out");
+    let e = envelope(
+        dir.path(),
+        "",
+        Some("spec: {owner: {projectName: other, componentName: x}}"),
+    );
+    let o = run_with(
+        &kc,
+        &file,
+        &org,
+        &status,
+        &emit,
+        &["--emit-template", e.to_str().unwrap()],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("spec must be"), "{out}");
+    assert!(
+        !emit
+            .join(format!("{org}/default/reading-list-service/workload.yaml"))
+            .exists()
+    );
+
+    // One that does not parse: exit 2 before any request.
+    std::fs::write(&e, "[% if %]").unwrap();
+    let o = bin()
+        .arg("watch")
+        .arg(&file)
+        .args(["--emit-dir", "/nonexistent", "--emit-template"])
+        .arg(&e)
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: --emit-template: "), "{err}");
 }

@@ -45,6 +45,11 @@ pub struct EmitArgs {
     /// Context of the control plane.
     #[arg(long = "control-plane-context", value_name = "NAME")]
     pub control_plane_context: Option<String>,
+    /// The envelope of every emitted Workload (a minijinja template like
+    /// templates/workload.yaml): add labels or annotations; name, namespace, spec and the
+    /// provenance stay.
+    #[arg(long = "emit-template", value_name = "FILE")]
+    pub emit_template: Option<PathBuf>,
 }
 
 impl EmitArgs {
@@ -72,6 +77,7 @@ impl EmitArgs {
                 deadline: self.emit_git_timeout,
             }),
             cluster,
+            template: self.emit_template.clone(),
         }
     }
 }

@@ -155,6 +155,123 @@ impl BuildTemplates {
     }
 }
 
+/// The envelope of an emitted Workload (`templates/workload.yaml`, or `--emit-template FILE`).
+pub const WORKLOAD: &str = "workload.yaml";
+
+/// What an envelope must keep of the Workload the build produced.
+const WORKLOAD_RULES: Invariants = Invariants {
+    equal: &[
+        "/apiVersion",
+        "/kind",
+        "/metadata/name",
+        "/metadata/namespace",
+        "/spec",
+    ],
+    superset: &["/metadata/labels", "/metadata/annotations"],
+    absent: &[],
+};
+
+/// The envelope every emitted Workload goes through, compiled once.
+#[derive(Debug)]
+pub struct WorkloadEnvelope {
+    env: Environment<'static>,
+    origin: String,
+}
+
+impl Default for WorkloadEnvelope {
+    fn default() -> WorkloadEnvelope {
+        WorkloadEnvelope::builtin()
+    }
+}
+
+impl WorkloadEnvelope {
+    /// The embedded `templates/workload.yaml`.
+    pub fn builtin() -> WorkloadEnvelope {
+        let text = BUILD_TEMPLATE_FILES
+            .iter()
+            .find(|(n, _)| *n == WORKLOAD)
+            .map_or("", |(_, t)| *t);
+        WorkloadEnvelope::new(format!("{BUILTIN_ORIGIN}/{WORKLOAD}"), text.to_owned())
+            .expect("the built-in envelope parses")
+    }
+
+    /// An envelope of the operator's; `origin` names it in errors.
+    pub fn new(origin: String, text: String) -> Result<WorkloadEnvelope, TemplateError> {
+        let mut env = render::base_environment();
+        env.add_template_owned(WORKLOAD, text)
+            .map_err(|e| TemplateError::Syntax {
+                origin: origin.clone(),
+                message: render::error_chain(&e),
+            })?;
+        Ok(WorkloadEnvelope { env, origin })
+    }
+
+    /// `workload` (validated, provenance stamped) in its envelope, checked: the same name,
+    /// namespace and spec, every label and annotation kept, no key of buildplane's own domain
+    /// added, and still a valid Workload.
+    pub fn wrap(
+        &self,
+        workload: &Value,
+        build: &Value,
+        label: &str,
+    ) -> Result<Value, TemplateError> {
+        let fail = |message: String| TemplateError::Render {
+            origin: self.origin.clone(),
+            build: label.to_owned(),
+            message,
+        };
+        let ctx = minijinja::context! { workload => TplValue::from_serialize(workload),
+        build => TplValue::from_serialize(build) };
+        let text = self
+            .env
+            .get_template(WORKLOAD)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| fail(render::error_chain(&e)))?;
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&text).map_err(|e| fail(e.to_string()))?;
+        let mut docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+        if docs.len() != 1 || !docs[0].is_object() {
+            return Err(fail(format!(
+                "renders {} documents; an envelope renders the one Workload",
+                docs.len()
+            )));
+        }
+        let out = docs.remove(0);
+        let invariant = |problem: String| TemplateError::Invariant {
+            origin: self.origin.clone(),
+            build: label.to_owned(),
+            object: "the Workload".into(),
+            problem,
+        };
+        check(&out, workload, &WORKLOAD_RULES).map_err(invariant)?;
+        for key in ["labels", "annotations"] {
+            let added = out["metadata"][key].as_object().into_iter().flatten();
+            for (k, _) in added {
+                let ours = k.starts_with("buildplane.openchoreo.dev/");
+                if ours && workload["metadata"][key].get(k).is_none() {
+                    return Err(invariant(format!(
+                        "metadata.{key}.{k}: the domain buildplane.openchoreo.dev is buildplane's own"
+                    )));
+                }
+            }
+        }
+        // Still a Workload the control plane takes (labels and annotations added by the
+        // envelope are checked as the output's are), provenance aside.
+        let mut plain = out.clone();
+        if let Some(a) = plain
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            a.retain(|k, _| !super::provenance::KEYS.contains(&k.as_str()));
+        }
+        serde_json::from_value::<super::workload::Workload>(plain)
+            .map_err(|e| e.to_string())
+            .and_then(|w| super::workload::validate(&w).map_err(|e| e.to_string()))
+            .map_err(invariant)?;
+        Ok(out)
+    }
+}
+
 /// What a rendered object must keep of the canonical one (JSON pointers).
 #[derive(Debug, Clone, Copy)]
 pub struct Invariants {

@@ -15,11 +15,12 @@ pub use path::{DEFAULT_PATH_TEMPLATE, Emitted, PathError, PathVars};
 
 use crate::core::manifest::{self, Manifest, ManifestError, SerializeError};
 use crate::core::spec::Build;
+use crate::core::templates::{TemplateError, WorkloadEnvelope};
 use crate::core::text::escape_controls;
 use crate::core::workload;
 use crate::git::{GitError, GitTarget};
 use crate::kube::{ClientSettings, Kube, KubeError};
-use crate::lifecycle::{BuildOutcome, EmitFault, EmitResult, EmitTarget};
+use crate::lifecycle::{BuildOutcome, EmitFault, EmitResult, EmitTarget, Harvest};
 use crate::report::error_line;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub struct EmitSettings {
     pub git: Option<GitSettings>,
     /// Apply each Workload into this control-plane cluster.
     pub cluster: Option<ClientSettings>,
+    /// `--emit-template FILE`: the envelope of every emitted Workload, instead of
+    /// `templates/workload.yaml`.
+    pub template: Option<PathBuf>,
 }
 
 /// A Git target: repository, branch, author, message template, how long to keep retrying.
@@ -80,6 +84,12 @@ pub enum EmitError {
     /// Connecting to the control plane failed.
     #[error("control plane")]
     ControlPlane(#[source] KubeError),
+    /// The `--emit-template` file could not be read.
+    #[error("--emit-template")]
+    TemplateFile(#[source] crate::source::SourceError),
+    /// The `--emit-template` file does not parse.
+    #[error("--emit-template")]
+    Template(#[source] TemplateError),
 }
 
 /// One target could not take a Workload.
@@ -133,9 +143,19 @@ fn result(target: EmitTarget, r: Result<String, EmitFailure>) -> EmitResult {
 }
 
 impl EmitSettings {
-    /// Checks the path template, the author and the branch, with no I/O: commands call it
-    /// before their first request.
+    /// The Workload envelope: `--emit-template`'s file (read and compiled), or the built-in.
+    pub fn envelope(&self) -> Result<WorkloadEnvelope, EmitError> {
+        let Some(path) = &self.template else {
+            return Ok(WorkloadEnvelope::builtin());
+        };
+        let text = crate::source::read_text(path).map_err(EmitError::TemplateFile)?;
+        WorkloadEnvelope::new(path.display().to_string(), text).map_err(EmitError::Template)
+    }
+
+    /// Checks the path template, the author, the branch and the envelope (its file is the only
+    /// thing read): commands call it before their first request.
     pub fn check(&self) -> Result<(), EmitError> {
+        self.envelope()?;
         let probe = PathVars {
             org: "org",
             project: "project",
@@ -156,6 +176,7 @@ impl EmitSettings {
 /// The emit targets, connected.
 pub struct Emitter {
     settings: EmitSettings,
+    envelope: WorkloadEnvelope,
     control_plane: Option<Kube>,
     git: Option<(GitTarget, tempfile::TempDir)>,
     /// One Git emit at a time: the clone cache's refs are not shared safely.
@@ -208,6 +229,7 @@ impl Emitter {
             Some(s) => Some(Kube::connect(s).await.map_err(EmitError::ControlPlane)?),
         };
         Ok(Emitter {
+            envelope: settings.envelope()?,
             settings,
             control_plane,
             git,
@@ -222,6 +244,7 @@ impl Emitter {
                 path_template: DEFAULT_PATH_TEMPLATE.to_owned(),
                 ..EmitSettings::default()
             },
+            envelope: WorkloadEnvelope::builtin(),
             control_plane: Some(control_plane),
             git: None,
             git_lock: tokio::sync::Mutex::new(()),
@@ -231,6 +254,15 @@ impl Emitter {
     /// Emits the outcome's Workload to every target (cluster, directory, Git, in that order)
     /// and records each target's result in it. Without a valid Workload nothing is emitted.
     pub async fn emit(&self, outcome: &mut BuildOutcome, build: &Build) {
+        // The envelope first: what every target receives, or why none does.
+        if let Some(w) = outcome.workload() {
+            let label = format!("{}/{}", build.organization(), build.metadata.name);
+            let b = serde_json::to_value(build).unwrap_or_default();
+            outcome.harvest = match self.envelope.wrap(w, &b, &label) {
+                Ok(wrapped) => Harvest::Workload(wrapped),
+                Err(e) => Harvest::Unusable(escape_controls(&e.to_string()).into_owned()),
+            };
+        }
         let Some(workload) = outcome.workload() else {
             return;
         };
