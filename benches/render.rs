@@ -125,14 +125,18 @@ fn main() {
     peak_memory(dir.path(), BUILDS);
     drop(dir);
     // 100,000 builds: the real binary, its peak resident memory.
+    // Ten Builds per file: a directory holds at most 10,000 files (`source::walk`).
     let big = tempfile::tempdir().expect("temp dir");
-    for i in 0..BIG {
-        std::fs::write(big.path().join(format!("build-{i:06}.yaml")), build_yaml(i)).unwrap();
+    for f in 0..BIG / PER_FILE {
+        let docs: Vec<String> = (f * PER_FILE..(f + 1) * PER_FILE).map(build_yaml).collect();
+        let path = big.path().join(format!("builds-{f:05}.yaml"));
+        std::fs::write(path, docs.join("---\n")).unwrap();
     }
     peak_memory(big.path(), BIG);
 }
 
 const BIG: usize = 100_000;
+const PER_FILE: usize = 10;
 
 /// Runs `buildplane render DIR > /dev/null` and prints its wall time and peak resident memory
 /// (the kernel's `VmHWM`, read from the child until it exits).
@@ -155,7 +159,8 @@ fn peak_memory(dir: &std::path::Path, builds: usize) {
         {
             peak_kb = peak_kb.max(kb);
         }
-        if child.try_wait().expect("wait").is_some() {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "buildplane render failed: {status}");
             break;
         }
         std::thread::sleep(Duration::from_millis(5));

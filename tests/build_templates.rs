@@ -62,13 +62,21 @@ fn overlay(file: &str, from: &str, to: &str) -> tempfile::TempDir {
     dir
 }
 
-const WF_SPEC: &str = "spec:\n  serviceAccountName:";
+/// Where the built-in workflow.yaml opens its spec: overlays below add fields there.
+const WF_SPEC: &str = "\"spec\": {\n    \"serviceAccountName\":";
+
+/// WF_SPEC with `fields` (JSON members, each followed by a comma) added first.
+fn spec_with(fields: &str) -> String {
+    format!("\"spec\": {{\n    {fields}\n    \"serviceAccountName\":")
+}
 
 #[test]
 fn an_overlay_adds_fields_and_everything_else_stays_as_built_in() {
     let plain = objects(&bp(&["render", BUILD]));
-    let added = "spec:\n  podGC: {strategy: OnPodSuccess}\n  podPriorityClassName: builds\n  nodeSelector: {pool: builds}\n  serviceAccountName:";
-    let dir = overlay("workflow.yaml", WF_SPEC, added);
+    let added = spec_with(
+        "\"podGC\": {\"strategy\": \"OnPodSuccess\"}, \"podPriorityClassName\": \"builds\", \"nodeSelector\": {\"pool\": \"builds\"},",
+    );
+    let dir = overlay("workflow.yaml", WF_SPEC, &added);
     let d = dir.path().to_str().unwrap();
     let shaped = objects(&bp(&["render", "--templates", d, BUILD]));
     let (p, s) = (kind(&plain, "Workflow"), kind(&shaped, "Workflow"));
@@ -112,39 +120,41 @@ fn an_overlay_that_breaks_what_buildplane_relies_on_is_refused() {
     let cases: [(&str, &str, &str, &str); 8] = [
         (
             "workflow.yaml",
-            "name: [[ names.workflow | tojson ]]",
-            "name: [[ (names.workflow ~ \"-x\") | tojson ]]",
+            "\"name\": [[ names.workflow | tojson ]]",
+            "\"name\": [[ (names.workflow ~ \"-x\") | tojson ]]",
             "Workflow/openchoreo-ci-default/",
         ),
         (
             "workflow.yaml",
-            "parameters: [[ arguments | tojson ]]",
-            "parameters: [[ arguments[:8] | tojson ]]",
+            "\"parameters\": [[ arguments | tojson ]]",
+            "\"parameters\": [[ arguments[:8] | tojson ]]",
             "spec.arguments must be",
         ),
         (
             "workflow.yaml",
-            "labels: [[ labels.workflow | tojson ]]\n  annotations",
-            "labels: {team: a}\n  annotations",
+            "\"labels\": [[ labels.workflow | tojson ]],\n    \"annotations\"",
+            "\"labels\": {\"team\": \"a\"},\n    \"annotations\"",
             "metadata.labels.build-name must be",
         ),
         // Build text into a step of its own: the injection templates exist to prevent.
         (
             "workflow.yaml",
             WF_SPEC,
-            "spec:\n  templates: [{name: x, script: {image: sh, source: [[ build.spec.repository.url | tojson ]]}}]\n  serviceAccountName:",
+            &spec_with(
+                "\"templates\": [{\"name\": \"x\", \"script\": {\"image\": \"sh\", \"source\": [[ build.spec.repository.url | tojson ]]}}],",
+            ),
             "spec.templates is not allowed here",
         ),
         (
             "workflow.yaml",
             WF_SPEC,
-            "spec:\n  podGc: {strategy: OnPodSuccess}\n  serviceAccountName:",
+            &spec_with("\"podGc\": {\"strategy\": \"OnPodSuccess\"},"),
             "podGc",
         ),
         (
             "workflow.yaml",
             WF_SPEC,
-            "spec:\n  volumes: [{name: h, hostPath: {path: /}}]\n  serviceAccountName:",
+            &spec_with("\"volumes\": [{\"name\": \"h\", \"hostPath\": {\"path\": \"/\"}}],"),
             "spec.volumes[0].hostPath",
         ),
         (
@@ -261,7 +271,7 @@ fn an_overlaid_workflow_is_applied_as_rendered_and_applying_again_changes_nothin
     let dir = overlay(
         "workflow.yaml",
         WF_SPEC,
-        "spec:\n  podGC: {strategy: OnPodSuccess}\n  serviceAccountName:",
+        &spec_with("\"podGC\": {\"strategy\": \"OnPodSuccess\"},"),
     );
     let d = dir.path().to_str().unwrap().to_owned();
     let builds = tempfile::tempdir().unwrap();

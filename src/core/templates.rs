@@ -69,6 +69,9 @@ pub struct BuildTemplates {
     env: Environment<'static>,
     /// Each file's origin; built-in ones are [`BUILTIN_ORIGIN`]`/file`.
     origins: BTreeMap<&'static str, String>,
+    /// Whether a template names `build`: the Build is put into the context only then (it is
+    /// the largest part of it, and the built-in templates do not read it).
+    reads_build: bool,
 }
 
 impl BuildTemplates {
@@ -104,7 +107,20 @@ impl BuildTemplates {
                 })?;
             origins.insert(file, origin);
         }
-        Ok(BuildTemplates { env, origins })
+        let reads_build = FILES.iter().any(|f| {
+            env.get_template(f)
+                .is_ok_and(|t| t.undeclared_variables(false).contains("build"))
+        });
+        Ok(BuildTemplates {
+            env,
+            origins,
+            reads_build,
+        })
+    }
+
+    /// Whether a template reads `build`.
+    pub fn reads_build(&self) -> bool {
+        self.reads_build
     }
 
     /// Whether `file` is not the built-in one.
@@ -145,9 +161,7 @@ impl BuildTemplates {
             .get_template(file)
             .and_then(|t| t.render(context))
             .map_err(|e| fail(render::error_chain(&e)))?;
-        let docs: Vec<Value> =
-            serde_saphyr::from_multiple(&text).map_err(|e| fail(e.to_string()))?;
-        let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+        let docs = documents(&text).map_err(fail)?;
         if let Some(i) = docs.iter().position(|d| !d.is_object()) {
             return Err(fail(format!("document {} is not an object", i + 1)));
         }
@@ -227,9 +241,7 @@ impl WorkloadEnvelope {
             .get_template(WORKLOAD)
             .and_then(|t| t.render(ctx))
             .map_err(|e| fail(render::error_chain(&e)))?;
-        let docs: Vec<Value> =
-            serde_saphyr::from_multiple(&text).map_err(|e| fail(e.to_string()))?;
-        let mut docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+        let mut docs = documents(&text).map_err(fail)?;
         if docs.len() != 1 || !docs[0].is_object() {
             return Err(fail(format!(
                 "renders {} documents; an envelope renders the one Workload",
@@ -270,6 +282,19 @@ impl WorkloadEnvelope {
             .map_err(invariant)?;
         Ok(out)
     }
+}
+
+/// The documents of a rendered template. A text that is one JSON object (YAML's JSON form, as
+/// the built-in per-build templates are written) is read as JSON, several times faster than
+/// the YAML parser; anything else as a YAML stream. Null documents are left out.
+fn documents(text: &str) -> Result<Vec<Value>, String> {
+    if text.trim_start().starts_with('{')
+        && let Ok(v) = serde_json::from_str::<Value>(text)
+    {
+        return Ok(vec![v]);
+    }
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
 /// What a rendered object must keep of the canonical one (JSON pointers).

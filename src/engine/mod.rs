@@ -37,7 +37,12 @@ pub trait Engine: Sync {
     /// Objects that must exist in the build plane before the build (namespace, RBAC).
     fn prerequisites(&self, build: &Build) -> Vec<Manifest>;
     /// The object that runs the build.
-    fn build_object(&self, build: &Build) -> Manifest;
+    fn build_object(&self, build: &Build) -> Manifest {
+        self.object_from_context(self.template_context(build))
+    }
+    /// [`Engine::build_object`] from the Build's [`Engine::template_context`] (its
+    /// annotations as given): the canonical object a template's output is checked against.
+    fn object_from_context(&self, context: Value) -> Manifest;
     /// What the per-build templates (`templates/`) see of a Build beside the Build itself and
     /// the values: the derived names, the labels buildplane relies on, the build object's
     /// arguments and annotations. [`Engine::prerequisites`] and [`Engine::build_object`] are

@@ -224,10 +224,15 @@ fn render_one(
     for (k, v) in &provenance {
         ctx["annotations"][*k] = json!(v);
     }
-    let mut build = serde_json::to_value(b).expect("a Build serializes");
-    build["metadata"]["namespace"] = json!(b.organization());
-    ctx["build"] = build;
-    let ctx = context! { values => r.values.as_ref().clone(), ..TplValue::from_serialize(&ctx) };
+    let mut seen = TplValue::from_serialize(&ctx);
+    // The Build as the templates see it, when one of them reads it.
+    if r.templates.reads_build() {
+        let mut build = serde_json::to_value(b).expect("a Build serializes");
+        build["metadata"]["namespace"] = json!(b.organization());
+        seen = context! { build => TplValue::from_serialize(&build), ..seen };
+    }
+    let canonical_object = with_object.then(|| e.object_from_context(ctx));
+    let ctx = context! { values => r.values.as_ref().clone(), ..seen };
     let mut out = Vec::with_capacity(5);
     if with_prerequisites {
         let canonical = e.prerequisites(b);
@@ -241,13 +246,9 @@ fn render_one(
             &label,
         )?);
     }
-    if !with_object {
+    let Some(canonical) = canonical_object else {
         return Ok(out);
-    }
-    let mut canonical = e.build_object(b);
-    for (k, v) in &provenance {
-        canonical.object["metadata"]["annotations"][*k] = json!(v);
-    }
+    };
     let docs = r.templates.render(templates::BUILD_OBJECT, &ctx, &label)?;
     out.extend(checked(
         e,

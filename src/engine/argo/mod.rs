@@ -168,23 +168,23 @@ impl Engine for ArgoEngine {
             .collect()
     }
 
-    fn build_object(&self, build: &Build) -> Manifest {
-        let c = self.template_context(build);
-        let (names, labels) = (&c["names"], &c["labels"]);
+    fn object_from_context(&self, mut c: Value) -> Manifest {
+        let mut take = |p: &str| c.pointer_mut(p).map(Value::take).unwrap_or_default();
+        let labels = take("/labels/workflow");
         let object = json!({
             "apiVersion": WORKFLOW.api_version,
             "kind": WORKFLOW.kind,
             "metadata": {
-                "name": names["workflow"],
-                "namespace": names["namespace"],
-                "labels": labels["workflow"],
-                "annotations": c["annotations"],
+                "name": take("/names/workflow"),
+                "namespace": take("/names/namespace"),
+                "labels": labels.clone(),
+                "annotations": take("/annotations"),
             },
             "spec": {
-                "serviceAccountName": names["serviceAccount"],
-                "podMetadata": {"labels": labels["workflow"]},
-                "workflowTemplateRef": {"name": names["template"], "clusterScope": true},
-                "arguments": {"parameters": c["arguments"]},
+                "serviceAccountName": take("/names/serviceAccount"),
+                "podMetadata": {"labels": labels},
+                "workflowTemplateRef": {"name": take("/names/template"), "clusterScope": true},
+                "arguments": {"parameters": take("/arguments")},
             },
         });
         Manifest::new(object).expect("a Workflow carries kind and name")
