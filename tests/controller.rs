@@ -1524,3 +1524,142 @@ fn a_build_no_node_can_take_says_so_until_a_node_can() {
     );
     assert_eq!(kind_of("BuildCompleted").unwrap().0, json!("Normal"));
 }
+
+/// The Lease's holder (`""` when none or no Lease yet).
+fn lease_holder(kc: &Path) -> String {
+    let (code, lease) = cluster::kubectl_like_get(
+        kc,
+        None,
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases/buildplane-controller",
+    );
+    if code != 200 {
+        return String::new();
+    }
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The process id in a holder identity (`<name>_<pid>_<start>`).
+fn holder_pid(holder: &str) -> Option<u32> {
+    holder.rsplit('_').nth(1)?.parse().ok()
+}
+
+/// Waits (bounded by `within`) until the Lease is held by a process other than `not`; returns
+/// the holder and how long it took.
+fn wait_for_new_holder(kc: &Path, not: &str, within: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    loop {
+        let h = lease_holder(kc);
+        if !h.is_empty() && h != not {
+            return (h, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < within,
+            "no new leader within {within:?} (holder {h:?})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Three controller processes elect a leader on one Lease; 40 Builds are in flight when the
+/// leader is SIGKILLed, and the next one is SIGTERMed. Lease 4 s, renew deadline 3 s, retry
+/// 0.5 s. Every Build ends with its Workload, each has exactly one Workflow, no Build was ever
+/// submitted twice (every process logs each submit), and the leaderless gaps stay under the
+/// documented bounds: lease duration + 5 s after a SIGKILL, one retry + 1 s after a SIGTERM
+/// (the Lease is released at once).
+#[test]
+fn three_replicas_elect_one_leader_and_fail_over_without_a_second_submit() {
+    let cp = cluster::start_private();
+    let kc = &cp.kubeconfig;
+    install_control_plane(kc);
+    cluster::install_argo(kc);
+    let org = organization_on(kc, kc, "org-ha", cluster::ADMIN);
+    let ns = format!("openchoreo-ci-{org}");
+    let argo = argo::start(kc, &[&ns], |_| {
+        Some(argo::Script::succeed().slow(Duration::from_millis(300)))
+    });
+    let flags = [
+        "--enable-leader-election",
+        "--leader-election-namespace",
+        "default",
+        "--leader-election-lease-duration",
+        "4s",
+        "--leader-election-renew-deadline",
+        "3s",
+        "--leader-election-retry-period",
+        "500ms",
+    ];
+    let cs: Vec<Running> = (0..3).map(|_| start_controller(kc, &flags)).collect();
+    let by_pid = |pid: u32| cs.iter().position(|c| c.child.id() == pid);
+    let (first, _) = wait_for_new_holder(kc, "", Duration::from_secs(30));
+    let leader = by_pid(holder_pid(&first).unwrap()).expect("a leader among the three");
+    const BUILDS: usize = 40;
+    let names: Vec<String> = (0..BUILDS).map(|i| format!("svc-{i}")).collect();
+    for n in &names {
+        build_named(kc, &org, n, n, "main");
+    }
+    // Builds in flight: some Workflows exist, not all finished.
+    let started = Instant::now();
+    while workflow_names(kc, &org).len() < 5 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no Workflows");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signal = |sig: &str, pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-KILL", cs[leader].child.id());
+    let (second, killed_gap) = wait_for_new_holder(kc, &first, Duration::from_secs(20));
+    let next = by_pid(holder_pid(&second).unwrap()).expect("a leader among the three");
+    assert_ne!(next, leader);
+    assert!(
+        killed_gap < Duration::from_secs(4 + 5),
+        "after SIGKILL no leader for {killed_gap:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    signal("-TERM", cs[next].child.id());
+    let (third, termed_gap) = wait_for_new_holder(kc, &second, Duration::from_secs(20));
+    let last = by_pid(holder_pid(&third).unwrap()).expect("a leader among the three");
+    assert!(last != leader && last != next);
+    assert!(
+        termed_gap < Duration::from_millis(500 + 1000),
+        "after SIGTERM no leader for {termed_gap:?}: the Lease was not released"
+    );
+    let c = &cs[last];
+    for n in &names {
+        wait_for(kc, &org, n, DONE[3], c);
+    }
+    // One Workflow per Build, each played once by the stand-in (never replaced).
+    assert_eq!(workflow_names(kc, &org).len(), BUILDS);
+    let handled = argo.handled.lock().unwrap().clone();
+    let unique: std::collections::BTreeSet<&String> = handled.iter().collect();
+    assert_eq!(
+        (handled.len(), unique.len()),
+        (BUILDS, BUILDS),
+        "{handled:?}"
+    );
+    // No Build submitted twice, across the three processes' logs.
+    let mut submits: Vec<String> = Vec::new();
+    for c in &cs {
+        for line in c.log().lines().filter(|l| l.contains("build_submitted")) {
+            let build = line.split("build=").nth(1).unwrap_or("").split('}').next();
+            submits.push(build.unwrap_or("").to_owned());
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = submits.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        submits.len(),
+        "a Build was submitted twice: {submits:?}"
+    );
+    assert!(submits.len() <= BUILDS, "{submits:?}");
+    assert!(argo.errors.lock().unwrap().is_empty(), "{:?}", argo.errors);
+    eprintln!("leaderless after SIGKILL: {killed_gap:?}; after SIGTERM: {termed_gap:?}");
+}

@@ -5,6 +5,7 @@
 //! engine, harvest and emit code as the CLI; `cleanup.rs` runs a deleted Build's finalizer.
 
 pub mod cleanup;
+pub mod leader;
 pub mod memory;
 pub mod planes;
 pub mod reconcile;
@@ -39,6 +40,8 @@ pub struct ControllerSettings {
     pub kubeconfig_policy: KubeconfigPolicy,
     /// A BuildPlane may name a Secret in another namespace (`--allow-cross-namespace-refs`).
     pub allow_cross_namespace_refs: bool,
+    /// Leader election (`--enable-leader-election`); without it this process always leads.
+    pub election: Option<leader::ElectionSettings>,
 }
 
 /// The controller could not start.
@@ -68,6 +71,8 @@ pub struct Ctx {
     pub recorder: Recorder,
     /// Every BuildPlane, kept current by the controller's watch of them (no LIST per build).
     pub buildplane_store: Store<DynamicObject>,
+    /// Whether this process leads: only the leader reconciles (standbys keep their caches).
+    pub leading: tokio::sync::watch::Receiver<bool>,
     /// What is remembered of each Build between reconciles.
     memory: Mutex<Memory<Arc<Plane>>>,
 }
@@ -171,8 +176,12 @@ pub async fn run(
     }
     let builds = openchoreo("Build", "builds");
     let buildplanes = openchoreo("BuildPlane", "buildplanes");
-    // One process, no election: it leads from the start.
-    metrics.leader.set(1);
+    // Without an election this process leads from the start.
+    let (leading_tx, leading_rx) = tokio::sync::watch::channel(settings.election.is_none());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let elector = settings.election.clone().map(|e| {
+        tokio::spawn(leader::Elector::new(cp.client().clone(), e).run(leading_tx, stop_rx))
+    });
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<(String, String)>();
     let bp_writer = reflector::store::Writer::<DynamicObject>::new(buildplanes.clone());
     let bp_reader = bp_writer.as_reader();
@@ -196,7 +205,24 @@ pub async fn run(
             },
         ),
         buildplane_store: bp_reader,
+        leading: leading_rx.clone(),
         memory: Default::default(),
+    });
+    // Leading again: what this process remembers may be stale (another leader wrote), so it is
+    // dropped, and every Build is reconciled once.
+    let lead_ctx = ctx.clone();
+    ctx.metrics.leader.set(i64::from(*leading_rx.borrow()));
+    let changes = futures::stream::unfold(leading_rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let lead = *rx.borrow_and_update();
+        Some((lead, rx))
+    });
+    let took_lead = changes.filter_map(move |lead| {
+        lead_ctx.metrics.leader.set(i64::from(lead));
+        if lead {
+            *lead_ctx.memory() = Memory::default();
+        }
+        std::future::ready(lead.then_some(()))
     });
     let controller = Controller::new_with(
         Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
@@ -204,6 +230,21 @@ pub async fn run(
         builds.clone(),
     );
     let store = controller.store();
+    // Ready (`/readyz`) once Builds and BuildPlanes are listed, leading or standing by.
+    let (ready_builds, ready_planes, ready_metrics) = (
+        store.clone(),
+        ctx.buildplane_store.clone(),
+        ctx.metrics.clone(),
+    );
+    tokio::spawn(async move {
+        if ready_builds.wait_until_ready().await.is_ok()
+            && ready_planes.wait_until_ready().await.is_ok()
+        {
+            ready_metrics
+                .ready
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
     let (b1, b2) = (builds.clone(), builds.clone());
     let plane_ctx = ctx.clone();
     let triggers =
@@ -233,6 +274,7 @@ pub async fn run(
             buildplanes.clone(),
         )
         .reconcile_on(triggers)
+        .reconcile_all_on(took_lead)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx.clone())
         .for_each(|r| async move {
@@ -241,6 +283,11 @@ pub async fn run(
             }
         })
         .await;
+    // In-flight reconciles are done: the Lease goes at once, for a standby to take.
+    let _ = stop_tx.send(true);
+    if let Some(e) = elector {
+        let _ = e.await;
+    }
     let (plane_requests, plane_writes) = ctx.planes.counts().await;
     tracing::info!(
         event = "shutdown",

@@ -187,6 +187,10 @@ pub(super) fn parse_status(obj: &Value) -> Status {
 /// Reconciles one Build in a span naming it; the status is written once at the end, only when
 /// it changed.
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    // A standby does nothing; on taking the lead it reconciles every Build.
+    if !*ctx.leading.borrow() {
+        return Ok(Action::await_change());
+    }
     let ns = obj.metadata.namespace.clone().unwrap_or_default();
     let name = obj.metadata.name.clone().unwrap_or_default();
     let span = tracing::info_span!("reconcile", build = %format!("{ns}/{name}"));
@@ -916,6 +920,7 @@ async fn submit(
     let spec_hash = engine::spec_hash_of(&wf.object).unwrap_or_default();
     ctx.memory().expect_build_object(ns, name, spec_hash);
     ctx.metrics.builds_started.inc();
+    tracing::info!(event = "build_submitted", object = %wf.id, "build submitted");
     Ok(())
 }
 

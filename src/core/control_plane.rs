@@ -45,6 +45,22 @@ pub fn cluster_role_rules() -> Value {
     ])
 }
 
+/// The Lease the replicas elect a leader on (`--leader-election-id`'s default).
+pub const LEASE: &str = "buildplane-controller";
+
+/// The namespaced permissions: the Lease, and only it. `create` cannot be limited to a name
+/// (RBAC never names an object that does not exist yet); `get` and `update` are.
+pub fn lease_role_rules() -> Value {
+    json!([
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [LEASE],
+            "verbs": ["get", "update"]},
+    ])
+}
+
+/// Replicas of the controller: one leads, the other stands by with warm caches.
+pub const REPLICAS: u32 = 2;
+
 /// The objects, unsorted (the pipeline sorts).
 pub fn bundle(settings: &ControlPlaneSettings) -> Vec<Manifest> {
     let l = labels();
@@ -62,16 +78,37 @@ pub fn bundle(settings: &ControlPlaneSettings) -> Vec<Manifest> {
             "metadata": {"name": NAME, "labels": l},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": format!("{NAME}-leader-election"), "namespace": NAMESPACE, "labels": l},
+            "rules": lease_role_rules()}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": format!("{NAME}-leader-election"), "namespace": NAMESPACE, "labels": l},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                "name": format!("{NAME}-leader-election")},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]}),
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": l},
             "spec": {
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},
+                "replicas": REPLICAS,
+                // One replica at a time: the other keeps leading or standing by meanwhile.
+                "strategy": {"type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
                 "template": {
                     "metadata": {"labels": l},
                     "spec": {
                         "serviceAccountName": NAME,
+                        // Replicas on different nodes where there are several: a drain or a
+                        // node failure takes one.
+                        "affinity": {"podAntiAffinity": {
+                            "preferredDuringSchedulingIgnoredDuringExecution": [{
+                                "weight": 100,
+                                "podAffinityTerm": {
+                                    "topologyKey": "kubernetes.io/hostname",
+                                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+                                },
+                            }],
+                        }},
                         "securityContext": {"runAsNonRoot": true, "runAsUser": 65532,
                             "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [{
@@ -79,9 +116,17 @@ pub fn bundle(settings: &ControlPlaneSettings) -> Vec<Manifest> {
                             "image": settings.image,
                             // Neither opt-in (`--insecure-kubeconfig-exec`,
                             // `--allow-cross-namespace-refs`): the operator adds them knowingly.
-                            "args": ["controller", "--metrics-addr", "0.0.0.0:9090"],
+                            "args": ["controller", "--metrics-addr", "0.0.0.0:9090",
+                                "--enable-leader-election"],
+                            // The Lease holder's name and the Lease's namespace.
+                            "env": [
+                                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                            ],
                             "ports": [{"name": "metrics", "containerPort": 9090}],
                             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
+                            // Ready once its caches listed, leading or standing by.
+                            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}},
                             "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
                                           "limits": {"memory": "256Mi"}},
                             "securityContext": {"allowPrivilegeEscalation": false,
@@ -148,7 +193,26 @@ mod tests {
             ],
         );
         assert_eq!(with("list"), [&json!(["builds"]), &json!(["buildplanes"])]);
+        assert_eq!(
+            lease_role_rules(),
+            json!([
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                    "resourceNames": ["buildplane-controller"], "verbs": ["get", "update"]},
+            ]),
+            "exactly the Lease verbs, the Lease named where RBAC allows"
+        );
         let deploy = b.iter().find(|m| m.id.kind == "Deployment").unwrap();
+        assert_eq!(deploy.object["spec"]["replicas"], 2);
+        let c = &deploy.object["spec"]["template"]["spec"]["containers"][0];
+        assert!(
+            c["args"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("--enable-leader-election")),
+            "{c}"
+        );
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
         assert_eq!(
             deploy.object["spec"]["template"]["spec"]["containers"][0]["image"],
             "registry.test/buildplane:1"
