@@ -1525,12 +1525,12 @@ fn a_build_no_node_can_take_says_so_until_a_node_can() {
     assert_eq!(kind_of("BuildCompleted").unwrap().0, json!("Normal"));
 }
 
-/// The Lease's holder (`""` when none or no Lease yet).
-fn lease_holder(kc: &Path) -> String {
+/// The holder of Lease `default/<lease>` (`""` when none or no Lease yet).
+fn lease_holder(kc: &Path, lease: &str) -> String {
     let (code, lease) = cluster::kubectl_like_get(
         kc,
         None,
-        "/apis/coordination.k8s.io/v1/namespaces/default/leases/buildplane-controller",
+        &format!("/apis/coordination.k8s.io/v1/namespaces/default/leases/{lease}"),
     );
     if code != 200 {
         return String::new();
@@ -1546,12 +1546,12 @@ fn holder_pid(holder: &str) -> Option<u32> {
     holder.rsplit('_').nth(1)?.parse().ok()
 }
 
-/// Waits (bounded by `within`) until the Lease is held by a process other than `not`; returns
-/// the holder and how long it took.
-fn wait_for_new_holder(kc: &Path, not: &str, within: Duration) -> (String, Duration) {
+/// Waits (bounded by `within`) until Lease `lease` is held by a process other than `not`;
+/// returns the holder and how long it took.
+fn wait_for_new_holder(kc: &Path, lease: &str, not: &str, within: Duration) -> (String, Duration) {
     let started = Instant::now();
     loop {
-        let h = lease_holder(kc);
+        let h = lease_holder(kc, lease);
         if !h.is_empty() && h != not {
             return (h, started.elapsed());
         }
@@ -1563,103 +1563,216 @@ fn wait_for_new_holder(kc: &Path, not: &str, within: Duration) -> (String, Durat
     }
 }
 
-/// Three controller processes elect a leader on one Lease; 40 Builds are in flight when the
-/// leader is SIGKILLed, and the next one is SIGTERMed. Lease 4 s, renew deadline 3 s, retry
-/// 0.5 s. Every Build ends with its Workload, each has exactly one Workflow, no Build was ever
+/// Sends `sig` (`-KILL`, `-TERM`) to process `pid`.
+fn signal(sig: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// A number in `lo..hi`, different on each run.
+fn random_in(lo: usize, hi: usize) -> usize {
+    use std::hash::BuildHasher;
+    let r = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    lo + usize::try_from(r % (hi - lo) as u64).unwrap()
+}
+
+/// Builds of `org` whose status has WorkloadUpdated True.
+fn builds_done(kc: &Path, org: &str) -> usize {
+    let (code, list) = cluster::kubectl_like_get(kc, None, &builds_path(org));
+    assert_eq!(code, 200, "{list}");
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| conditions(b).iter().any(|c| c == DONE[3]))
+        .count()
+}
+
+/// Objects in a list response at `path`.
+fn count_at(kc: &Path, path: &str) -> usize {
+    let (code, list) = cluster::kubectl_like_get(kc, None, path);
+    assert_eq!(code, 200, "{list}");
+    list["items"].as_array().unwrap().len()
+}
+
+/// The Builds whose reconcile logged a submit, in all of `logs` (one entry per submit).
+fn submits(logs: &[String]) -> Vec<String> {
+    logs.iter()
+        .flat_map(|log| log.lines())
+        .filter(|l| l.contains("build_submitted"))
+        .map(|l| {
+            let build = l.split("build=").nth(1).unwrap_or("");
+            build.split('}').next().unwrap_or("").to_owned()
+        })
+        .collect()
+}
+
+/// Lease timing of the election tests: a crashed leader is replaced within 4 s + 0.5 s (plus
+/// a request), a SIGTERMed one at the next retry of a standby once its reconciles drained.
+const ELECTION: [&str; 9] = [
+    "--enable-leader-election",
+    "--leader-election-namespace",
+    "default",
+    "--leader-election-lease-duration",
+    "4s",
+    "--leader-election-renew-deadline",
+    "3s",
+    "--leader-election-retry-period",
+    "500ms",
+];
+const ELECTION_BOUND_KILL: Duration = Duration::from_millis(4000 + 2 * 500 + 1500);
+const ELECTION_BOUND_TERM: Duration = Duration::from_millis(500 + 1500);
+
+/// Three controller replicas (as a Deployment runs them: a stopped one is replaced) elect a
+/// leader on one Lease; 200 Builds of two organizations on two build planes are in flight when
+/// the leader is SIGKILLed at a random moment, and the next two leaders are SIGTERMed. Every
+/// Build ends with its Workload, each has exactly one Workflow played once, no Build was ever
 /// submitted twice (every process logs each submit), and the leaderless gaps stay under the
-/// documented bounds: lease duration + 5 s after a SIGKILL, one retry + 1 s after a SIGTERM
-/// (the Lease is released at once).
+/// documented bounds. Before leader election, three replicas all reconciled: every Build was
+/// submitted by each of them.
 #[test]
 fn three_replicas_elect_one_leader_and_fail_over_without_a_second_submit() {
+    const PER_ORG: usize = 100;
+    let plane1 = cluster::with_argo();
     let cp = cluster::start_private();
     let kc = &cp.kubeconfig;
     install_control_plane(kc);
+    // The control plane's API server is the second build plane.
     cluster::install_argo(kc);
-    let org = organization_on(kc, kc, "org-ha", cluster::ADMIN);
-    let ns = format!("openchoreo-ci-{org}");
-    let argo = argo::start(kc, &[&ns], |_| {
-        Some(argo::Script::succeed().slow(Duration::from_millis(300)))
-    });
-    let flags = [
-        "--enable-leader-election",
-        "--leader-election-namespace",
-        "default",
-        "--leader-election-lease-duration",
-        "4s",
-        "--leader-election-renew-deadline",
-        "3s",
-        "--leader-election-retry-period",
-        "500ms",
+    let orgs = [
+        organization_on(kc, &plane1, "org-ha1", cluster::ADMIN),
+        organization_on(kc, kc, "org-ha2", cluster::ADMIN),
     ];
-    let cs: Vec<Running> = (0..3).map(|_| start_controller(kc, &flags)).collect();
-    let by_pid = |pid: u32| cs.iter().position(|c| c.child.id() == pid);
-    let (first, _) = wait_for_new_holder(kc, "", Duration::from_secs(30));
-    let leader = by_pid(holder_pid(&first).unwrap()).expect("a leader among the three");
-    const BUILDS: usize = 40;
-    let names: Vec<String> = (0..BUILDS).map(|i| format!("svc-{i}")).collect();
-    for n in &names {
-        build_named(kc, &org, n, n, "main");
-    }
-    // Builds in flight: some Workflows exist, not all finished.
+    let planes: [&Path; 2] = [&plane1, kc];
+    let step = argo::Script::succeed().slow(Duration::from_millis(500));
+    let argos: Vec<argo::Argo> = (0..2)
+        .map(|i| {
+            let step = step.clone();
+            argo::start(
+                planes[i],
+                &[&format!("openchoreo-ci-{}", orgs[i])],
+                move |_| Some(step.clone()),
+            )
+        })
+        .collect();
+    let lease = "buildplane-controller";
+    let mut cs: Vec<Running> = (0..3).map(|_| start_controller(kc, &ELECTION)).collect();
     let started = Instant::now();
-    while workflow_names(kc, &org).len() < 5 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no Workflows");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let signal = |sig: &str, pid: u32| {
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
+    let (mut holder, _) = wait_for_new_holder(kc, lease, "", Duration::from_secs(30));
+    eprintln!("first leader after {:?}", started.elapsed());
+    let names: Vec<Vec<String>> = (0..2)
+        .map(|_| (0..PER_ORG).map(|i| format!("svc-{i}")).collect())
+        .collect();
+    let workflows = || -> usize {
+        (0..2)
+            .map(|i| workflow_names(planes[i], &orgs[i]).len())
+            .sum()
     };
-    signal("-KILL", cs[leader].child.id());
-    let (second, killed_gap) = wait_for_new_holder(kc, &first, Duration::from_secs(20));
-    let next = by_pid(holder_pid(&second).unwrap()).expect("a leader among the three");
-    assert_ne!(next, leader);
-    assert!(
-        killed_gap < Duration::from_secs(4 + 5),
-        "after SIGKILL no leader for {killed_gap:?}"
-    );
-    std::thread::sleep(Duration::from_secs(1));
-    signal("-TERM", cs[next].child.id());
-    let (third, termed_gap) = wait_for_new_holder(kc, &second, Duration::from_secs(20));
-    let last = by_pid(holder_pid(&third).unwrap()).expect("a leader among the three");
-    assert!(last != leader && last != next);
-    assert!(
-        termed_gap < Duration::from_millis(500 + 1000),
-        "after SIGTERM no leader for {termed_gap:?}: the Lease was not released"
-    );
-    let c = &cs[last];
-    for n in &names {
-        wait_for(kc, &org, n, DONE[3], c);
+    let mut gaps = Vec::new();
+    std::thread::scope(|s| {
+        // The Builds are created four at a time while the leaders are stopped.
+        for (org, names) in orgs.iter().zip(&names) {
+            for chunk in names.chunks(PER_ORG / 2) {
+                s.spawn(move || {
+                    for name in chunk {
+                        build_named(kc, org, name, name, "main");
+                    }
+                });
+            }
+        }
+        // A random moment while Builds are in flight: after 1 to 120 Workflows were submitted.
+        let moment = random_in(1, 120);
+        let waiting = Instant::now();
+        while workflows() < moment {
+            assert!(waiting.elapsed() < Duration::from_secs(60), "no Workflows");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (round, sig) in ["-KILL", "-TERM", "-TERM"].into_iter().enumerate() {
+            let pid = holder_pid(&holder).unwrap();
+            assert!(cs.iter().any(|c| c.child.id() == pid), "{holder}: not ours");
+            signal(sig, pid);
+            let (next, gap) = wait_for_new_holder(kc, lease, &holder, Duration::from_secs(30));
+            let done: usize = orgs.iter().map(|o| builds_done(kc, o)).sum();
+            eprintln!(
+                "round {round}: {sig} the leader; a new leader after {gap:?}, with {} Workflows submitted and {done} Builds done",
+                workflows()
+            );
+            gaps.push((sig, gap));
+            // The Deployment replaces the stopped replica.
+            cs.push(start_controller(kc, &ELECTION));
+            holder = next;
+            std::thread::sleep(Duration::from_millis(random_in(100, 1000) as u64));
+        }
+    });
+    let last = cs
+        .iter()
+        .find(|c| Some(c.child.id()) == holder_pid(&holder))
+        .expect("the last leader is ours");
+    let waiting = Instant::now();
+    loop {
+        let done: usize = orgs.iter().map(|o| builds_done(kc, o)).sum();
+        if done == 2 * PER_ORG {
+            break;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(240),
+            "{done} of {} Builds done\n{}",
+            2 * PER_ORG,
+            last.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
-    // One Workflow per Build, each played once by the stand-in (never replaced).
-    assert_eq!(workflow_names(kc, &org).len(), BUILDS);
-    let handled = argo.handled.lock().unwrap().clone();
-    let unique: std::collections::BTreeSet<&String> = handled.iter().collect();
-    assert_eq!(
-        (handled.len(), unique.len()),
-        (BUILDS, BUILDS),
-        "{handled:?}"
+    eprintln!(
+        "all {} Builds done after {:?}",
+        2 * PER_ORG,
+        started.elapsed()
     );
-    // No Build submitted twice, across the three processes' logs.
-    let mut submits: Vec<String> = Vec::new();
-    for c in &cs {
-        for line in c.log().lines().filter(|l| l.contains("build_submitted")) {
-            let build = line.split("build=").nth(1).unwrap_or("").split('}').next();
-            submits.push(build.unwrap_or("").to_owned());
+    for i in 0..2 {
+        let (org, ns) = (&orgs[i], format!("openchoreo-ci-{}", orgs[i]));
+        // One Workflow per Build, each played once by the stand-in (never replaced).
+        assert_eq!(workflow_names(planes[i], org).len(), PER_ORG);
+        let handled = argos[i].handled.lock().unwrap().clone();
+        let unique: std::collections::BTreeSet<&String> = handled.iter().collect();
+        assert_eq!(
+            (handled.len(), unique.len()),
+            (PER_ORG, PER_ORG),
+            "{ns}: {handled:?}"
+        );
+        assert!(
+            argos[i].errors.lock().unwrap().is_empty(),
+            "{:?}",
+            argos[i].errors
+        );
+        // Each Build's Workload was applied.
+        let workloads = format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads");
+        assert_eq!(count_at(kc, &workloads), PER_ORG);
+        for name in &names[i] {
+            let b = get_build(kc, org, name);
+            assert_eq!(b["status"]["workloadRef"]["name"], json!(name), "{b}");
         }
     }
-    let distinct: std::collections::BTreeSet<&String> = submits.iter().collect();
+    // No Build submitted twice, across every process's log.
+    let logs: Vec<String> = cs.iter().map(Running::log).collect();
+    let all = submits(&logs);
+    let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
     assert_eq!(
         distinct.len(),
-        submits.len(),
-        "a Build was submitted twice: {submits:?}"
+        all.len(),
+        "a Build was submitted twice: {all:?}"
     );
-    assert!(submits.len() <= BUILDS, "{submits:?}");
-    assert!(argo.errors.lock().unwrap().is_empty(), "{:?}", argo.errors);
-    eprintln!("leaderless after SIGKILL: {killed_gap:?}; after SIGTERM: {termed_gap:?}");
+    // A leader killed between a submit and its log line leaves that submit unlogged.
+    assert!(all.len() <= 2 * PER_ORG, "{all:?}");
+    for (sig, gap) in gaps {
+        let bound = match sig {
+            "-KILL" => ELECTION_BOUND_KILL,
+            _ => ELECTION_BOUND_TERM,
+        };
+        assert!(
+            gap < bound,
+            "no leader for {gap:?} after {sig} (bound {bound:?})"
+        );
+    }
 }

@@ -10,8 +10,13 @@
 //! Written here rather than taken from kube-lease-manager (which tracks kube 5 and applies the
 //! Lease server-side): when its renewals fail it logs and retries, and the process goes on
 //! believing it leads until the API server answers again; the step-down at `renew_deadline` is
-//! the property a controller that submits builds needs. Every write is a replace carrying the
-//! resourceVersion read, so two candidates can never both succeed on the same Lease version.
+//! the property a controller that submits builds needs. kube-runtime 5 has no elector. Every
+//! write is a replace carrying the resourceVersion read, so two candidates can never both
+//! succeed on the same Lease version.
+//!
+//! [`Candidate`] holds the rules as a plain struct (the time is an argument, tested without a
+//! cluster); [`Elector`] is its thin async adapter (read the Lease, write what the candidate
+//! planned, report the outcome).
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -34,6 +39,7 @@ pub struct ElectionSettings {
 /// The settings could not work together.
 #[derive(Debug, thiserror::Error)]
 pub enum ElectionError {
+    /// client-go's rule, which keeps a cut-off leader from overlapping the next one.
     #[error(
         "--leader-election-renew-deadline ({renew:?}) must be shorter than --leader-election-lease-duration ({lease:?}), and --leader-election-retry-period ({retry:?}) shorter than the renew deadline"
     )]
@@ -45,7 +51,7 @@ pub enum ElectionError {
 }
 
 impl ElectionSettings {
-    /// client-go's rule: retry < renew deadline < lease duration.
+    /// client-go's rule: 0 < retry < renew deadline < lease duration.
     pub fn check(&self) -> Result<(), ElectionError> {
         if self.retry_period.is_zero()
             || self.retry_period >= self.renew_deadline
@@ -59,131 +65,89 @@ impl ElectionSettings {
         }
         Ok(())
     }
+
+    /// `namespace/name`, for logs.
+    fn lease(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The lease duration as the Lease records it: whole seconds, rounded up.
+    fn lease_seconds(&self) -> i32 {
+        let secs = self.lease_duration.as_secs_f64().ceil().max(1.0);
+        i32::try_from(secs as i64).unwrap_or(i32::MAX)
+    }
 }
 
-/// The last renewal seen of someone else's Lease: who, which renewTime, and when it was seen.
+/// Whether this process leads. Each time it takes the lead a new term starts: what it
+/// remembered of an earlier term may have been overtaken by another leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    Standby,
+    Leading(u64),
+}
+
+/// The last change seen of the Lease: who held it, which renewTime, and when (our clock).
+#[derive(Debug, Clone)]
 struct Observed {
     holder: String,
-    renew_time: Option<String>,
+    renew_time: Option<MicroTime>,
     at: Instant,
 }
 
-/// One candidate.
-pub struct Elector {
-    api: Api<Lease>,
+/// What to do with the Lease just read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// There is no Lease: create it, held by this process.
+    Create(LeaseSpec),
+    /// Write this spec over the version read (take or renew).
+    Update(LeaseSpec),
+    /// Another process holds a Lease that has not expired.
+    Wait,
+}
+
+/// One candidate's knowledge and rules. Pure: times are arguments.
+#[derive(Debug)]
+pub struct Candidate {
     s: ElectionSettings,
     observed: Option<Observed>,
+    /// When the last successful write started, while this process leads.
+    renewed: Option<Instant>,
+    term: u64,
 }
 
-/// What an attempt found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Attempt {
-    /// This process holds the Lease now.
-    Holding,
-    /// Another holds it (or won the race for it).
-    HeldElsewhere,
-}
-
-impl Elector {
-    pub fn new(client: kube::Client, s: ElectionSettings) -> Elector {
-        Elector {
-            api: Api::namespaced(client, &s.namespace),
+impl Candidate {
+    pub fn new(s: ElectionSettings) -> Candidate {
+        Candidate {
             s,
             observed: None,
+            renewed: None,
+            term: 0,
         }
     }
 
-    /// Campaigns until `stop` turns true: sends `true` on `leading` when this process leads and
-    /// `false` when it stops leading (lost, could not renew within the deadline, or stopping).
-    /// At `stop` a held Lease is released before this returns.
-    pub async fn run(mut self, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
-        let mut renewed: Option<Instant> = None;
-        loop {
-            if *stop.borrow() {
-                break;
-            }
-            let started = Instant::now();
-            match self.try_acquire_or_renew().await {
-                Ok(Attempt::Holding) => {
-                    if renewed.is_none() {
-                        tracing::info!(
-                            event = "leader_elected",
-                            lease = %format!("{}/{}", self.s.namespace, self.s.name),
-                            identity = %self.s.identity,
-                            "leading"
-                        );
-                        let _ = leading.send(true);
-                    }
-                    renewed = Some(started);
-                }
-                Ok(Attempt::HeldElsewhere) => {
-                    if renewed.take().is_some() {
-                        tracing::warn!(event = "leader_lost", "another replica holds the Lease");
-                        let _ = leading.send(false);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "leader election: the Lease could not be read or written");
-                }
-            }
-            // A leader that could not renew within the deadline stops before the Lease expires
-            // for the others.
-            if let Some(at) = renewed
-                && at.elapsed() >= self.s.renew_deadline
-            {
-                tracing::warn!(
-                    event = "leader_lost",
-                    "the Lease could not be renewed within the renew deadline; standing by"
-                );
-                renewed = None;
-                let _ = leading.send(false);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.s.retry_period) => {}
-                _ = stop.changed() => {}
-            }
-        }
-        if renewed.is_some() {
-            let _ = leading.send(false);
-            match self.release().await {
-                Ok(()) => tracing::info!(event = "leader_released", "the Lease was released"),
-                Err(e) => tracing::warn!(error = %e, "releasing the Lease failed; it expires"),
-            }
+    pub fn leadership(&self) -> Leadership {
+        match self.renewed {
+            Some(_) => Leadership::Leading(self.term),
+            None => Leadership::Standby,
         }
     }
 
-    async fn try_acquire_or_renew(&mut self) -> Result<Attempt, kube::Error> {
-        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
-        let duration = i32::try_from(self.s.lease_duration.as_secs()).unwrap_or(i32::MAX);
-        let Some(mut lease) = self.api.get_opt(&self.s.name).await? else {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(self.s.name.clone()),
-                    namespace: Some(self.s.namespace.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(self.s.identity.clone()),
-                    lease_duration_seconds: Some(duration),
-                    acquire_time: Some(now.clone()),
-                    renew_time: Some(now),
-                    lease_transitions: Some(0),
-                    ..LeaseSpec::default()
-                }),
-            };
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(Attempt::Holding),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::HeldElsewhere),
-                Err(e) => Err(e),
-            };
+    /// The Lease as read at `now` (`wall`: the same instant on the wall clock, for the Lease's
+    /// times) → what to write. A Lease held by another is taken only once `now` is
+    /// its `leaseDurationSeconds` past the moment this candidate first saw its current renewal.
+    pub fn plan(&mut self, lease: Option<&LeaseSpec>, now: Instant, wall: &MicroTime) -> Plan {
+        let Some(spec) = lease else {
+            return Plan::Create(LeaseSpec {
+                holder_identity: Some(self.s.identity.clone()),
+                lease_duration_seconds: Some(self.s.lease_seconds()),
+                acquire_time: Some(wall.clone()),
+                renew_time: Some(wall.clone()),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            });
         };
-        let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();
-        let renew_time = spec
-            .renew_time
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .filter(|_| !holder.is_empty());
+        let renew_time = spec.renew_time.clone();
         let changed = self
             .observed
             .as_ref()
@@ -192,59 +156,236 @@ impl Elector {
             self.observed = Some(Observed {
                 holder: holder.clone(),
                 renew_time,
-                at: Instant::now(),
+                at: now,
             });
         }
-        let theirs = !holder.is_empty() && holder != self.s.identity;
-        if theirs {
+        let ours = holder == self.s.identity;
+        if !holder.is_empty() && !ours {
             let valid_for = spec
                 .lease_duration_seconds
                 .and_then(|s| u64::try_from(s).ok())
                 .map_or(self.s.lease_duration, Duration::from_secs);
-            let seen = self.observed.as_ref().map_or_else(Instant::now, |o| o.at);
-            if seen.elapsed() < valid_for {
-                return Ok(Attempt::HeldElsewhere);
+            let seen = self.observed.as_ref().map_or(now, |o| o.at);
+            if now.saturating_duration_since(seen) < valid_for {
+                return Plan::Wait;
             }
         }
-        let ours = holder == self.s.identity;
-        lease.spec = Some(LeaseSpec {
+        Plan::Update(LeaseSpec {
             holder_identity: Some(self.s.identity.clone()),
-            lease_duration_seconds: Some(duration),
+            lease_duration_seconds: Some(self.s.lease_seconds()),
             acquire_time: if ours {
                 spec.acquire_time.clone()
             } else {
-                Some(now.clone())
+                Some(wall.clone())
             },
-            renew_time: Some(now),
+            renew_time: Some(wall.clone()),
             lease_transitions: Some(
                 spec.lease_transitions.unwrap_or(0) + i32::from(!ours && !holder.is_empty()),
             ),
-            ..spec
-        });
-        // The resourceVersion read makes this a compare-and-swap: of two candidates, one wins.
-        match self
-            .api
-            .replace(&self.s.name, &PostParams::default(), &lease)
-            .await
+            ..spec.clone()
+        })
+    }
+
+    /// A write that started at `started` succeeded: this process leads (a new term if it did
+    /// not already).
+    pub fn held(&mut self, started: Instant) {
+        if self.renewed.is_none() {
+            self.term += 1;
+        }
+        self.renewed = Some(started);
+    }
+
+    /// Another process holds the Lease (or won the race for it).
+    pub fn held_elsewhere(&mut self) {
+        self.renewed = None;
+    }
+
+    /// A leader that has not renewed for the renew deadline at `now` steps down.
+    pub fn check_deadline(&mut self, now: Instant) {
+        if self
+            .renewed
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.s.renew_deadline)
         {
-            Ok(_) => Ok(Attempt::Holding),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::HeldElsewhere),
-            Err(e) => Err(e),
+            self.renewed = None;
         }
     }
 
-    /// Gives the Lease up (an empty holder), if this process still holds it.
+    /// How long the next attempt (read and write) may take at `now`: a leader only until its
+    /// renew deadline, so a hung request cannot keep it leading past it.
+    pub fn attempt_budget(&self, now: Instant) -> Duration {
+        match self.renewed {
+            Some(at) => self
+                .s
+                .renew_deadline
+                .saturating_sub(now.saturating_duration_since(at)),
+            None => self.s.renew_deadline,
+        }
+    }
+}
+
+/// The Lease spec that gives the Lease up (an empty holder, expiring at once), when `spec`
+/// is still held by `identity`.
+pub fn released(spec: &LeaseSpec, identity: &str, wall: &MicroTime) -> Option<LeaseSpec> {
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return None;
+    }
+    Some(LeaseSpec {
+        holder_identity: None,
+        lease_duration_seconds: Some(1),
+        renew_time: Some(wall.clone()),
+        ..spec.clone()
+    })
+}
+
+fn wall_now() -> MicroTime {
+    MicroTime(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// The async adapter: reads and writes the Lease for its [`Candidate`].
+pub struct Elector {
+    api: Api<Lease>,
+    candidate: Candidate,
+    s: ElectionSettings,
+}
+
+/// A failed read or write of the Lease.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    /// The API server answered with an error or could not be reached.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// No answer within the attempt's budget.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl Elector {
+    pub fn new(client: kube::Client, s: ElectionSettings) -> Elector {
+        Elector {
+            api: Api::namespaced(client, &s.namespace),
+            candidate: Candidate::new(s.clone()),
+            s,
+        }
+    }
+
+    /// Campaigns until `stop` turns true, publishing each change of [`Leadership`] on
+    /// `leading`. At `stop` a held Lease is released before this returns.
+    pub async fn run(
+        mut self,
+        leading: watch::Sender<Leadership>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let started = Instant::now();
+            let budget = self.candidate.attempt_budget(started);
+            let attempt = tokio::time::timeout(budget, self.attempt(started));
+            match attempt.await.unwrap_or(Err(AttemptError::Timeout(budget))) {
+                Ok(true) => self.candidate.held(started),
+                Ok(false) => self.candidate.held_elsewhere(),
+                Err(e) => tracing::warn!(
+                    lease = %self.s.lease(),
+                    error = %e,
+                    "leader election: the Lease could not be read or written"
+                ),
+            }
+            self.candidate.check_deadline(Instant::now());
+            self.publish(&leading);
+            tokio::select! {
+                _ = tokio::time::sleep(self.s.retry_period) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        if let Leadership::Leading(_) = self.candidate.leadership() {
+            self.candidate.held_elsewhere();
+            self.publish(&leading);
+            let release = tokio::time::timeout(self.s.renew_deadline, self.release());
+            match release.await {
+                Ok(Ok(())) => tracing::info!(
+                    event = "leader_released",
+                    lease = %self.s.lease(),
+                    "the Lease was released"
+                ),
+                Ok(Err(e)) => tracing::warn!(error = %e, "releasing the Lease failed; it expires"),
+                Err(_) => tracing::warn!("releasing the Lease timed out; it expires"),
+            }
+        }
+    }
+
+    /// Sends the candidate's leadership when it changed, and logs the change.
+    fn publish(&self, leading: &watch::Sender<Leadership>) {
+        let now = self.candidate.leadership();
+        leading.send_if_modified(|was| {
+            if *was == now {
+                return false;
+            }
+            match now {
+                Leadership::Leading(term) => tracing::info!(
+                    event = "leader_elected",
+                    lease = %self.s.lease(),
+                    identity = %self.s.identity,
+                    term,
+                    "leading"
+                ),
+                Leadership::Standby => tracing::warn!(
+                    event = "leader_lost",
+                    lease = %self.s.lease(),
+                    "no longer leading (another replica holds the Lease, or it could not be renewed within the renew deadline); standing by"
+                ),
+            }
+            *was = now;
+            true
+        });
+    }
+
+    /// One read and, when the candidate plans one, one write: whether this process holds the
+    /// Lease afterwards.
+    async fn attempt(&mut self, started: Instant) -> Result<bool, AttemptError> {
+        let lease = self.api.get_opt(&self.s.name).await?;
+        let wall = wall_now();
+        let plan =
+            self.candidate
+                .plan(lease.as_ref().and_then(|l| l.spec.as_ref()), started, &wall);
+        let written = match (plan, lease) {
+            (Plan::Wait, _) => return Ok(false),
+            (Plan::Create(spec), _) => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.s.name.clone()),
+                        namespace: Some(self.s.namespace.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(spec),
+                };
+                self.api.create(&PostParams::default(), &lease).await
+            }
+            (Plan::Update(spec), Some(mut lease)) => {
+                lease.spec = Some(spec);
+                // The resourceVersion read makes this a compare-and-swap: of two candidates,
+                // one wins.
+                let pp = PostParams::default();
+                self.api.replace(&self.s.name, &pp, &lease).await
+            }
+            (Plan::Update(_), None) => return Ok(false),
+        };
+        match written {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives the Lease up, if this process still holds it.
     async fn release(&self) -> Result<(), kube::Error> {
         let Some(mut lease) = self.api.get_opt(&self.s.name).await? else {
             return Ok(());
         };
-        let mut spec = lease.spec.clone().unwrap_or_default();
-        if spec.holder_identity.as_deref() != Some(self.s.identity.as_str()) {
+        let spec = lease.spec.clone().unwrap_or_default();
+        let Some(spec) = released(&spec, &self.s.identity, &wall_now()) else {
             return Ok(());
-        }
-        spec.holder_identity = None;
-        spec.lease_duration_seconds = Some(1);
-        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+        };
         lease.spec = Some(spec);
         self.api
             .replace(&self.s.name, &PostParams::default(), &lease)
@@ -268,6 +409,21 @@ mod tests {
         }
     }
 
+    fn wall(secs: i64) -> MicroTime {
+        MicroTime(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn held_by(holder: &str, renewed: i64) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            acquire_time: Some(wall(0)),
+            renew_time: Some(wall(renewed)),
+            lease_transitions: Some(3),
+            ..LeaseSpec::default()
+        }
+    }
+
     #[test]
     fn the_renew_deadline_is_shorter_than_the_lease_and_longer_than_a_retry() {
         assert!(settings(15, 10, 2).check().is_ok());
@@ -275,5 +431,90 @@ mod tests {
             let e = settings(l, r, t).check().unwrap_err().to_string();
             assert!(e.contains("--leader-election-renew-deadline"), "{e}");
         }
+    }
+
+    #[test]
+    fn no_lease_is_created_held_by_this_process() {
+        let mut c = Candidate::new(settings(15, 10, 2));
+        let Plan::Create(spec) = c.plan(None, Instant::now(), &wall(100)) else {
+            panic!("a Lease to create");
+        };
+        assert_eq!(spec.holder_identity.as_deref(), Some("me"));
+        assert_eq!(spec.lease_duration_seconds, Some(15));
+        assert_eq!(spec.renew_time, Some(wall(100)));
+    }
+
+    #[test]
+    fn another_holder_is_waited_out_on_this_clock_from_its_last_renewal_seen() {
+        let mut c = Candidate::new(settings(15, 10, 2));
+        let t0 = Instant::now();
+        let lease = held_by("other", 50);
+        assert_eq!(c.plan(Some(&lease), t0, &wall(1000)), Plan::Wait);
+        // The holder's renewTime is far in the past by the wall clock: no matter, our own
+        // clock counts from when we saw it.
+        let t14 = t0 + Duration::from_secs(14);
+        assert_eq!(c.plan(Some(&lease), t14, &wall(1014)), Plan::Wait);
+        // A renewal seen restarts the wait.
+        let renewed = held_by("other", 60);
+        assert_eq!(c.plan(Some(&renewed), t14, &wall(1014)), Plan::Wait);
+        let t28 = t0 + Duration::from_secs(28);
+        assert_eq!(c.plan(Some(&renewed), t28, &wall(1028)), Plan::Wait);
+        let t29 = t0 + Duration::from_secs(29);
+        let Plan::Update(taken) = c.plan(Some(&renewed), t29, &wall(1029)) else {
+            panic!("an expired Lease is taken");
+        };
+        assert_eq!(taken.holder_identity.as_deref(), Some("me"));
+        assert_eq!(taken.acquire_time, Some(wall(1029)));
+        assert_eq!(taken.lease_transitions, Some(4));
+    }
+
+    #[test]
+    fn a_released_lease_is_taken_at_once_and_a_renewal_keeps_the_acquire_time() {
+        let mut c = Candidate::new(settings(15, 10, 2));
+        let t0 = Instant::now();
+        let free = released(&held_by("other", 50), "other", &wall(60)).unwrap();
+        assert_eq!(free.holder_identity, None);
+        assert_eq!(free.lease_duration_seconds, Some(1));
+        assert!(released(&held_by("other", 50), "me", &wall(60)).is_none());
+        let Plan::Update(taken) = c.plan(Some(&free), t0, &wall(61)) else {
+            panic!("a free Lease is taken");
+        };
+        assert_eq!(taken.lease_transitions, Some(3), "no holder, no transition");
+        let Plan::Update(renewal) = c.plan(Some(&held_by("me", 61)), t0, &wall(63)) else {
+            panic!("our own Lease is renewed");
+        };
+        assert_eq!(renewal.acquire_time, Some(wall(0)));
+        assert_eq!(renewal.renew_time, Some(wall(63)));
+    }
+
+    #[test]
+    fn a_leader_steps_down_at_the_renew_deadline_and_a_new_lead_is_a_new_term() {
+        let mut c = Candidate::new(settings(15, 10, 2));
+        let t0 = Instant::now();
+        assert_eq!(c.leadership(), Leadership::Standby);
+        c.held(t0);
+        assert_eq!(c.leadership(), Leadership::Leading(1));
+        c.held(t0 + Duration::from_secs(2));
+        assert_eq!(
+            c.leadership(),
+            Leadership::Leading(1),
+            "a renewal, same term"
+        );
+        assert_eq!(
+            c.attempt_budget(t0 + Duration::from_secs(9)),
+            Duration::from_secs(3)
+        );
+        c.check_deadline(t0 + Duration::from_secs(11));
+        assert_eq!(c.leadership(), Leadership::Leading(1));
+        c.check_deadline(t0 + Duration::from_secs(12));
+        assert_eq!(c.leadership(), Leadership::Standby);
+        assert_eq!(
+            c.attempt_budget(t0 + Duration::from_secs(12)),
+            Duration::from_secs(10)
+        );
+        c.held(t0 + Duration::from_secs(13));
+        assert_eq!(c.leadership(), Leadership::Leading(2));
+        c.held_elsewhere();
+        assert_eq!(c.leadership(), Leadership::Standby);
     }
 }

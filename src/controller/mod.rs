@@ -22,6 +22,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::watcher;
+use leader::Leadership;
 use memory::Memory;
 use planes::{Plane, Planes};
 use reconcile::ReconcileError;
@@ -72,8 +73,8 @@ pub struct Ctx {
     /// Every BuildPlane, kept current by the controller's watch of them (no LIST per build).
     pub buildplane_store: Store<DynamicObject>,
     /// Whether this process leads: only the leader reconciles (standbys keep their caches).
-    pub leading: tokio::sync::watch::Receiver<bool>,
-    /// What is remembered of each Build between reconciles.
+    pub leading: tokio::sync::watch::Receiver<Leadership>,
+    /// What is remembered of each Build between reconciles, in this leadership term.
     memory: Mutex<Memory<Arc<Plane>>>,
 }
 
@@ -81,9 +82,15 @@ pub struct Ctx {
 const MAX_NOTE: usize = 1024;
 
 impl Ctx {
-    /// The per-Build memory (a poisoned lock still holds consistent plain data).
+    /// The per-Build memory (a poisoned lock still holds consistent plain data). What an
+    /// earlier leadership term remembered is dropped first: another leader may have moved the
+    /// Builds on since.
     pub fn memory(&self) -> MutexGuard<'_, Memory<Arc<Plane>>> {
-        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        if let Leadership::Leading(term) = *self.leading.borrow() {
+            memory.begin_term(term);
+        }
+        memory
     }
 
     /// Logs `note` and publishes it as an Event on Build `obj`, action `Cleanup`. An Event
@@ -176,12 +183,23 @@ pub async fn run(
     }
     let builds = openchoreo("Build", "builds");
     let buildplanes = openchoreo("BuildPlane", "buildplanes");
-    // Without an election this process leads from the start.
-    let (leading_tx, leading_rx) = tokio::sync::watch::channel(settings.election.is_none());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let elector = settings.election.clone().map(|e| {
-        tokio::spawn(leader::Elector::new(cp.client().clone(), e).run(leading_tx, stop_rx))
+    // Without an election this process leads from the start, in one term.
+    let (leading_tx, leading_rx) = tokio::sync::watch::channel(match settings.election {
+        None => Leadership::Leading(1),
+        Some(_) => Leadership::Standby,
     });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let elector = match settings.election.clone() {
+        Some(e) => {
+            tokio::spawn(leader::Elector::new(cp.client().clone(), e).run(leading_tx, stop_rx))
+        }
+        // Kept until the end: a closed channel would read as a lost lead.
+        None => tokio::spawn(async move {
+            let mut stop = stop_rx;
+            let _ = stop.wait_for(|s| *s).await;
+            drop(leading_tx);
+        }),
+    };
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<(String, String)>();
     let bp_writer = reflector::store::Writer::<DynamicObject>::new(buildplanes.clone());
     let bp_reader = bp_writer.as_reader();
@@ -208,22 +226,22 @@ pub async fn run(
         leading: leading_rx.clone(),
         memory: Default::default(),
     });
-    // Leading again: what this process remembers may be stale (another leader wrote), so it is
-    // dropped, and every Build is reconciled once.
-    let lead_ctx = ctx.clone();
-    ctx.metrics.leader.set(i64::from(*leading_rx.borrow()));
-    let changes = futures::stream::unfold(leading_rx, |mut rx| async move {
+    // Taking the lead: every Build is reconciled once (a standby's reconciles did nothing).
+    let lead_metrics = ctx.metrics.clone();
+    let took_lead = futures::stream::unfold(leading_rx, |mut rx| async move {
         rx.changed().await.ok()?;
-        let lead = *rx.borrow_and_update();
-        Some((lead, rx))
+        let now = *rx.borrow_and_update();
+        Some((now, rx))
+    })
+    .filter_map(move |now| {
+        let leading = matches!(now, Leadership::Leading(_));
+        lead_metrics.leader.set(i64::from(leading));
+        std::future::ready(leading.then_some(()))
     });
-    let took_lead = changes.filter_map(move |lead| {
-        lead_ctx.metrics.leader.set(i64::from(lead));
-        if lead {
-            *lead_ctx.memory() = Memory::default();
-        }
-        std::future::ready(lead.then_some(()))
-    });
+    ctx.metrics.leader.set(i64::from(matches!(
+        *ctx.leading.borrow(),
+        Leadership::Leading(_)
+    )));
     let controller = Controller::new_with(
         Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
         watcher::Config::default(),
@@ -285,9 +303,7 @@ pub async fn run(
         .await;
     // In-flight reconciles are done: the Lease goes at once, for a standby to take.
     let _ = stop_tx.send(true);
-    if let Some(e) = elector {
-        let _ = e.await;
-    }
+    let _ = elector.await;
     let (plane_requests, plane_writes) = ctx.planes.counts().await;
     tracing::info!(
         event = "shutdown",

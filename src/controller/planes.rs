@@ -53,6 +53,16 @@ impl Plane {
         self.workflows
             .get(&ObjectRef::new_with(name, workflow_resource()).within(namespace))
     }
+
+    /// Whether the watch has listed the plane's Workflows once: before that, a Workflow the
+    /// store lacks may well exist (just after a start or a change of leader).
+    pub fn listed(&self) -> bool {
+        use futures::FutureExt;
+        matches!(
+            self.workflows.wait_until_ready().now_or_never(),
+            Some(Ok(()))
+        )
+    }
 }
 
 /// The planes in use, by BuildPlane.

@@ -9,6 +9,7 @@
 
 use super::Ctx;
 use super::cleanup;
+use super::leader::Leadership;
 use super::planes::{BUILD_ANNOTATION, Plane};
 use crate::core::buildplane::{
     BuildPlaneSpec, ClusterForm, ClusterRef, DEFAULT_PLANE_ANNOTATION, InlineAuth, KUBECONFIG_KEY,
@@ -188,16 +189,25 @@ pub(super) fn parse_status(obj: &Value) -> Status {
 /// it changed.
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     // A standby does nothing; on taking the lead it reconciles every Build.
-    if !*ctx.leading.borrow() {
+    let Leadership::Leading(term) = *ctx.leading.borrow() else {
         return Ok(Action::await_change());
-    }
+    };
     let ns = obj.metadata.namespace.clone().unwrap_or_default();
     let name = obj.metadata.name.clone().unwrap_or_default();
     let span = tracing::info_span!("reconcile", build = %format!("{ns}/{name}"));
     let _timed = Timed::start(&ctx.metrics);
-    reconcile_build(obj, ctx.clone(), ns, name)
-        .instrument(span)
-        .await
+    let work = reconcile_build(obj, ctx.clone(), ns, name).instrument(span.clone());
+    // Losing the lead stops the reconcile at its next await, as a crash would: the next leader
+    // starts over from the cluster's state.
+    let mut leading = ctx.leading.clone();
+    tokio::select! {
+        biased;
+        Ok(_) = leading.wait_for(|l| *l != Leadership::Leading(term)) => {
+            span.in_scope(|| tracing::info!("no longer leading: reconcile stopped"));
+            Ok(Action::await_change())
+        }
+        r = work => r,
+    }
 }
 
 /// One reconcile in `reconciles_in_flight` and, when it ends (finished or dropped at
@@ -473,8 +483,12 @@ async fn progress(
         Some(live) => Some(live),
         // Just created: its watch event is on the way and triggers the next reconcile.
         None if awaiting.is_some() => return Ok(Action::await_change()),
-        // Not in the watch cache although submitted: a lagging cache must not end a build.
-        None if recorded_hash.is_some() => get_build_object(&plane, &object).await?,
+        // Not in the watch cache although submitted: a lagging cache must not end a build. Nor
+        // may a cache that has not listed yet make a new leader (or a restarted controller)
+        // submit what its predecessor submitted just before it stopped.
+        None if recorded_hash.is_some() || !plane.listed() => {
+            get_build_object(&plane, &object).await?
+        }
         None => None,
     };
     let decision = plan::decide_build(
