@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The values that leave out the PodDisruptionBudget, which needs Kubernetes 1.21.
+const NO_BUDGET: &str = "controller.podDisruptionBudget=false";
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_buildplane"));
@@ -64,9 +66,16 @@ fn start_controller(cp: &Path, extra: &[&str]) -> Running {
 }
 
 /// Installs the control plane's CRDs (and the controller's RBAC) with `apply --control-plane`.
+/// The test API server (v1.20) predates policy/v1: no PodDisruptionBudget.
 fn install_control_plane(cp: &Path) {
     let o = bin()
-        .args(["apply", "--control-plane", "--kubeconfig"])
+        .args([
+            "apply",
+            "--control-plane",
+            "--set",
+            NO_BUDGET,
+            "--kubeconfig",
+        ])
         .arg(cp)
         .output()
         .unwrap();
@@ -1775,4 +1784,105 @@ fn three_replicas_elect_one_leader_and_fail_over_without_a_second_submit() {
             "no leader for {gap:?} after {sig} (bound {bound:?})"
         );
     }
+}
+
+/// A Build `name` of component `name` in `org`, labelled into `shard`.
+fn build_in_shard(kc: &Path, org: &str, name: &str, shard: &str) {
+    post(
+        kc,
+        &builds_path(org),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": name, "labels": {SHARD_LABEL: shard}},
+            "spec": {"owner": {"projectName": "shop", "componentName": name},
+                "repository": {"url": "https://git.example.com/shop.git",
+                    "revision": {"branch": "main"}, "appPath": format!("/{name}")},
+                "templateRef": {"name": "google-cloud-buildpacks"}}}),
+    );
+}
+
+const SHARD_LABEL: &str = "sharding.buildplane.openchoreo.dev/key";
+
+/// Two shards, Flux-style: each controller watches the Builds and BuildPlanes labelled with
+/// its shard and elects its leader on a Lease of its own. Each builds its own organization's
+/// Builds and never reconciles the other's; a Build of neither shard is touched by neither.
+#[test]
+fn two_shards_split_the_builds_and_each_elects_on_its_own_lease() {
+    const PER_SHARD: usize = 10;
+    let cp = cluster::start_private();
+    let kc = &cp.kubeconfig;
+    install_control_plane(kc);
+    cluster::install_argo(kc);
+    let orgs: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|shard| {
+            let org = organization_on(kc, kc, &format!("org-shard-{shard}"), cluster::ADMIN);
+            merge(
+                kc,
+                &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/buildplanes/default"),
+                json!({"metadata": {"labels": {SHARD_LABEL: shard}}}),
+            );
+            org
+        })
+        .collect();
+    let namespaces: Vec<String> = orgs.iter().map(|o| format!("openchoreo-ci-{o}")).collect();
+    let ns_refs: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+    let argo = argo::start(kc, &ns_refs, |_| Some(argo::Script::succeed()));
+    let selector = |shard: &str| format!("{SHARD_LABEL}={shard}");
+    let shards: Vec<Running> = ["a", "b"]
+        .iter()
+        .map(|shard| {
+            let s = selector(shard);
+            let mut flags: Vec<&str> = ELECTION.to_vec();
+            flags.extend(["--watch-label-selector", &s]);
+            start_controller(kc, &flags)
+        })
+        .collect();
+    for (org, shard) in orgs.iter().zip(["a", "b"]) {
+        for i in 0..PER_SHARD {
+            build_in_shard(kc, org, &format!("svc-{i}"), shard);
+        }
+    }
+    // A Build of org a in no shard: neither controller watches it.
+    build_named(kc, &orgs[0], "unsharded", "unsharded", "main");
+    for (i, org) in orgs.iter().enumerate() {
+        for n in 0..PER_SHARD {
+            wait_for(kc, org, &format!("svc-{n}"), DONE[3], &shards[i]);
+        }
+    }
+    // Each shard's Lease is its own, held by its controller.
+    for (c, shard) in shards.iter().zip(["a", "b"]) {
+        let lease = buildplane::core::control_plane::lease_name(Some(&selector(shard)));
+        let holder = lease_holder(kc, &lease);
+        assert_eq!(
+            holder_pid(&holder),
+            Some(c.child.id()),
+            "{lease}: {holder:?}"
+        );
+    }
+    // Each controller reconciled its own organization's Builds only.
+    for (i, c) in shards.iter().enumerate() {
+        let log = c.log();
+        let touched: std::collections::BTreeSet<&str> = log
+            .lines()
+            .filter_map(|l| l.split("reconcile{build=").nth(1))
+            .filter_map(|rest| rest.split('/').next())
+            .collect();
+        assert_eq!(
+            touched,
+            std::collections::BTreeSet::from([orgs[i].as_str()]),
+            "{log}"
+        );
+        assert_eq!(
+            submits(std::slice::from_ref(&log)).len(),
+            PER_SHARD,
+            "{log}"
+        );
+    }
+    let unsharded = get_build(kc, &orgs[0], "unsharded");
+    assert!(unsharded.get("status").is_none(), "{unsharded}");
+    assert!(
+        unsharded["metadata"].get("finalizers").is_none(),
+        "{unsharded}"
+    );
+    assert_eq!(argo.handled.lock().unwrap().len(), 2 * PER_SHARD);
 }

@@ -42,9 +42,15 @@ pub struct ControllerArgs {
     /// caches warm and take over when it stops renewing.
     #[arg(long = "enable-leader-election")]
     pub enable_leader_election: bool,
-    /// The Lease's name.
-    #[arg(long = "leader-election-id", value_name = "NAME", default_value = crate::core::control_plane::LEASE)]
-    pub leader_election_id: String,
+    /// Reconcile only the Builds and BuildPlanes whose labels match (a Kubernetes label
+    /// selector, e.g. `sharding.buildplane.openchoreo.dev/key=a` or
+    /// `!sharding.buildplane.openchoreo.dev/key`): several controllers split a fleet, Flux-style.
+    #[arg(long = "watch-label-selector", value_name = "SELECTOR")]
+    pub watch_label_selector: Option<String>,
+    /// The Lease's name [default: buildplane-controller; with --watch-label-selector,
+    /// buildplane-controller-<hash of the selector>, so each shard elects its own leader].
+    #[arg(long = "leader-election-id", value_name = "NAME")]
+    pub leader_election_id: Option<String>,
     /// The Lease's namespace [default: $POD_NAMESPACE, else `default`].
     #[arg(long = "leader-election-namespace", value_name = "NS")]
     pub leader_election_namespace: Option<String>,
@@ -92,6 +98,7 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
             allow_exec: args.insecure_kubeconfig_exec,
         },
         allow_cross_namespace_refs: args.allow_cross_namespace_refs,
+        watch_label_selector: args.watch_label_selector.clone(),
         election: args.enable_leader_election.then(|| ElectionSettings {
             namespace: args.leader_election_namespace.clone().unwrap_or_else(|| {
                 std::env::var("POD_NAMESPACE")
@@ -99,7 +106,9 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "default".to_owned())
             }),
-            name: args.leader_election_id.clone(),
+            name: args.leader_election_id.clone().unwrap_or_else(|| {
+                crate::core::control_plane::lease_name(args.watch_label_selector.as_deref())
+            }),
             identity: identity(),
             lease_duration: args.lease_duration,
             renew_deadline: args.renew_deadline,

@@ -43,6 +43,8 @@ pub struct ControllerSettings {
     pub allow_cross_namespace_refs: bool,
     /// Leader election (`--enable-leader-election`); without it this process always leads.
     pub election: Option<leader::ElectionSettings>,
+    /// Only Builds and BuildPlanes with matching labels (`--watch-label-selector`): a shard.
+    pub watch_label_selector: Option<String>,
 }
 
 /// The controller could not start.
@@ -56,6 +58,9 @@ pub enum ControllerError {
         "the control plane serves no {0} (openchoreo.dev/v1alpha1): install it with `buildplane apply --control-plane`"
     )]
     NoCrd(&'static str),
+    /// The API server refused `--watch-label-selector`.
+    #[error("--watch-label-selector {selector:?}: {message}")]
+    LabelSelector { selector: String, message: String },
 }
 
 /// Shared by every reconcile.
@@ -165,6 +170,25 @@ fn error_policy(obj: Arc<DynamicObject>, e: &ReconcileError, ctx: Arc<Ctx>) -> A
     Action::requeue(ctx.memory().failed(ns, name, &reason))
 }
 
+/// One LIST of at most one Build with `selector`: a selector the API server cannot parse is
+/// an error at start, not a watch that fails forever.
+async fn check_selector(
+    cp: &Kube,
+    builds: &ApiResource,
+    selector: &str,
+) -> Result<(), ControllerError> {
+    let api = Api::<DynamicObject>::all_with(cp.client().clone(), builds);
+    let params = kube::api::ListParams::default().labels(selector).limit(1);
+    match api.list_metadata(&params).await {
+        Err(kube::Error::Api(s)) if s.code == 400 => Err(ControllerError::LabelSelector {
+            selector: selector.to_owned(),
+            message: s.message,
+        }),
+        // Anything else is the watch's to retry.
+        _ => Ok(()),
+    }
+}
+
 /// Runs until `shutdown` completes; in-flight reconciles finish first.
 pub async fn run(
     settings: ControllerSettings,
@@ -183,6 +207,14 @@ pub async fn run(
     }
     let builds = openchoreo("Build", "builds");
     let buildplanes = openchoreo("BuildPlane", "buildplanes");
+    // Both watches see the shard's objects only.
+    let watched = match &settings.watch_label_selector {
+        Some(selector) => {
+            check_selector(&cp, &builds, selector).await?;
+            watcher::Config::default().labels(selector)
+        }
+        None => watcher::Config::default(),
+    };
     // Without an election this process leads from the start, in one term.
     let (leading_tx, leading_rx) = tokio::sync::watch::channel(match settings.election {
         None => Leadership::Leading(1),
@@ -244,7 +276,7 @@ pub async fn run(
     )));
     let controller = Controller::new_with(
         Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
-        watcher::Config::default(),
+        watched.clone(),
         builds.clone(),
     );
     let store = controller.store();
@@ -274,7 +306,7 @@ pub async fn run(
                 bp_writer,
                 watcher(
                     Api::<DynamicObject>::all_with(cp.client().clone(), &buildplanes),
-                    watcher::Config::default(),
+                    watched,
                 ),
             )
             .applied_objects(),
