@@ -483,12 +483,12 @@ async fn progress(
         Some(live) => Some(live),
         // Just created: its watch event is on the way and triggers the next reconcile.
         None if awaiting.is_some() => return Ok(Action::await_change()),
-        // Not in the watch cache although submitted: a lagging cache must not end a build. Nor
-        // may a cache that has not listed yet make a new leader (or a restarted controller)
-        // submit what its predecessor submitted just before it stopped.
-        None if recorded_hash.is_some() || !plane.listed() => {
-            get_build_object(&plane, &object).await?
-        }
+        // Not in the watch cache although submitted: a lagging cache must not end a build.
+        None if recorded_hash.is_some() => get_build_object(&plane, &object).await?,
+        // Nor may a cache that has not listed yet make a new leader (or a restarted controller)
+        // submit again what its predecessor submitted just before it stopped. A read that
+        // fails tells nothing: the submit's own requests then say what is wrong.
+        None if !plane.listed() => get_build_object(&plane, &object).await.unwrap_or(None),
         None => None,
     };
     let decision = plan::decide_build(
