@@ -358,6 +358,23 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
         );
         assert_eq!(code, 200, "Workload in the control plane: {w}");
         assert_eq!(cluster::managers(&w), ["build-controller"]);
+        // What `kubectl get builds` prints: the CRD's columns over the status.
+        let (code, table) = cluster::get_table(
+            cpk,
+            &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds/{name}"),
+        );
+        assert_eq!(code, 200, "{table}");
+        let columns: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(columns, ["Name", "Phase", "Image", "Plane", "Age"]);
+        let cells = &table["rows"][0]["cells"];
+        assert_eq!(cells[1], "Succeeded", "{table}");
+        assert_eq!(cells[2], done["status"]["imageStatus"]["image"], "{table}");
+        assert_eq!(cells[3], "default", "{table}");
     }
     // Each organization's Workflows ran on its own plane only.
     assert_eq!(workflow_names(&plane1, &a).len(), 2);
@@ -375,6 +392,8 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
     // The failed build ends BuildFailed and is not resubmitted: not when the Build is touched,
     // not when its Workflow is deleted (as Argo's TTL would).
     let failed = wait_for(cpk, &a, &broken, "BuildCompleted False BuildFailed", &c);
+    assert_eq!(failed["status"]["phase"], "Failed");
+    assert_eq!(failed["status"]["buildPlaneRef"]["name"], "default");
     assert!(
         !conditions(&failed)
             .iter()

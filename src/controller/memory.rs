@@ -109,6 +109,7 @@ impl<P: Clone> Memory<P> {
         let caught_up = written.image == observed.image
             && written.spec_hash == observed.spec_hash
             && written.workload == observed.workload
+            && written.plane == observed.plane
             && written.conditions.iter().all(|w| {
                 conditions::find_condition(&observed.conditions, &w.type_)
                     .is_some_and(|o| o.status == w.status && o.reason == w.reason)
@@ -188,7 +189,7 @@ mod tests {
             conditions,
             image: image.into(),
             spec_hash: Some("s".into()),
-            workload: None,
+            ..Status::default()
         }
     }
 

@@ -157,7 +157,7 @@ impl ReconcileError {
 }
 
 /// What the reconcile found out, to be written into the status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
     pub conditions: Vec<Condition>,
     pub image: String,
@@ -165,6 +165,10 @@ pub struct Status {
     pub spec_hash: Option<String>,
     /// The Workload this Build applied last (`status.workloadRef.name`).
     pub workload: Option<String>,
+    /// The BuildPlane the build runs on (`status.buildPlaneRef.name`).
+    pub plane: Option<String>,
+    /// `status.phase`: always `conditions::phase_word` of the conditions once written.
+    pub phase: String,
 }
 
 fn now() -> String {
@@ -182,6 +186,8 @@ pub(super) fn parse_status(obj: &Value) -> Status {
         image: text("/status/imageStatus/image").unwrap_or("").to_owned(),
         spec_hash: text("/status/specHash").map(str::to_owned),
         workload: text("/status/workloadRef/name").map(str::to_owned),
+        plane: text("/status/buildPlaneRef/name").map(str::to_owned),
+        phase: text("/status/phase").unwrap_or("").to_owned(),
     }
 }
 
@@ -275,6 +281,7 @@ async fn reconcile_build(
     {
         set(&mut status, c);
     }
+    status.phase = conditions::phase_word(&status.conditions).to_owned();
     if status != before {
         write_status(&ctx, &ns, &name, &status).await?;
         publish_transitions(&ctx, &obj, &before, &status);
@@ -361,6 +368,10 @@ async fn write_status(ctx: &Ctx, ns: &str, name: &str, s: &Status) -> Result<(),
     if let Some(w) = &s.workload {
         body["status"]["workloadRef"] = json!({"name": w});
     }
+    if let Some(p) = &s.plane {
+        body["status"]["buildPlaneRef"] = json!({"name": p});
+    }
+    body["status"]["phase"] = json!(s.phase);
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
         .await
         .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
@@ -466,6 +477,8 @@ async fn progress(
         .and_then(|l| l.get(crate::core::buildplane::BUILD_PLANE_LABEL))
         .and_then(Value::as_str);
     let plane = plane_for(ctx, ns, wanted, recorded_hash.is_none()).await?;
+    let plane_name = plane.key.rsplit_once('/').map_or(&*plane.key, |(_, n)| n);
+    status.plane = Some(plane_name.to_owned());
     let awaiting = ctx.memory().awaiting(ns, name);
     // What the plane's watch holds now; nothing waits for its first listing (a submitted build
     // the store does not hold is read from the plane below, and submitting is an idempotent
@@ -1055,9 +1068,8 @@ mod tests {
     fn status(spec_hash: Option<&str>, conditions: Vec<Condition>) -> Status {
         Status {
             conditions,
-            image: String::new(),
             spec_hash: spec_hash.map(str::to_owned),
-            workload: None,
+            ..Status::default()
         }
     }
 
