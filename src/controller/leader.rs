@@ -86,6 +86,16 @@ pub enum Leadership {
     Leading(u64),
 }
 
+/// How far the process has got in stopping (SIGTERM): first it steps down, which stops the
+/// reconciles in flight at their next request, then, once they have stopped, the Lease is
+/// released for a standby to take at its next try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    No,
+    StepDown,
+    Release,
+}
+
 /// The last change seen of the Lease: who held it, which renewTime, and when (our clock).
 #[derive(Debug, Clone)]
 struct Observed {
@@ -268,15 +278,17 @@ impl Elector {
         }
     }
 
-    /// Campaigns until `stop` turns true, publishing each change of [`Leadership`] on
-    /// `leading`. At `stop` a held Lease is released before this returns.
+    /// Campaigns until `stop` reaches [`Stopping::StepDown`], publishing each change of
+    /// [`Leadership`] on `leading`. A leader then publishes [`Leadership::Standby`] (the
+    /// reconciles in flight stop) and releases the Lease once `stop` says
+    /// [`Stopping::Release`] (they have stopped), before this returns.
     pub async fn run(
         mut self,
         leading: watch::Sender<Leadership>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: watch::Receiver<Stopping>,
     ) {
         loop {
-            if *stop.borrow() {
+            if *stop.borrow() != Stopping::No {
                 break;
             }
             let started = Instant::now();
@@ -301,6 +313,7 @@ impl Elector {
         if let Leadership::Leading(_) = self.candidate.leadership() {
             self.candidate.held_elsewhere();
             self.publish(&leading);
+            let _ = stop.wait_for(|s| *s == Stopping::Release).await;
             let release = tokio::time::timeout(self.s.renew_deadline, self.release());
             match release.await {
                 Ok(Ok(())) => tracing::info!(

@@ -22,7 +22,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::watcher;
-use leader::Leadership;
+use leader::{Leadership, Stopping};
 use memory::Memory;
 use planes::{Plane, Planes};
 use reconcile::ReconcileError;
@@ -189,7 +189,8 @@ async fn check_selector(
     }
 }
 
-/// Runs until `shutdown` completes; in-flight reconciles finish first.
+/// Runs until `shutdown` completes; in-flight reconciles finish first (a leader elected on a
+/// Lease stops them at their next request, then releases the Lease).
 pub async fn run(
     settings: ControllerSettings,
     metrics: Arc<Metrics>,
@@ -220,17 +221,26 @@ pub async fn run(
         None => Leadership::Leading(1),
         Some(_) => Leadership::Standby,
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stopping::No);
     let elector = match settings.election.clone() {
         Some(e) => {
             tokio::spawn(leader::Elector::new(cp.client().clone(), e).run(leading_tx, stop_rx))
         }
-        // Kept until the end: a closed channel would read as a lost lead.
+        // Kept until the end (a closed channel would read as a lost lead): without an election
+        // the reconciles in flight finish.
         None => tokio::spawn(async move {
             let mut stop = stop_rx;
-            let _ = stop.wait_for(|s| *s).await;
+            let _ = stop.wait_for(|s| *s == Stopping::Release).await;
             drop(leading_tx);
         }),
+    };
+    // SIGTERM: a leader steps down at once (its reconciles in flight stop, as at a lost lead),
+    // and the Controller's graceful shutdown waits for them.
+    let stop_tx = Arc::new(stop_tx);
+    let step_down = stop_tx.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = step_down.send(Stopping::StepDown);
     };
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<(String, String)>();
     let bp_writer = reflector::store::Writer::<DynamicObject>::new(buildplanes.clone());
@@ -333,8 +343,8 @@ pub async fn run(
             }
         })
         .await;
-    // In-flight reconciles are done: the Lease goes at once, for a standby to take.
-    let _ = stop_tx.send(true);
+    // No reconcile runs any more: the Lease goes, for a standby to take at its next try.
+    let _ = stop_tx.send(Stopping::Release);
     let _ = elector.await;
     let (plane_requests, plane_writes) = ctx.planes.counts().await;
     tracing::info!(
