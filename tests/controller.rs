@@ -1690,10 +1690,49 @@ fn three_replicas_elect_one_leader_and_fail_over_without_a_second_submit() {
         })
         .collect();
     let lease = "buildplane-controller";
-    let mut cs: Vec<Running> = (0..3).map(|_| start_controller(kc, &ELECTION)).collect();
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", cluster::free_port()))
+        .collect();
+    let mut cs: Vec<Running> = addrs
+        .iter()
+        .map(|addr| {
+            let mut flags = ELECTION.to_vec();
+            flags.extend(["--metrics-addr", addr]);
+            start_controller(kc, &flags)
+        })
+        .collect();
     let started = Instant::now();
     let (mut holder, _) = wait_for_new_holder(kc, lease, "", Duration::from_secs(30));
     eprintln!("first leader after {:?}", started.elapsed());
+    // Every replica is ready (its caches listed), the leader and the standbys alike; one leads.
+    let get = |url: String| -> (String, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "-w", "\n%{http_code}", &url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (code.to_owned(), body.to_owned())
+    };
+    let waiting = Instant::now();
+    while addrs
+        .iter()
+        .any(|a| get(format!("http://{a}/readyz")).0 != "200")
+    {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "a replica never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let leading: Vec<bool> = addrs
+        .iter()
+        .map(|a| {
+            let metrics = get(format!("http://{a}/metrics")).1;
+            metrics.lines().any(|l| l == "buildplane_leader 1")
+        })
+        .collect();
+    assert_eq!(leading.iter().filter(|l| **l).count(), 1, "{leading:?}");
     let names: Vec<Vec<String>> = (0..2)
         .map(|_| (0..PER_ORG).map(|i| format!("svc-{i}")).collect())
         .collect();

@@ -77,6 +77,8 @@ pub struct Ctx {
     pub recorder: Recorder,
     /// Every BuildPlane, kept current by the controller's watch of them (no LIST per build).
     pub buildplane_store: Store<DynamicObject>,
+    /// True once that watch listed the BuildPlanes (see [`mark_listed`]).
+    pub buildplanes_listed: tokio::sync::watch::Receiver<bool>,
     /// Whether this process leads: only the leader reconciles (standbys keep their caches).
     pub leading: tokio::sync::watch::Receiver<Leadership>,
     /// What is remembered of each Build between reconciles, in this leadership term.
@@ -170,6 +172,20 @@ fn error_policy(obj: Arc<DynamicObject>, e: &ReconcileError, ctx: Arc<Ctx>) -> A
     Action::requeue(ctx.memory().failed(ns, name, &reason))
 }
 
+/// Turns `listed` true at a watch's first `InitDone` (its first complete listing). Every wait
+/// for a first listing goes through such a flag: kube-runtime's `Store::wait_until_ready`
+/// wakes only the last of several waiters (its `DelayedInit` polls a oneshot receiver, which
+/// keeps one waker), so a second waiter on a store could hang, or steal the Controller's own.
+pub(crate) fn mark_listed<K>(
+    listed: tokio::sync::watch::Sender<bool>,
+) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            listed.send_replace(true);
+        }
+    }
+}
+
 /// One LIST of at most one Build with `selector`: a selector the API server cannot parse is
 /// an error at start, not a watch that fails forever.
 async fn check_selector(
@@ -245,6 +261,8 @@ pub async fn run(
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<(String, String)>();
     let bp_writer = reflector::store::Writer::<DynamicObject>::new(buildplanes.clone());
     let bp_reader = bp_writer.as_reader();
+    let (builds_listed_tx, builds_listed) = tokio::sync::watch::channel(false);
+    let (planes_listed_tx, planes_listed) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Ctx {
         control_plane: cp.clone(),
         builds: builds.clone(),
@@ -265,6 +283,7 @@ pub async fn run(
             },
         ),
         buildplane_store: bp_reader,
+        buildplanes_listed: planes_listed.clone(),
         leading: leading_rx.clone(),
         memory: Default::default(),
     });
@@ -284,21 +303,25 @@ pub async fn run(
         *ctx.leading.borrow(),
         Leadership::Leading(_)
     )));
-    let controller = Controller::new_with(
-        Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
-        watched.clone(),
-        builds.clone(),
-    );
-    let store = controller.store();
+    // The Builds' reflector is ours (not `Controller::new_with`'s), to see its first listing.
+    let build_writer = reflector::store::Writer::<DynamicObject>::new(builds.clone());
+    let store = build_writer.as_reader();
+    let build_events = reflector(
+        build_writer,
+        watcher(
+            Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
+            watched.clone(),
+        ),
+    )
+    .inspect(mark_listed(builds_listed_tx))
+    .applied_objects();
+    let controller = Controller::for_stream_with(build_events, store.clone(), builds.clone());
     // Ready (`/readyz`) once Builds and BuildPlanes are listed, leading or standing by.
-    let (ready_builds, ready_planes, ready_metrics) = (
-        store.clone(),
-        ctx.buildplane_store.clone(),
-        ctx.metrics.clone(),
-    );
+    let ready_metrics = ctx.metrics.clone();
+    let (mut builds_listed, mut planes_listed) = (builds_listed, planes_listed);
     tokio::spawn(async move {
-        if ready_builds.wait_until_ready().await.is_ok()
-            && ready_planes.wait_until_ready().await.is_ok()
+        if builds_listed.wait_for(|l| *l).await.is_ok()
+            && planes_listed.wait_for(|l| *l).await.is_ok()
         {
             ready_metrics
                 .ready
@@ -319,6 +342,7 @@ pub async fn run(
                     watched,
                 ),
             )
+            .inspect(mark_listed(planes_listed_tx))
             .applied_objects(),
             move |bp| {
                 let ns = bp.metadata.namespace.clone().unwrap_or_default();

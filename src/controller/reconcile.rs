@@ -665,8 +665,9 @@ pub(super) async fn plane_for(
     }
     // From the controller's watch of BuildPlanes: a BuildPlane it does not hold yet triggers
     // this namespace's Builds when it arrives. Until its first listing nothing is decided.
-    let listed = tokio::time::timeout(LISTED_WITHIN, ctx.buildplane_store.wait_until_ready());
-    if !matches!(listed.await, Ok(Ok(()))) {
+    let mut listed = ctx.buildplanes_listed.clone();
+    let listed = tokio::time::timeout(LISTED_WITHIN, listed.wait_for(|l| *l));
+    if !matches!(listed.await, Ok(Ok(_))) {
         return Err(ReconcileError::ControlPlane(format!(
             "BuildPlanes not listed within {}s",
             LISTED_WITHIN.as_secs()
