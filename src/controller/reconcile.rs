@@ -679,7 +679,7 @@ pub(super) async fn plane_for(
         .into_iter()
         .filter(|bp| bp.metadata.namespace.as_deref() == Some(ns))
         .collect();
-    let marked: Vec<(String, bool)> = items
+    let mut marked: Vec<(String, bool)> = items
         .iter()
         .map(|bp| {
             let default = bp
@@ -691,6 +691,9 @@ pub(super) async fn plane_for(
             (bp.metadata.name.clone().unwrap_or_default(), default)
         })
         .collect();
+    // By name: the store iterates in a hash map's order, and a condition message naming the
+    // BuildPlanes must not change (a status write and an Event) from one reconcile to the next.
+    marked.sort();
     let chosen = choose_plane(wanted, &marked).map_err(|e| match e {
         PlaneChoiceError::None => ReconcileError::BuildPlaneNotFound(ns.to_owned()),
         other => ReconcileError::BuildPlaneChoice(format!("namespace {ns}: {other}")),
