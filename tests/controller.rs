@@ -1946,4 +1946,16 @@ fn two_shards_split_the_builds_and_each_elects_on_its_own_lease() {
         "{unsharded}"
     );
     assert_eq!(argo.handled.lock().unwrap().len(), 2 * PER_SHARD);
+    // A selector the API server cannot parse stops the controller at start, saying so.
+    let o = bin()
+        .args(["controller", "--kubeconfig"])
+        .arg(kc)
+        .args(["--watch-label-selector", "key in (a"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("--watch-label-selector \"key in (a\""),
+        "{stderr}"
+    );
 }
