@@ -95,7 +95,16 @@ fn main() {
             .env_remove("KUBECONFIG");
         c
     };
-    sh(&mut run(&cp, &["apply", "--control-plane"]));
+    // The test API server (v1.20) predates policy/v1: no PodDisruptionBudget.
+    sh(&mut run(
+        &cp,
+        &[
+            "apply",
+            "--control-plane",
+            "--set",
+            "controller.podDisruptionBudget=false",
+        ],
+    ));
     sh(&mut run(&plane, &["apply", "--set", "buildNamespaces={}"]));
 
     let rt = tokio::runtime::Runtime::new().unwrap();

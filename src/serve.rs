@@ -1,5 +1,6 @@
 //! The health and metrics endpoint of the long-running commands (`sync`, `controller`):
-//! `/healthz` answers `ok` while the process runs, `/metrics` serves the registry in the
+//! `/healthz` answers `ok` while the process runs, `/readyz` `ok` once it can work (503
+//! before), `/metrics` serves the registry in the
 //! Prometheus text format. HTTP/1 only, no TLS: it is meant for a loopback or a pod port.
 
 use hyper::body::{Bytes, Incoming};
@@ -68,6 +69,9 @@ pub struct Metrics {
     pub reconciles_in_flight: Gauge,
     /// 1 while this process leads (reconciles), 0 while it stands by.
     pub leader: Gauge,
+    /// What `/readyz` answers: set once the process can do its work (the controller: its
+    /// caches listed, whether it leads or stands by).
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Metrics {
@@ -90,6 +94,7 @@ impl Default for Metrics {
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconciles_in_flight: Gauge::default(),
             leader: Gauge::default(),
+            ready: Default::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -395,6 +400,14 @@ async fn connection(
 fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Body> {
     let (status, content_type, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok".to_owned()),
+        "/readyz" if metrics.ready.load(std::sync::atomic::Ordering::Relaxed) => {
+            (StatusCode::OK, "text/plain; charset=utf-8", "ok".to_owned())
+        }
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "not ready".to_owned(),
+        ),
         "/metrics" => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",

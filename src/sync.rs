@@ -106,6 +106,10 @@ pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
     let kube = Kube::connect(&settings.client).await?;
     let emitter = Emitter::connect(settings.emit.clone()).await?;
     let metrics = Arc::new(Metrics::default());
+    // sync has no cache to fill: it can work as soon as it runs.
+    metrics
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let server = match settings.metrics_addr {
         Some(addr) => Some(serve::serve(addr, metrics.clone()).await?),
         None => None,

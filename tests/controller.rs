@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The values that leave out the PodDisruptionBudget, which needs Kubernetes 1.21.
+const NO_BUDGET: &str = "controller.podDisruptionBudget=false";
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_buildplane"));
@@ -64,9 +66,16 @@ fn start_controller(cp: &Path, extra: &[&str]) -> Running {
 }
 
 /// Installs the control plane's CRDs (and the controller's RBAC) with `apply --control-plane`.
+/// The test API server (v1.20) predates policy/v1: no PodDisruptionBudget.
 fn install_control_plane(cp: &Path) {
     let o = bin()
-        .args(["apply", "--control-plane", "--kubeconfig"])
+        .args([
+            "apply",
+            "--control-plane",
+            "--set",
+            NO_BUDGET,
+            "--kubeconfig",
+        ])
         .arg(cp)
         .output()
         .unwrap();
@@ -349,6 +358,23 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
         );
         assert_eq!(code, 200, "Workload in the control plane: {w}");
         assert_eq!(cluster::managers(&w), ["build-controller"]);
+        // What `kubectl get builds` prints: the CRD's columns over the status.
+        let (code, table) = cluster::get_table(
+            cpk,
+            &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/builds/{name}"),
+        );
+        assert_eq!(code, 200, "{table}");
+        let columns: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(columns, ["Name", "Phase", "Image", "Plane", "Age"]);
+        let cells = &table["rows"][0]["cells"];
+        assert_eq!(cells[1], "Succeeded", "{table}");
+        assert_eq!(cells[2], done["status"]["imageStatus"]["image"], "{table}");
+        assert_eq!(cells[3], "default", "{table}");
     }
     // Each organization's Workflows ran on its own plane only.
     assert_eq!(workflow_names(&plane1, &a).len(), 2);
@@ -366,6 +392,8 @@ fn builds_of_two_organizations_run_on_two_build_planes() {
     // The failed build ends BuildFailed and is not resubmitted: not when the Build is touched,
     // not when its Workflow is deleted (as Argo's TTL would).
     let failed = wait_for(cpk, &a, &broken, "BuildCompleted False BuildFailed", &c);
+    assert_eq!(failed["status"]["phase"], "Failed");
+    assert_eq!(failed["status"]["buildPlaneRef"]["name"], "default");
     assert!(
         !conditions(&failed)
             .iter()
@@ -1523,4 +1551,411 @@ fn a_build_no_node_can_take_says_so_until_a_node_can() {
         "a Build that cannot run is a warning"
     );
     assert_eq!(kind_of("BuildCompleted").unwrap().0, json!("Normal"));
+}
+
+/// The holder of Lease `default/<lease>` (`""` when none or no Lease yet).
+fn lease_holder(kc: &Path, lease: &str) -> String {
+    let (code, lease) = cluster::kubectl_like_get(
+        kc,
+        None,
+        &format!("/apis/coordination.k8s.io/v1/namespaces/default/leases/{lease}"),
+    );
+    if code != 200 {
+        return String::new();
+    }
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The process id in a holder identity (`<name>_<pid>_<start>`).
+fn holder_pid(holder: &str) -> Option<u32> {
+    holder.rsplit('_').nth(1)?.parse().ok()
+}
+
+/// Waits (bounded by `within`) until Lease `lease` is held by a process other than `not`;
+/// returns the holder and how long it took.
+fn wait_for_new_holder(kc: &Path, lease: &str, not: &str, within: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    loop {
+        let h = lease_holder(kc, lease);
+        if !h.is_empty() && h != not {
+            return (h, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < within,
+            "no new leader within {within:?} (holder {h:?})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends `sig` (`-KILL`, `-TERM`) to process `pid`.
+fn signal(sig: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// A number in `lo..hi`, different on each run.
+fn random_in(lo: usize, hi: usize) -> usize {
+    use std::hash::BuildHasher;
+    let r = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    lo + usize::try_from(r % (hi - lo) as u64).unwrap()
+}
+
+/// Builds of `org` whose status has WorkloadUpdated True.
+fn builds_done(kc: &Path, org: &str) -> usize {
+    let (code, list) = cluster::kubectl_like_get(kc, None, &builds_path(org));
+    assert_eq!(code, 200, "{list}");
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| conditions(b).iter().any(|c| c == DONE[3]))
+        .count()
+}
+
+/// Objects in a list response at `path`.
+fn count_at(kc: &Path, path: &str) -> usize {
+    let (code, list) = cluster::kubectl_like_get(kc, None, path);
+    assert_eq!(code, 200, "{list}");
+    list["items"].as_array().unwrap().len()
+}
+
+/// The Builds whose reconcile logged a submit, in all of `logs` (one entry per submit).
+fn submits(logs: &[String]) -> Vec<String> {
+    logs.iter()
+        .flat_map(|log| log.lines())
+        .filter(|l| l.contains("build_submitted"))
+        .map(|l| {
+            let build = l.split("build=").nth(1).unwrap_or("");
+            build.split('}').next().unwrap_or("").to_owned()
+        })
+        .collect()
+}
+
+/// Lease timing of the election tests (lease 4 s, renew deadline 3 s, retry 0.5 s) and the
+/// bounds on the time without a leader the README documents: after a crash, the lease duration
+/// and two retry periods (the last renewal is seen up to one retry late, and the expiry noticed
+/// up to one retry late), plus slack for the requests on a loaded machine; after SIGTERM, one
+/// retry period after the leader stopped its reconciles and released the Lease, plus slack.
+const ELECTION: [&str; 9] = [
+    "--enable-leader-election",
+    "--leader-election-namespace",
+    "default",
+    "--leader-election-lease-duration",
+    "4s",
+    "--leader-election-renew-deadline",
+    "3s",
+    "--leader-election-retry-period",
+    "500ms",
+];
+const ELECTION_BOUND_KILL: Duration = Duration::from_millis(4000 + 2 * 500 + 1500);
+const ELECTION_BOUND_TERM: Duration = Duration::from_millis(500 + 2000);
+
+/// Three controller replicas (as a Deployment runs them: a stopped one is replaced) elect a
+/// leader on one Lease; 200 Builds of two organizations on two build planes are in flight when
+/// the leader is SIGKILLed at a random moment, and the next two leaders are SIGTERMed. Every
+/// Build ends with its Workload, each has exactly one Workflow played once, no Build was ever
+/// submitted twice (every process logs each submit), and the leaderless gaps stay under the
+/// documented bounds. Before leader election, three replicas all reconciled: every Build was
+/// submitted by each of them.
+#[test]
+fn three_replicas_elect_one_leader_and_fail_over_without_a_second_submit() {
+    const PER_ORG: usize = 100;
+    let plane1 = cluster::with_argo();
+    let cp = cluster::start_private();
+    let kc = &cp.kubeconfig;
+    install_control_plane(kc);
+    // The control plane's API server is the second build plane.
+    cluster::install_argo(kc);
+    let orgs = [
+        organization_on(kc, &plane1, "org-ha1", cluster::ADMIN),
+        organization_on(kc, kc, "org-ha2", cluster::ADMIN),
+    ];
+    let planes: [&Path; 2] = [&plane1, kc];
+    let step = argo::Script::succeed().slow(Duration::from_millis(500));
+    let argos: Vec<argo::Argo> = (0..2)
+        .map(|i| {
+            let step = step.clone();
+            argo::start(
+                planes[i],
+                &[&format!("openchoreo-ci-{}", orgs[i])],
+                move |_| Some(step.clone()),
+            )
+        })
+        .collect();
+    let lease = "buildplane-controller";
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", cluster::free_port()))
+        .collect();
+    let mut cs: Vec<Running> = addrs
+        .iter()
+        .map(|addr| {
+            let mut flags = ELECTION.to_vec();
+            flags.extend(["--metrics-addr", addr]);
+            start_controller(kc, &flags)
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut holder, _) = wait_for_new_holder(kc, lease, "", Duration::from_secs(30));
+    eprintln!("first leader after {:?}", started.elapsed());
+    // Every replica is ready (its caches listed), the leader and the standbys alike; one leads.
+    let get = |url: String| -> (String, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "-w", "\n%{http_code}", &url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (code.to_owned(), body.to_owned())
+    };
+    let waiting = Instant::now();
+    while addrs
+        .iter()
+        .any(|a| get(format!("http://{a}/readyz")).0 != "200")
+    {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "a replica never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let leading: Vec<bool> = addrs
+        .iter()
+        .map(|a| {
+            let metrics = get(format!("http://{a}/metrics")).1;
+            metrics.lines().any(|l| l == "buildplane_leader 1")
+        })
+        .collect();
+    assert_eq!(leading.iter().filter(|l| **l).count(), 1, "{leading:?}");
+    let names: Vec<Vec<String>> = (0..2)
+        .map(|_| (0..PER_ORG).map(|i| format!("svc-{i}")).collect())
+        .collect();
+    let workflows = || -> usize {
+        (0..2)
+            .map(|i| workflow_names(planes[i], &orgs[i]).len())
+            .sum()
+    };
+    let mut gaps = Vec::new();
+    std::thread::scope(|s| {
+        // The Builds are created four at a time while the leaders are stopped.
+        for (org, names) in orgs.iter().zip(&names) {
+            for chunk in names.chunks(PER_ORG / 2) {
+                s.spawn(move || {
+                    for name in chunk {
+                        build_named(kc, org, name, name, "main");
+                    }
+                });
+            }
+        }
+        // A random moment while Builds are in flight: after 1 to 120 Workflows were submitted.
+        let moment = random_in(1, 120);
+        let waiting = Instant::now();
+        while workflows() < moment {
+            assert!(waiting.elapsed() < Duration::from_secs(60), "no Workflows");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (round, sig) in ["-KILL", "-TERM", "-TERM"].into_iter().enumerate() {
+            let pid = holder_pid(&holder).unwrap();
+            assert!(cs.iter().any(|c| c.child.id() == pid), "{holder}: not ours");
+            signal(sig, pid);
+            let (next, gap) = wait_for_new_holder(kc, lease, &holder, Duration::from_secs(30));
+            let done: usize = orgs.iter().map(|o| builds_done(kc, o)).sum();
+            eprintln!(
+                "round {round}: {sig} the leader; a new leader after {gap:?}, with {} Workflows submitted and {done} Builds done",
+                workflows()
+            );
+            gaps.push((sig, gap));
+            // The Deployment replaces the stopped replica.
+            cs.push(start_controller(kc, &ELECTION));
+            holder = next;
+            std::thread::sleep(Duration::from_millis(random_in(100, 1000) as u64));
+        }
+    });
+    let last = cs
+        .iter()
+        .find(|c| Some(c.child.id()) == holder_pid(&holder))
+        .expect("the last leader is ours");
+    let waiting = Instant::now();
+    loop {
+        let done: usize = orgs.iter().map(|o| builds_done(kc, o)).sum();
+        if done == 2 * PER_ORG {
+            break;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(240),
+            "{done} of {} Builds done\n{}",
+            2 * PER_ORG,
+            last.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "all {} Builds done after {:?}",
+        2 * PER_ORG,
+        started.elapsed()
+    );
+    for i in 0..2 {
+        let (org, ns) = (&orgs[i], format!("openchoreo-ci-{}", orgs[i]));
+        // One Workflow per Build, each played once by the stand-in (never replaced).
+        assert_eq!(workflow_names(planes[i], org).len(), PER_ORG);
+        let handled = argos[i].handled.lock().unwrap().clone();
+        let unique: std::collections::BTreeSet<&String> = handled.iter().collect();
+        assert_eq!(
+            (handled.len(), unique.len()),
+            (PER_ORG, PER_ORG),
+            "{ns}: {handled:?}"
+        );
+        assert!(
+            argos[i].errors.lock().unwrap().is_empty(),
+            "{:?}",
+            argos[i].errors
+        );
+        // Each Build's Workload was applied.
+        let workloads = format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads");
+        assert_eq!(count_at(kc, &workloads), PER_ORG);
+        for name in &names[i] {
+            let b = get_build(kc, org, name);
+            assert_eq!(b["status"]["workloadRef"]["name"], json!(name), "{b}");
+        }
+    }
+    // No Build submitted twice, across every process's log.
+    let logs: Vec<String> = cs.iter().map(Running::log).collect();
+    let all = submits(&logs);
+    let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "a Build was submitted twice: {all:?}"
+    );
+    // A leader killed between a submit and its log line leaves that submit unlogged.
+    assert!(all.len() <= 2 * PER_ORG, "{all:?}");
+    for (sig, gap) in gaps {
+        let bound = match sig {
+            "-KILL" => ELECTION_BOUND_KILL,
+            _ => ELECTION_BOUND_TERM,
+        };
+        assert!(
+            gap < bound,
+            "no leader for {gap:?} after {sig} (bound {bound:?})"
+        );
+    }
+}
+
+/// A Build `name` of component `name` in `org`, labelled into `shard`.
+fn build_in_shard(kc: &Path, org: &str, name: &str, shard: &str) {
+    post(
+        kc,
+        &builds_path(org),
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": name, "labels": {SHARD_LABEL: shard}},
+            "spec": {"owner": {"projectName": "shop", "componentName": name},
+                "repository": {"url": "https://git.example.com/shop.git",
+                    "revision": {"branch": "main"}, "appPath": format!("/{name}")},
+                "templateRef": {"name": "google-cloud-buildpacks"}}}),
+    );
+}
+
+const SHARD_LABEL: &str = "sharding.buildplane.openchoreo.dev/key";
+
+/// Two shards, Flux-style: each controller watches the Builds and BuildPlanes labelled with
+/// its shard and elects its leader on a Lease of its own. Each builds its own organization's
+/// Builds and never reconciles the other's; a Build of neither shard is touched by neither.
+#[test]
+fn two_shards_split_the_builds_and_each_elects_on_its_own_lease() {
+    const PER_SHARD: usize = 10;
+    let cp = cluster::start_private();
+    let kc = &cp.kubeconfig;
+    install_control_plane(kc);
+    cluster::install_argo(kc);
+    let orgs: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|shard| {
+            let org = organization_on(kc, kc, &format!("org-shard-{shard}"), cluster::ADMIN);
+            merge(
+                kc,
+                &format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/buildplanes/default"),
+                json!({"metadata": {"labels": {SHARD_LABEL: shard}}}),
+            );
+            org
+        })
+        .collect();
+    let namespaces: Vec<String> = orgs.iter().map(|o| format!("openchoreo-ci-{o}")).collect();
+    let ns_refs: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+    let argo = argo::start(kc, &ns_refs, |_| Some(argo::Script::succeed()));
+    let selector = |shard: &str| format!("{SHARD_LABEL}={shard}");
+    let shards: Vec<Running> = ["a", "b"]
+        .iter()
+        .map(|shard| {
+            let s = selector(shard);
+            let mut flags: Vec<&str> = ELECTION.to_vec();
+            flags.extend(["--watch-label-selector", &s]);
+            start_controller(kc, &flags)
+        })
+        .collect();
+    for (org, shard) in orgs.iter().zip(["a", "b"]) {
+        for i in 0..PER_SHARD {
+            build_in_shard(kc, org, &format!("svc-{i}"), shard);
+        }
+    }
+    // A Build of org a in no shard: neither controller watches it.
+    build_named(kc, &orgs[0], "unsharded", "unsharded", "main");
+    for (i, org) in orgs.iter().enumerate() {
+        for n in 0..PER_SHARD {
+            wait_for(kc, org, &format!("svc-{n}"), DONE[3], &shards[i]);
+        }
+    }
+    // Each shard's Lease is its own, held by its controller.
+    for (c, shard) in shards.iter().zip(["a", "b"]) {
+        let lease = buildplane::core::control_plane::lease_name(Some(&selector(shard)));
+        let holder = lease_holder(kc, &lease);
+        assert_eq!(
+            holder_pid(&holder),
+            Some(c.child.id()),
+            "{lease}: {holder:?}"
+        );
+    }
+    // Each controller reconciled its own organization's Builds only.
+    for (i, c) in shards.iter().enumerate() {
+        let log = c.log();
+        let touched: std::collections::BTreeSet<&str> = log
+            .lines()
+            .filter_map(|l| l.split("reconcile{build=").nth(1))
+            .filter_map(|rest| rest.split('/').next())
+            .collect();
+        assert_eq!(
+            touched,
+            std::collections::BTreeSet::from([orgs[i].as_str()]),
+            "{log}"
+        );
+        assert_eq!(
+            submits(std::slice::from_ref(&log)).len(),
+            PER_SHARD,
+            "{log}"
+        );
+    }
+    let unsharded = get_build(kc, &orgs[0], "unsharded");
+    assert!(unsharded.get("status").is_none(), "{unsharded}");
+    assert!(
+        unsharded["metadata"].get("finalizers").is_none(),
+        "{unsharded}"
+    );
+    assert_eq!(argo.handled.lock().unwrap().len(), 2 * PER_SHARD);
+    // A selector the API server cannot parse stops the controller at start, saying so.
+    let o = bin()
+        .args(["controller", "--kubeconfig"])
+        .arg(kc)
+        .args(["--watch-label-selector", "key in (a"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("--watch-label-selector \"key in (a\""),
+        "{stderr}"
+    );
 }

@@ -76,9 +76,7 @@ impl RenderInputs {
             install: self.install,
             default_namespace: Some(self.organization()?.to_owned()),
             control_plane: self.control_plane.then(|| {
-                crate::core::control_plane::ControlPlaneSettings {
-                    image: self.controller_image.clone(),
-                }
+                crate::core::control_plane::ControlPlaneSettings::new(self.controller_image.clone())
             }),
             strict: self.strict,
             templates_dir: self.templates.clone(),

@@ -33,6 +33,8 @@ pub struct Memory<P> {
     failures: HashMap<Key, (String, u32)>,
     /// When a deleted Build's build object was first seen asked to stop.
     stopping: HashMap<Key, Instant>,
+    /// The leadership term all of this was learnt in.
+    term: u64,
 }
 
 impl<P> Default for Memory<P> {
@@ -43,11 +45,23 @@ impl<P> Default for Memory<P> {
             written: HashMap::new(),
             failures: HashMap::new(),
             stopping: HashMap::new(),
+            term: 0,
         }
     }
 }
 
 impl<P: Clone> Memory<P> {
+    /// Leading in `term`: what an earlier term remembered is dropped (another leader may have
+    /// written statuses and build objects since).
+    pub fn begin_term(&mut self, term: u64) {
+        if self.term != term {
+            *self = Memory {
+                term,
+                ..Memory::default()
+            };
+        }
+    }
+
     /// The plane remembered for Builds of `ns` naming BuildPlane `wanted` (or none).
     pub fn plane_of_namespace(&self, ns: &str, wanted: Option<&str>) -> Option<P> {
         self.by_namespace
@@ -95,6 +109,7 @@ impl<P: Clone> Memory<P> {
         let caught_up = written.image == observed.image
             && written.spec_hash == observed.spec_hash
             && written.workload == observed.workload
+            && written.plane == observed.plane
             && written.conditions.iter().all(|w| {
                 conditions::find_condition(&observed.conditions, &w.type_)
                     .is_some_and(|o| o.status == w.status && o.reason == w.reason)
@@ -174,7 +189,7 @@ mod tests {
             conditions,
             image: image.into(),
             spec_hash: Some("s".into()),
-            workload: None,
+            ..Status::default()
         }
     }
 
@@ -216,6 +231,19 @@ mod tests {
         assert_eq!(m.current_status("ns", "b", written.clone()), written);
         assert!(m.is_empty());
         assert_eq!(m.current_status("ns", "b", old.clone()), old);
+    }
+
+    #[test]
+    fn a_new_leadership_term_starts_from_nothing() {
+        let mut m = Memory::<u8>::default();
+        m.begin_term(1);
+        m.remember_written("ns", "b", status(vec![], "i"));
+        m.remember_plane("ns", None, 7);
+        m.begin_term(1);
+        assert_eq!(m.len(), 1, "the same term keeps what it learnt");
+        m.begin_term(2);
+        assert!(m.is_empty());
+        assert_eq!(m.plane_of_namespace("ns", None), None);
     }
 
     #[test]

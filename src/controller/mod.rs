@@ -5,6 +5,7 @@
 //! engine, harvest and emit code as the CLI; `cleanup.rs` runs a deleted Build's finalizer.
 
 pub mod cleanup;
+pub mod leader;
 pub mod memory;
 pub mod planes;
 pub mod reconcile;
@@ -21,6 +22,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::watcher;
+use leader::{Leadership, Stopping};
 use memory::Memory;
 use planes::{Plane, Planes};
 use reconcile::ReconcileError;
@@ -39,6 +41,10 @@ pub struct ControllerSettings {
     pub kubeconfig_policy: KubeconfigPolicy,
     /// A BuildPlane may name a Secret in another namespace (`--allow-cross-namespace-refs`).
     pub allow_cross_namespace_refs: bool,
+    /// Leader election (`--enable-leader-election`); without it this process always leads.
+    pub election: Option<leader::ElectionSettings>,
+    /// Only Builds and BuildPlanes with matching labels (`--watch-label-selector`): a shard.
+    pub watch_label_selector: Option<String>,
 }
 
 /// The controller could not start.
@@ -52,6 +58,9 @@ pub enum ControllerError {
         "the control plane serves no {0} (openchoreo.dev/v1alpha1): install it with `buildplane apply --control-plane`"
     )]
     NoCrd(&'static str),
+    /// The API server refused `--watch-label-selector`.
+    #[error("--watch-label-selector {selector:?}: {message}")]
+    LabelSelector { selector: String, message: String },
 }
 
 /// Shared by every reconcile.
@@ -68,7 +77,11 @@ pub struct Ctx {
     pub recorder: Recorder,
     /// Every BuildPlane, kept current by the controller's watch of them (no LIST per build).
     pub buildplane_store: Store<DynamicObject>,
-    /// What is remembered of each Build between reconciles.
+    /// True once that watch listed the BuildPlanes (see [`mark_listed`]).
+    pub buildplanes_listed: tokio::sync::watch::Receiver<bool>,
+    /// Whether this process leads: only the leader reconciles (standbys keep their caches).
+    pub leading: tokio::sync::watch::Receiver<Leadership>,
+    /// What is remembered of each Build between reconciles, in this leadership term.
     memory: Mutex<Memory<Arc<Plane>>>,
 }
 
@@ -76,9 +89,15 @@ pub struct Ctx {
 const MAX_NOTE: usize = 1024;
 
 impl Ctx {
-    /// The per-Build memory (a poisoned lock still holds consistent plain data).
+    /// The per-Build memory (a poisoned lock still holds consistent plain data). What an
+    /// earlier leadership term remembered is dropped first: another leader may have moved the
+    /// Builds on since.
     pub fn memory(&self) -> MutexGuard<'_, Memory<Arc<Plane>>> {
-        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        if let Leadership::Leading(term) = *self.leading.borrow() {
+            memory.begin_term(term);
+        }
+        memory
     }
 
     /// Logs `note` and publishes it as an Event on Build `obj`, action `Cleanup`. An Event
@@ -153,7 +172,41 @@ fn error_policy(obj: Arc<DynamicObject>, e: &ReconcileError, ctx: Arc<Ctx>) -> A
     Action::requeue(ctx.memory().failed(ns, name, &reason))
 }
 
-/// Runs until `shutdown` completes; in-flight reconciles finish first.
+/// Turns `listed` true at a watch's first `InitDone` (its first complete listing). Every wait
+/// for a first listing goes through such a flag: kube-runtime's `Store::wait_until_ready`
+/// wakes only the last of several waiters (its `DelayedInit` polls a oneshot receiver, which
+/// keeps one waker), so a second waiter on a store could hang, or steal the Controller's own.
+pub(crate) fn mark_listed<K>(
+    listed: tokio::sync::watch::Sender<bool>,
+) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            listed.send_replace(true);
+        }
+    }
+}
+
+/// One LIST of at most one Build with `selector`: a selector the API server cannot parse is
+/// an error at start, not a watch that fails forever.
+async fn check_selector(
+    cp: &Kube,
+    builds: &ApiResource,
+    selector: &str,
+) -> Result<(), ControllerError> {
+    let api = Api::<DynamicObject>::all_with(cp.client().clone(), builds);
+    let params = kube::api::ListParams::default().labels(selector).limit(1);
+    match api.list_metadata(&params).await {
+        Err(kube::Error::Api(s)) if s.code == 400 => Err(ControllerError::LabelSelector {
+            selector: selector.to_owned(),
+            message: s.message,
+        }),
+        // Anything else is the watch's to retry.
+        _ => Ok(()),
+    }
+}
+
+/// Runs until `shutdown` completes; in-flight reconciles finish first (a leader elected on a
+/// Lease stops them at their next request, then releases the Lease).
 pub async fn run(
     settings: ControllerSettings,
     metrics: Arc<Metrics>,
@@ -171,11 +224,45 @@ pub async fn run(
     }
     let builds = openchoreo("Build", "builds");
     let buildplanes = openchoreo("BuildPlane", "buildplanes");
-    // One process, no election: it leads from the start.
-    metrics.leader.set(1);
+    // Both watches see the shard's objects only.
+    let watched = match &settings.watch_label_selector {
+        Some(selector) => {
+            check_selector(&cp, &builds, selector).await?;
+            watcher::Config::default().labels(selector)
+        }
+        None => watcher::Config::default(),
+    };
+    // Without an election this process leads from the start, in one term.
+    let (leading_tx, leading_rx) = tokio::sync::watch::channel(match settings.election {
+        None => Leadership::Leading(1),
+        Some(_) => Leadership::Standby,
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stopping::No);
+    let elector = match settings.election.clone() {
+        Some(e) => {
+            tokio::spawn(leader::Elector::new(cp.client().clone(), e).run(leading_tx, stop_rx))
+        }
+        // Kept until the end (a closed channel would read as a lost lead): without an election
+        // the reconciles in flight finish.
+        None => tokio::spawn(async move {
+            let mut stop = stop_rx;
+            let _ = stop.wait_for(|s| *s == Stopping::Release).await;
+            drop(leading_tx);
+        }),
+    };
+    // SIGTERM: a leader steps down at once (its reconciles in flight stop, as at a lost lead),
+    // and the Controller's graceful shutdown waits for them.
+    let stop_tx = Arc::new(stop_tx);
+    let step_down = stop_tx.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = step_down.send(Stopping::StepDown);
+    };
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<(String, String)>();
     let bp_writer = reflector::store::Writer::<DynamicObject>::new(buildplanes.clone());
     let bp_reader = bp_writer.as_reader();
+    let (builds_listed_tx, builds_listed) = tokio::sync::watch::channel(false);
+    let (planes_listed_tx, planes_listed) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Ctx {
         control_plane: cp.clone(),
         builds: builds.clone(),
@@ -196,14 +283,51 @@ pub async fn run(
             },
         ),
         buildplane_store: bp_reader,
+        buildplanes_listed: planes_listed.clone(),
+        leading: leading_rx.clone(),
         memory: Default::default(),
     });
-    let controller = Controller::new_with(
-        Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
-        watcher::Config::default(),
-        builds.clone(),
-    );
-    let store = controller.store();
+    // Taking the lead: every Build is reconciled once (a standby's reconciles did nothing).
+    let lead_metrics = ctx.metrics.clone();
+    let took_lead = futures::stream::unfold(leading_rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let now = *rx.borrow_and_update();
+        Some((now, rx))
+    })
+    .filter_map(move |now| {
+        let leading = matches!(now, Leadership::Leading(_));
+        lead_metrics.leader.set(i64::from(leading));
+        std::future::ready(leading.then_some(()))
+    });
+    ctx.metrics.leader.set(i64::from(matches!(
+        *ctx.leading.borrow(),
+        Leadership::Leading(_)
+    )));
+    // The Builds' reflector is ours (not `Controller::new_with`'s), to see its first listing.
+    let build_writer = reflector::store::Writer::<DynamicObject>::new(builds.clone());
+    let store = build_writer.as_reader();
+    let build_events = reflector(
+        build_writer,
+        watcher(
+            Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
+            watched.clone(),
+        ),
+    )
+    .inspect(mark_listed(builds_listed_tx))
+    .applied_objects();
+    let controller = Controller::for_stream_with(build_events, store.clone(), builds.clone());
+    // Ready (`/readyz`) once Builds and BuildPlanes are listed, leading or standing by.
+    let ready_metrics = ctx.metrics.clone();
+    let (mut builds_listed, mut planes_listed) = (builds_listed, planes_listed);
+    tokio::spawn(async move {
+        if builds_listed.wait_for(|l| *l).await.is_ok()
+            && planes_listed.wait_for(|l| *l).await.is_ok()
+        {
+            ready_metrics
+                .ready
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
     let (b1, b2) = (builds.clone(), builds.clone());
     let plane_ctx = ctx.clone();
     let triggers =
@@ -215,9 +339,10 @@ pub async fn run(
                 bp_writer,
                 watcher(
                     Api::<DynamicObject>::all_with(cp.client().clone(), &buildplanes),
-                    watcher::Config::default(),
+                    watched,
                 ),
             )
+            .inspect(mark_listed(planes_listed_tx))
             .applied_objects(),
             move |bp| {
                 let ns = bp.metadata.namespace.clone().unwrap_or_default();
@@ -233,6 +358,7 @@ pub async fn run(
             buildplanes.clone(),
         )
         .reconcile_on(triggers)
+        .reconcile_all_on(took_lead)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx.clone())
         .for_each(|r| async move {
@@ -241,6 +367,9 @@ pub async fn run(
             }
         })
         .await;
+    // No reconcile runs any more: the Lease goes, for a standby to take at its next try.
+    let _ = stop_tx.send(Stopping::Release);
+    let _ = elector.await;
     let (plane_requests, plane_writes) = ctx.planes.counts().await;
     tracing::info!(
         event = "shutdown",

@@ -35,6 +35,8 @@ pub struct Plane {
     pub workflows: Store<DynamicObject>,
     /// Organizations whose prerequisites (namespace, RBAC) this client has applied.
     pub prepared: tokio::sync::Mutex<HashSet<String>>,
+    /// True once the watch listed the Workflows (`super::mark_listed`).
+    listed: tokio::sync::watch::Receiver<bool>,
     watch: tokio::task::JoinHandle<()>,
 }
 
@@ -52,6 +54,12 @@ impl Plane {
     pub fn cached_workflow(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
         self.workflows
             .get(&ObjectRef::new_with(name, workflow_resource()).within(namespace))
+    }
+
+    /// Whether the watch has listed the plane's Workflows once: before that, a Workflow the
+    /// store lacks may well exist (just after a start or a change of leader).
+    pub fn listed(&self) -> bool {
+        *self.listed.borrow()
     }
 }
 
@@ -138,8 +146,11 @@ impl Planes {
         let config = lifecycle::watch::watcher_config(&engine::DEFAULT.build_kind());
         let trigger = self.trigger.clone();
         let plane = key.to_owned();
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
         let watch = tokio::spawn(async move {
-            let events = reflector::reflector(writer, watcher(api, config)).default_backoff();
+            let events = reflector::reflector(writer, watcher(api, config))
+                .inspect(super::mark_listed(listed_tx))
+                .default_backoff();
             let mut objects = events.touched_objects().boxed();
             while let Some(next) = objects.next().await {
                 match next {
@@ -166,6 +177,7 @@ impl Planes {
             secret_version: secret_version.to_owned(),
             workflows: store,
             prepared: Default::default(),
+            listed,
             watch,
         }
     }

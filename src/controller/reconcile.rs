@@ -9,6 +9,7 @@
 
 use super::Ctx;
 use super::cleanup;
+use super::leader::Leadership;
 use super::planes::{BUILD_ANNOTATION, Plane};
 use crate::core::buildplane::{
     BuildPlaneSpec, ClusterForm, ClusterRef, DEFAULT_PLANE_ANNOTATION, InlineAuth, KUBECONFIG_KEY,
@@ -157,7 +158,7 @@ impl ReconcileError {
 }
 
 /// What the reconcile found out, to be written into the status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
     pub conditions: Vec<Condition>,
     pub image: String,
@@ -165,6 +166,10 @@ pub struct Status {
     pub spec_hash: Option<String>,
     /// The Workload this Build applied last (`status.workloadRef.name`).
     pub workload: Option<String>,
+    /// The BuildPlane the build runs on (`status.buildPlaneRef.name`).
+    pub plane: Option<String>,
+    /// `status.phase`: always `conditions::phase_word` of the conditions once written.
+    pub phase: String,
 }
 
 fn now() -> String {
@@ -182,19 +187,34 @@ pub(super) fn parse_status(obj: &Value) -> Status {
         image: text("/status/imageStatus/image").unwrap_or("").to_owned(),
         spec_hash: text("/status/specHash").map(str::to_owned),
         workload: text("/status/workloadRef/name").map(str::to_owned),
+        plane: text("/status/buildPlaneRef/name").map(str::to_owned),
+        phase: text("/status/phase").unwrap_or("").to_owned(),
     }
 }
 
 /// Reconciles one Build in a span naming it; the status is written once at the end, only when
 /// it changed.
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    // A standby does nothing; on taking the lead it reconciles every Build.
+    let Leadership::Leading(term) = *ctx.leading.borrow() else {
+        return Ok(Action::await_change());
+    };
     let ns = obj.metadata.namespace.clone().unwrap_or_default();
     let name = obj.metadata.name.clone().unwrap_or_default();
     let span = tracing::info_span!("reconcile", build = %format!("{ns}/{name}"));
     let _timed = Timed::start(&ctx.metrics);
-    reconcile_build(obj, ctx.clone(), ns, name)
-        .instrument(span)
-        .await
+    let work = reconcile_build(obj, ctx.clone(), ns, name).instrument(span.clone());
+    // Losing the lead stops the reconcile at its next await, as a crash would: the next leader
+    // starts over from the cluster's state.
+    let mut leading = ctx.leading.clone();
+    tokio::select! {
+        biased;
+        Ok(_) = leading.wait_for(|l| *l != Leadership::Leading(term)) => {
+            span.in_scope(|| tracing::info!("no longer leading: reconcile stopped"));
+            Ok(Action::await_change())
+        }
+        r = work => r,
+    }
 }
 
 /// One reconcile in `reconciles_in_flight` and, when it ends (finished or dropped at
@@ -262,6 +282,7 @@ async fn reconcile_build(
     {
         set(&mut status, c);
     }
+    status.phase = conditions::phase_word(&status.conditions).to_owned();
     if status != before {
         write_status(&ctx, &ns, &name, &status).await?;
         publish_transitions(&ctx, &obj, &before, &status);
@@ -348,6 +369,10 @@ async fn write_status(ctx: &Ctx, ns: &str, name: &str, s: &Status) -> Result<(),
     if let Some(w) = &s.workload {
         body["status"]["workloadRef"] = json!({"name": w});
     }
+    if let Some(p) = &s.plane {
+        body["status"]["buildPlaneRef"] = json!({"name": p});
+    }
+    body["status"]["phase"] = json!(s.phase);
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
         .await
         .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
@@ -456,6 +481,8 @@ async fn progress(
         .and_then(|l| l.get(crate::core::buildplane::BUILD_PLANE_LABEL))
         .and_then(Value::as_str);
     let plane = plane_for(ctx, ns, wanted, recorded_hash.is_none()).await?;
+    let plane_name = plane.key.rsplit_once('/').map_or(&*plane.key, |(_, n)| n);
+    status.plane = Some(plane_name.to_owned());
     let awaiting = ctx.memory().awaiting(ns, name);
     // What the plane's watch holds now; nothing waits for its first listing (a submitted build
     // the store does not hold is read from the plane below, and submitting is an idempotent
@@ -475,6 +502,10 @@ async fn progress(
         None if awaiting.is_some() => return Ok(Action::await_change()),
         // Not in the watch cache although submitted: a lagging cache must not end a build.
         None if recorded_hash.is_some() => get_build_object(&plane, &object).await?,
+        // Nor may a cache that has not listed yet make a new leader (or a restarted controller)
+        // submit again what its predecessor submitted just before it stopped. A read that
+        // fails tells nothing: the submit's own requests then say what is wrong.
+        None if !plane.listed() => get_build_object(&plane, &object).await.unwrap_or(None),
         None => None,
     };
     let decision = plan::decide_build(
@@ -638,8 +669,9 @@ pub(super) async fn plane_for(
     }
     // From the controller's watch of BuildPlanes: a BuildPlane it does not hold yet triggers
     // this namespace's Builds when it arrives. Until its first listing nothing is decided.
-    let listed = tokio::time::timeout(LISTED_WITHIN, ctx.buildplane_store.wait_until_ready());
-    if !matches!(listed.await, Ok(Ok(()))) {
+    let mut listed = ctx.buildplanes_listed.clone();
+    let listed = tokio::time::timeout(LISTED_WITHIN, listed.wait_for(|l| *l));
+    if !matches!(listed.await, Ok(Ok(_))) {
         return Err(ReconcileError::ControlPlane(format!(
             "BuildPlanes not listed within {}s",
             LISTED_WITHIN.as_secs()
@@ -651,8 +683,6 @@ pub(super) async fn plane_for(
         .into_iter()
         .filter(|bp| bp.metadata.namespace.as_deref() == Some(ns))
         .collect();
-    // Sorted: the store's order is its hash map's, and a message must not change between
-    // reconciles (each change would be a new status write and Event).
     let mut marked: Vec<(String, bool)> = items
         .iter()
         .map(|bp| {
@@ -665,6 +695,8 @@ pub(super) async fn plane_for(
             (bp.metadata.name.clone().unwrap_or_default(), default)
         })
         .collect();
+    // By name: the store iterates in a hash map's order, and a condition message naming the
+    // BuildPlanes must not change (a status write and an Event) from one reconcile to the next.
     marked.sort();
     let chosen = choose_plane(wanted, &marked).map_err(|e| match e {
         PlaneChoiceError::None => ReconcileError::BuildPlaneNotFound(ns.to_owned()),
@@ -934,6 +966,7 @@ async fn submit(
     let spec_hash = engine::spec_hash_of(&wf.object).unwrap_or_default();
     ctx.memory().expect_build_object(ns, name, spec_hash);
     ctx.metrics.builds_started.inc();
+    tracing::info!(event = "build_submitted", object = %wf.id, "build submitted");
     Ok(())
 }
 
@@ -1054,9 +1087,8 @@ mod tests {
     fn status(spec_hash: Option<&str>, conditions: Vec<Condition>) -> Status {
         Status {
             conditions,
-            image: String::new(),
             spec_hash: spec_hash.map(str::to_owned),
-            workload: None,
+            ..Status::default()
         }
     }
 

@@ -299,6 +299,19 @@ pub struct BuildStatus {
     /// may delete, and what keeps another Build's deletion from deleting it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload_ref: Option<WorkloadRef>,
+    /// One word for `kubectl get builds` (Pending, Running, Succeeded, Failed), read from the
+    /// conditions (`conditions::phase_word`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The BuildPlane (in the Build's namespace) the build runs on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_plane_ref: Option<BuildPlaneRef>,
+}
+
+/// A BuildPlane in the Build's namespace, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BuildPlaneRef {
+    pub name: String,
 }
 
 /// A Workload in the Build's namespace, by name.

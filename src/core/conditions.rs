@@ -280,6 +280,27 @@ pub fn conditions_for(
     out
 }
 
+/// `status.phase`, the one word `kubectl get builds` shows, read from the conditions:
+/// `Succeeded` once the Workload was applied, `Failed` when the build or its Workload failed,
+/// `Running` from the submit until then, `Pending` before it (also while a submit is refused
+/// and retried, and while no node can take a step: the conditions say why).
+pub fn phase_word(list: &[Condition]) -> &'static str {
+    let get = |type_| find_condition(list, type_);
+    match (
+        get(TYPE_WORKLOAD_UPDATED),
+        get(TYPE_BUILD_COMPLETED),
+        get(TYPE_BUILD_TRIGGERED),
+    ) {
+        (Some(w), _, _) if w.is_true() => "Succeeded",
+        (Some(_), _, _) => "Failed",
+        (None, Some(c), _) if c.reason == REASON_BUILD_FAILED => "Failed",
+        (None, Some(c), _) if c.reason == REASON_BUILD_UNSCHEDULABLE => "Pending",
+        (None, Some(_), _) => "Running",
+        (None, None, Some(t)) if t.is_true() => "Running",
+        _ => "Pending",
+    }
+}
+
 /// The condition of type `type_`, if present.
 pub fn find_condition<'a>(list: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     list.iter().find(|c| c.type_ == type_)
@@ -326,6 +347,40 @@ pub fn set_condition(list: &mut Vec<Condition>, new: Condition, now: &str) -> bo
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_phase_word_follows_the_timeline() {
+        let g = None;
+        let u = crate::core::progress::Unschedulable {
+            step: "build-step".into(),
+            reason: String::new(),
+        };
+        let refused = Condition::new(TYPE_BUILD_TRIGGERED, false, "NoBuildPlane", "none", g);
+        let owned = Condition::workload_owned_elsewhere(g, "x");
+        let timeline: [(Vec<Condition>, &str); 8] = [
+            (vec![], "Pending"),
+            (vec![Condition::build_initiated(g), refused], "Pending"),
+            (
+                vec![Condition::build_initiated(g), Condition::build_triggered(g)],
+                "Running",
+            ),
+            (vec![Condition::build_unschedulable(g, &u)], "Pending"),
+            (vec![Condition::build_in_progress(g)], "Running"),
+            (vec![Condition::build_completed(g)], "Running"),
+            (
+                vec![
+                    Condition::build_completed(g),
+                    Condition::workload_updated(g),
+                ],
+                "Succeeded",
+            ),
+            (vec![Condition::build_completed(g), owned], "Failed"),
+        ];
+        for (list, word) in timeline {
+            assert_eq!(phase_word(&list), word, "{list:?}");
+        }
+        assert_eq!(phase_word(&[Condition::build_failed(g)]), "Failed");
+    }
 
     fn triples(list: &[Condition]) -> Vec<(&str, &str, &str, &str)> {
         list.iter()

@@ -39,9 +39,20 @@ pub const BUILD_CRD_PATH: &str = "charts/control-plane/crds/builds.openchoreo.de
 pub const BUILDPLANE_CRD_PATH: &str = "charts/control-plane/crds/buildplanes.openchoreo.dev.yaml";
 
 /// A namespaced `openchoreo.dev/v1alpha1` CRD with a status subresource, as upstream's (no short
-/// names, no printer columns). Loads on Kubernetes 1.20 (no CEL).
+/// names), with printer `columns` when not empty. Loads on Kubernetes 1.20 (no CEL).
 fn crd(kind: &str, plural: &str, description: &str, spec: Value, status: Value) -> Value {
-    json!({
+    crd_with_columns(kind, plural, description, spec, status, json!([]))
+}
+
+fn crd_with_columns(
+    kind: &str,
+    plural: &str,
+    description: &str,
+    spec: Value,
+    status: Value,
+    columns: Value,
+) -> Value {
+    let mut crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
@@ -71,7 +82,22 @@ fn crd(kind: &str, plural: &str, description: &str, spec: Value, status: Value) 
                 }},
             }],
         },
-    })
+    });
+    if columns.as_array().is_some_and(|c| !c.is_empty()) {
+        crd["spec"]["versions"][0]["additionalPrinterColumns"] = columns;
+    }
+    crd
+}
+
+/// What `kubectl get builds` shows besides the name: the phase word, the image built, the
+/// BuildPlane, the age.
+fn build_columns() -> Value {
+    json!([
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Image", "type": "string", "jsonPath": ".status.imageStatus.image"},
+        {"name": "Plane", "type": "string", "jsonPath": ".status.buildPlaneRef.name"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ])
 }
 
 /// `workloads.openchoreo.dev` (reference §2.3), with the schema of [`WorkloadSpec`].
@@ -88,12 +114,13 @@ pub fn workload_crd() -> Value {
 /// `builds.openchoreo.dev` (reference §2.1): the spec buildplane reads from files, the status
 /// the controller writes.
 pub fn build_crd() -> Value {
-    crd(
+    crd_with_columns(
         "Build",
         "builds",
         "Build is one build of a component from a Git revision with a build template; its status carries upstream's conditions and the built image.",
         structural_schema::<BuildSpec>(),
         structural_schema::<BuildStatus>(),
+        build_columns(),
     )
 }
 

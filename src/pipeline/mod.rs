@@ -181,7 +181,10 @@ pub fn merged_values(chart: &Chart, req: &RenderRequest) -> Result<Merged, Pipel
     values::coalesce(&mut merged, user);
     let schema = chart.values_schema()?;
     values::validate(&merged, &schema)?;
-    let not_applicable = values::not_applicable(&inputs, &schema, &merged);
+    let mut not_applicable = values::not_applicable(&inputs, &schema, &merged);
+    if req.control_plane.is_none() {
+        not_applicable.extend(crate::core::control_plane::unread_values(&inputs));
+    }
     if req.strict && !not_applicable.is_empty() {
         return Err(ValuesError::NotApplicable(not_applicable).into());
     }
@@ -467,7 +470,7 @@ fn plan_render(chart: &Chart, req: &RenderRequest) -> Result<RenderPlan, Pipelin
     let mut control_plane = req
         .control_plane
         .as_ref()
-        .map(crate::core::control_plane::bundle)
+        .map(|settings| crate::core::control_plane::bundle(&settings.clone().with_values(&values)))
         .unwrap_or_default();
     manifest::sort(&mut bundle);
     manifest::sort(&mut control_plane);

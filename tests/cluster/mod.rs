@@ -243,6 +243,25 @@ fn endpoint(kubeconfig: &Path, context: Option<&str>) -> (String, String) {
     }
 }
 
+/// `GET path` as kubectl asks for what it prints: a `meta.k8s.io/v1` Table (the printer
+/// columns, computed by the API server).
+pub fn get_table(kubeconfig: &Path, path: &str) -> (u16, Value) {
+    let (server, token) = endpoint(kubeconfig, None);
+    let out = Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "30"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Accept: application/json;as=Table;v=v1;g=meta.k8s.io"])
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("{server}{path}"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run curl: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (text, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    let value = serde_json::from_str(text.trim()).unwrap_or_else(|_| Value::from(text));
+    (code.trim().parse().unwrap_or(0), value)
+}
+
 /// `GET path` (e.g. `/api/v1/namespaces/x`) as the user of `context` (default: current).
 pub fn kubectl_like_get(kubeconfig: &Path, context: Option<&str>, path: &str) -> (u16, Value) {
     raw_request(kubeconfig, context, "GET", path, None, "application/json")
