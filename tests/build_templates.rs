@@ -3,50 +3,19 @@
 //! every build object.
 
 mod cluster;
+mod support;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+use support::{bp, objects, refused, text};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BUILD: &str = "fixtures/builds/greeter-docker.yaml";
 
-fn bp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_buildplane"))
-        .current_dir(ROOT)
-        .env_remove("KUBECONFIG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn objects(o: &Output) -> Vec<Value> {
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    serde_saphyr::from_multiple::<Value>(&text(&o.stdout))
-        .unwrap()
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
 fn kind<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     objects.iter().find(|o| o["kind"] == kind).unwrap()
-}
-
-/// Exit 2, one line naming the template file and the object, nothing printed.
-fn refused(o: &Output, needles: &[&str]) {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(o.stdout.is_empty());
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "expected {n:?} in {err}");
-    }
 }
 
 fn builtin(file: &str) -> String {

@@ -4,48 +4,16 @@
 //! changes nothing).
 
 mod cluster;
+mod support;
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::{bp, objects, refused, text};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const VALUES: &str = "fixtures/templates/maven-values.yaml";
 const BUILD: &str = "fixtures/templates/maven-build.yaml";
-
-fn bp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_buildplane"))
-        .current_dir(ROOT)
-        .env_remove("KUBECONFIG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Exit 2, one line on stderr containing every needle, nothing on stdout.
-fn refused(o: &Output, needles: &[&str]) -> String {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(o.stdout.is_empty(), "printed: {}", text(&o.stdout));
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "expected {n:?} in {err}");
-    }
-    err
-}
-
-fn objects(o: &Output) -> Vec<Value> {
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    serde_saphyr::from_multiple::<Value>(&text(&o.stdout))
-        .unwrap()
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .collect()
-}
 
 fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
     objects

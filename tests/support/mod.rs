@@ -1,6 +1,7 @@
 //! Shared by tests/cwt_render.rs and tests/step_contract.rs: rendering the chart's
 //! ClusterWorkflowTemplates, and running their steps the way Argo and Kubernetes do, with the
-//! stub executables of tests/support/stubs on PATH.
+//! stub executables of tests/support/stubs on PATH; and by the template tests
+//! (tests/build_templates.rs, tests/user_templates.rs): the binary run as a user runs it.
 #![allow(dead_code)] // each test crate uses its own part
 
 use buildplane::core::render::{Chart, defaults, render_chart};
@@ -430,4 +431,40 @@ pub fn run(
         .into_iter()
         .filter(|(k, _)| k.starts_with("steps."))
         .collect())
+}
+
+/// The real binary in the checkout, with no KUBECONFIG of the caller's.
+pub fn bp(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_buildplane"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KUBECONFIG")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The objects a successful render printed.
+pub fn objects(o: &std::process::Output) -> Vec<Value> {
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    serde_saphyr::from_multiple::<Value>(&text(&o.stdout))
+        .unwrap()
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Bad input: exit 2, one line on stderr containing every needle, nothing on stdout.
+pub fn refused(o: &std::process::Output, needles: &[&str]) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(o.stdout.is_empty(), "printed: {}", text(&o.stdout));
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in {err}");
+    }
+    err
 }
