@@ -547,27 +547,27 @@ fn envelope(dir: &Path, labels: &str, spec: Option<&str>) -> PathBuf {
 #[test]
 fn an_emit_template_adds_labels_and_one_that_changes_the_workload_emits_nothing() {
     let kc = cluster::with_argo();
-    let dir = tempfile::tempdir().unwrap();
-    let (org, file) = build_in_new_org(dir.path());
-    let emit = dir.path().join("out");
-    let labels = "  labels:\n    team.example.com/owner: builds\n[%- for k, v in (workload.metadata.labels | default({})) | items %]\n    [[ k | tojson ]]: [[ v | tojson ]]\n[%- endfor %]";
-    let e = envelope(dir.path(), labels, None);
     let status = recorded_status("fixtures/argo-status/succeeded.yaml");
-    let o = run_with(
-        &kc,
-        &file,
-        &org,
-        &status,
-        &emit,
-        &["--emit-template", e.to_str().unwrap()],
-    );
+    // A build of a fresh organization followed with envelope `labels`/`spec`: watch's output,
+    // the emitted file's path, and the envelope's path.
+    let emit_with = |dir: &Path, labels: &str, spec: Option<&str>| {
+        let (org, file) = build_in_new_org(dir);
+        let emit = dir.join("out");
+        let e = envelope(dir, labels, spec);
+        let flags = ["--emit-template", e.to_str().unwrap()];
+        let o = run_with(&kc, &file, &org, &status, &emit, &flags);
+        let written = emit.join(format!("{org}/default/reading-list-service/workload.yaml"));
+        (o, written, e, file)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let labels = "  labels:\n    team.example.com/owner: builds\n[%- for k, v in (workload.metadata.labels | default({})) | items %]\n    [[ k | tojson ]]: [[ v | tojson ]]\n[%- endfor %]";
+    let (o, written, _, _) = emit_with(dir.path(), labels, None);
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let written = emit.join(format!("{org}/default/reading-list-service/workload.yaml"));
     let workload: Value =
         serde_saphyr::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
     assert_eq!(
@@ -581,29 +581,12 @@ fn an_emit_template_adds_labels_and_one_that_changes_the_workload_emits_nothing(
 
     // An envelope that changes the spec: nothing is written, the build's Workload is refused.
     let dir = tempfile::tempdir().unwrap();
-    let (org, file) = build_in_new_org(dir.path());
-    let emit = dir.path().join("out");
-    let e = envelope(
-        dir.path(),
-        "",
-        Some("spec: {owner: {projectName: other, componentName: x}}"),
-    );
-    let o = run_with(
-        &kc,
-        &file,
-        &org,
-        &status,
-        &emit,
-        &["--emit-template", e.to_str().unwrap()],
-    );
+    let spec = "spec: {owner: {projectName: other, componentName: x}}";
+    let (o, written, e, file) = emit_with(dir.path(), "", Some(spec));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("spec must be"), "{out}");
-    assert!(
-        !emit
-            .join(format!("{org}/default/reading-list-service/workload.yaml"))
-            .exists()
-    );
+    assert!(!written.exists());
 
     // One that does not parse: exit 2 before any request.
     std::fs::write(&e, "[% if %]").unwrap();
