@@ -81,6 +81,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     deploy: DeployOptions,
     default_namespace: String,
+    /// The per-build templates, compiled once for every round.
+    builds: crate::pipeline::BuildRender,
     /// Workflows (`ns/name`) a follower is watching now: not followed twice.
     following: Mutex<HashSet<String>>,
     finished: mpsc::UnboundedSender<Finished>,
@@ -118,7 +120,12 @@ pub async fn run(settings: SyncSettings) -> Result<(), SyncError> {
     let shared = Arc::new(Shared {
         kube,
         metrics: metrics.clone(),
-        deploy: settings.deploy.clone(),
+        deploy: DeployOptions {
+            // Each round checks the cluster templates itself and sets aside what fails.
+            cluster_templates_checked: true,
+            ..settings.deploy.clone()
+        },
+        builds: crate::pipeline::BuildRender::default(),
         default_namespace: settings.default_namespace.clone(),
         following: Mutex::default(),
         finished: tx,
@@ -248,7 +255,7 @@ async fn round(
         let dir = &snapshot.revision;
         tracing::info!(event = "sync_round", %dir, builds, broken, "read the directory");
     }
-    let mut objects = render_builds(&loaded.builds, &crate::pipeline::BuildRender::default())?;
+    let mut objects = render_builds(&loaded.builds, &shared.builds)?;
     // A Build whose cluster template cannot run it is set aside like a broken file: one team's
     // template does not stop the others' builds, and prune holds while it is unknown.
     let problems = deploy::cluster_template_problems(&shared.kube, &[], &objects).await?;

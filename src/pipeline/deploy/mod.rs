@@ -70,6 +70,9 @@ pub struct DeployOptions {
     pub concurrency: usize,
     /// How long to wait for CRDs to be Established.
     pub crd_timeout: Duration,
+    /// The caller already read and checked the cluster templates its builds name (sync does,
+    /// to set aside what fails): prepare does not read them again.
+    pub cluster_templates_checked: bool,
 }
 
 impl Default for DeployOptions {
@@ -82,6 +85,7 @@ impl Default for DeployOptions {
             force_conflicts: false,
             concurrency: 16,
             crd_timeout: Duration::from_secs(60),
+            cluster_templates_checked: false,
         }
     }
 }

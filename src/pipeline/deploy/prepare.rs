@@ -26,8 +26,11 @@ pub async fn prepare(
     rendered: &Rendered,
     opts: &DeployOptions,
 ) -> Result<Prepared, DeployError> {
-    let problems =
-        super::cluster_template_problems(kube, &rendered.bundle, &rendered.builds).await?;
+    let problems = if opts.cluster_templates_checked {
+        Vec::new()
+    } else {
+        super::cluster_template_problems(kube, &rendered.bundle, &rendered.builds).await?
+    };
     if let Some(first) = problems.first() {
         return Err(DeployError::Template {
             first: Box::new(first.clone()),
