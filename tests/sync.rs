@@ -6,14 +6,15 @@
 mod argo;
 mod cluster;
 mod gitd;
+mod support;
 
 use argo::Script;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::sync_run::start_sync;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const WAIT: Duration = Duration::from_secs(60);
@@ -109,104 +110,6 @@ fn http_get(port: u16, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
-}
-
-/// A running `buildplane sync --log-format json` and its stderr events as they come.
-struct Sync {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<Value>,
-}
-
-fn start_sync(kc: &Path, args: &[&str]) -> Sync {
-    let mut child = bin()
-        .arg("sync")
-        .args(args)
-        .args(["--log-format", "json", "--kubeconfig"])
-        .arg(kc)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Sync {
-        child,
-        lines,
-        seen: Vec::new(),
-    }
-}
-
-impl Sync {
-    fn drain(&mut self) {
-        while let Ok(l) = self.lines.try_recv() {
-            let v = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
-            self.seen.push(v);
-        }
-    }
-
-    /// Waits for the `n`-th event named `event` (counting from the start) and returns it.
-    fn wait_event(&mut self, event: &str, n: usize) -> Value {
-        let started = Instant::now();
-        loop {
-            self.drain();
-            if let Some(e) = self.events(event).into_iter().nth(n - 1) {
-                return e;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("sync exited ({status}) before {event}: {:#?}", self.seen);
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "no {event} #{n}; so far: {:#?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn events(&self, event: &str) -> Vec<Value> {
-        self.seen
-            .iter()
-            .filter(|e| e["event"] == event)
-            .cloned()
-            .collect()
-    }
-
-    /// SIGTERM, then the exit code (bounded).
-    fn terminate(&mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.drain();
-                return status.code();
-            }
-            assert!(started.elapsed() < WAIT, "sync did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sync {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -302,81 +302,6 @@ fn a_cluster_only_template_is_read_live_and_a_build_it_cannot_run_changes_nothin
     }
 }
 
-/// `buildplane sync` over a directory, its JSON log lines as they come.
-struct SyncRun {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl SyncRun {
-    fn start(kc: &Path, dir: &Path, inventory: &str) -> SyncRun {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_buildplane"))
-            .current_dir(ROOT)
-            .env_remove("KUBECONFIG")
-            .env_remove("BUILDPLANE_LOG")
-            .args(["sync", "--dir"])
-            .arg(dir)
-            .args([
-                "--inventory",
-                inventory,
-                "--log-format",
-                "json",
-                "--kubeconfig",
-            ])
-            .arg(kc)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        SyncRun {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (60 s at most) until `n` events named `event` were logged; returns the n-th.
-    fn wait(&mut self, event: &str, n: usize) -> Value {
-        let started = std::time::Instant::now();
-        loop {
-            while let Ok(v) = self.lines.try_recv() {
-                self.seen.push(v);
-            }
-            if let Some(e) = self.seen.iter().filter(|e| e["event"] == event).nth(n - 1) {
-                return e.clone();
-            }
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(60),
-                "no {event} #{n}: {:#?}",
-                self.seen
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for SyncRun {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn sync_sets_aside_a_build_its_cluster_template_cannot_run_and_builds_the_others() {
     let kc = cluster::with_argo();
@@ -397,9 +322,11 @@ fn sync_sets_aside_a_build_its_cluster_template_cannot_run_and_builds_the_others
             buildplane::core::naming::workflow_name(name)
         )
     };
-    let mut sync = SyncRun::start(&kc, specs.path(), &format!("sync-{org}"));
+    let inventory = format!("sync-{org}");
+    let dir = specs.path().to_str().unwrap();
+    let mut sync = support::sync_run::start_sync(&kc, &["--dir", dir, "--inventory", &inventory]);
     // The template does not exist yet: cart is set aside, web builds.
-    let skipped = sync.wait("build_skipped", 1);
+    let skipped = sync.wait_event("build_skipped", 1);
     assert!(
         skipped["error"]
             .as_str()
@@ -407,13 +334,13 @@ fn sync_sets_aside_a_build_its_cluster_template_cannot_run_and_builds_the_others
             .contains("does not exist on the build plane"),
         "{skipped}"
     );
-    sync.wait("build_submitted", 1);
+    sync.wait_event("build_submitted", 1);
     assert!(exists(&kc, &wf("web")));
     assert!(!exists(&kc, &wf("cart")));
     // The platform team installs it; the next round (any change of the source) builds cart.
     create_template(&kc, &tpl, |_| {});
     std::fs::write(specs.path().join("notes.yaml"), "# a change\n").unwrap();
-    let submitted = sync.wait("build_submitted", 2);
+    let submitted = sync.wait_event("build_submitted", 2);
     assert!(
         submitted["build"].as_str().unwrap().ends_with("/cart"),
         "{submitted}"

@@ -4,6 +4,8 @@
 //! (tests/build_templates.rs, tests/user_templates.rs): the binary run as a user runs it.
 #![allow(dead_code)] // each test crate uses its own part
 
+pub mod sync_run;
+
 use buildplane::core::render::{Chart, defaults, render_chart};
 use buildplane::core::spec::{build_from_value, parse_documents};
 use buildplane::core::values::coalesce;
