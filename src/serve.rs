@@ -67,6 +67,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// Reconciles running now (controller): at most `--concurrency`.
     pub reconciles_in_flight: Gauge,
+    /// Builds a change triggered that no reconcile has started on yet (controller).
+    pub queue_depth: Gauge,
     /// 1 while this process leads (reconciles), 0 while it stands by.
     pub leader: Gauge,
     /// What `/readyz` answers: set once the process can do its work (the controller: its
@@ -93,6 +95,7 @@ impl Default for Metrics {
             // 1 ms … ~33 s: a reconcile is a few requests, a slow plane up to its timeout.
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconciles_in_flight: Gauge::default(),
+            queue_depth: Gauge::default(),
             leader: Gauge::default(),
             ready: Default::default(),
             registry: Registry::default(),
@@ -138,6 +141,12 @@ impl Default for Metrics {
             "reconciles_in_flight",
             "Reconciles running now (controller; at most --concurrency)",
             m.reconciles_in_flight.clone(),
+        );
+        r.register(
+            "reconcile_queue_depth",
+            "Builds a change triggered (the Build, its BuildPlane or its build object) that no \
+             reconcile has started on yet (controller; a delayed retry counts once it starts)",
+            m.queue_depth.clone(),
         );
         r.register(
             "leader",

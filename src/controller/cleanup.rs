@@ -12,7 +12,9 @@
 
 use super::Ctx;
 use super::planes::BUILD_ANNOTATION;
-use super::reconcile::{ReconcileError, Status, on_plane, parse_status, patch_build, plane_for};
+use super::reconcile::{
+    Freshness, ReconcileError, Status, on_plane, parse_status, patch_build, plane_for,
+};
 use crate::core::cleanup::{self as rules, BuildObjectStep, Claim, LiveBuildObject, WorkloadStep};
 use crate::core::conditions::{self, Condition, TYPE_BUILD_TRIGGERED};
 use crate::core::manifest::ObjectId;
@@ -22,7 +24,7 @@ use crate::engine::{self, Engine};
 use crate::report::error_line;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
+use super::events::EventType;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -118,7 +120,7 @@ async fn build_object(
         .pointer("/metadata/labels")
         .and_then(|l| l.get(crate::core::buildplane::BUILD_PLANE_LABEL))
         .and_then(Value::as_str);
-    let plane = match plane_for(ctx, ns, wanted, true).await {
+    let plane = match plane_for(ctx, ns, wanted, Freshness::Now).await {
         Ok(p) => p,
         Err(
             e @ (ReconcileError::BuildPlaneNotFound(_) | ReconcileError::SecretNotFound { .. }),

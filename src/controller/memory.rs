@@ -22,13 +22,16 @@ pub fn backoff(n: u32) -> Duration {
 
 /// The per-Build memory; `P` is the plane handle (an `Arc<Plane>` in the controller).
 pub struct Memory<P> {
-    /// Build namespace → the plane serving it (dropped when a BuildPlane changes).
-    by_namespace: HashMap<(String, Option<String>), P>,
+    /// Build namespace → the plane serving it, and when its Secrets were read (dropped when a
+    /// BuildPlane changes).
+    by_namespace: HashMap<(String, Option<String>), (P, Instant)>,
     /// Builds whose build object was just created and not yet seen by the plane's watch, with
     /// the spec hash it was created for (an object of another spec in the store is older).
     awaiting: HashMap<Key, String>,
     /// The status last written per Build, until the watch cache shows it.
     written: HashMap<Key, Status>,
+    /// A status not written yet (a build just submitted), and by when it must be.
+    deferred: HashMap<Key, (Status, Instant)>,
     /// Consecutive failures per Build with the same reason.
     failures: HashMap<Key, (String, u32)>,
     /// When a deleted Build's build object was first seen asked to stop.
@@ -43,6 +46,7 @@ impl<P> Default for Memory<P> {
             by_namespace: HashMap::new(),
             awaiting: HashMap::new(),
             written: HashMap::new(),
+            deferred: HashMap::new(),
             failures: HashMap::new(),
             stopping: HashMap::new(),
             term: 0,
@@ -62,16 +66,23 @@ impl<P: Clone> Memory<P> {
         }
     }
 
-    /// The plane remembered for Builds of `ns` naming BuildPlane `wanted` (or none).
-    pub fn plane_of_namespace(&self, ns: &str, wanted: Option<&str>) -> Option<P> {
+    /// The plane remembered for Builds of `ns` naming BuildPlane `wanted` (or none), with
+    /// when its Secrets were read.
+    pub fn plane_of_namespace(&self, ns: &str, wanted: Option<&str>) -> Option<(P, Instant)> {
         self.by_namespace
             .get(&(ns.to_owned(), wanted.map(str::to_owned)))
             .cloned()
     }
 
-    pub fn remember_plane(&mut self, ns: &str, wanted: Option<&str>, plane: P) {
+    /// The plane for `ns`/`wanted`, its Secrets read at `read`.
+    pub fn remember_plane(&mut self, ns: &str, wanted: Option<&str>, plane: P, read: Instant) {
         self.by_namespace
-            .insert((ns.to_owned(), wanted.map(str::to_owned)), plane);
+            .insert((ns.to_owned(), wanted.map(str::to_owned)), (plane, read));
+    }
+
+    /// Whether the Build's last attempt failed (its retry reads the plane's Secrets again).
+    pub fn failing(&self, ns: &str, name: &str) -> bool {
+        self.failures.contains_key(&key(ns, name))
     }
 
     /// A BuildPlane of `ns` changed: its Builds look it up again (whichever they name).
@@ -122,6 +133,17 @@ impl<P: Clone> Memory<P> {
         }
     }
 
+    /// Keeps `status` unwritten until `by` at the latest (the next reconcile takes it up).
+    pub fn defer_status(&mut self, ns: &str, name: &str, status: Status, by: Instant) {
+        self.deferred.insert(key(ns, name), (status, by));
+    }
+
+    /// The status kept unwritten, and by when it must be written; a reconcile takes it, and
+    /// writes it or keeps it again.
+    pub fn take_deferred(&mut self, ns: &str, name: &str) -> Option<(Status, Instant)> {
+        self.deferred.remove(&key(ns, name))
+    }
+
     /// One more failure with `reason`; the wait before the next attempt. The backoff grows
     /// while the same failure repeats; a different one starts it over.
     pub fn failed(&mut self, ns: &str, name: &str, reason: &str) -> Duration {
@@ -161,6 +183,7 @@ impl<P: Clone> Memory<P> {
         let k = key(ns, name);
         self.awaiting.remove(&k);
         self.written.remove(&k);
+        self.deferred.remove(&k);
         self.failures.remove(&k);
         self.stopping.remove(&k);
     }
@@ -169,6 +192,7 @@ impl<P: Clone> Memory<P> {
     pub fn len(&self) -> usize {
         let mut keys: HashSet<&Key> = self.awaiting.keys().collect();
         keys.extend(self.written.keys());
+        keys.extend(self.deferred.keys());
         keys.extend(self.failures.keys());
         keys.extend(self.stopping.keys());
         keys.len()
@@ -238,7 +262,7 @@ mod tests {
         let mut m = Memory::<u8>::default();
         m.begin_term(1);
         m.remember_written("ns", "b", status(vec![], "i"));
-        m.remember_plane("ns", None, 7);
+        m.remember_plane("ns", None, 7, Instant::now());
         m.begin_term(1);
         assert_eq!(m.len(), 1, "the same term keeps what it learnt");
         m.begin_term(2);
@@ -271,10 +295,16 @@ mod tests {
         assert!(m.is_empty(), "a deleted Build leaves nothing behind");
         assert_eq!(m.stop_waited("ns", "b", later), Duration::ZERO);
         m.gone("ns", "b");
-        m.remember_plane("ns", None, 7);
-        m.remember_plane("ns", Some("gpu"), 8);
-        assert_eq!(m.plane_of_namespace("ns", None), Some(7));
-        assert_eq!(m.plane_of_namespace("ns", Some("gpu")), Some(8));
+        let read = Instant::now();
+        m.remember_plane("ns", None, 7, read);
+        m.remember_plane("ns", Some("gpu"), 8, read);
+        assert_eq!(m.plane_of_namespace("ns", None), Some((7, read)));
+        assert_eq!(m.plane_of_namespace("ns", Some("gpu")), Some((8, read)));
+        assert!(!m.failing("ns", "b"));
+        m.failed("ns", "b", "x");
+        assert!(m.failing("ns", "b"));
+        m.reset_backoff("ns", "b");
+        assert!(!m.failing("ns", "b"));
         m.forget_plane("ns");
         assert_eq!(m.plane_of_namespace("ns", None), None);
         assert_eq!(m.plane_of_namespace("ns", Some("gpu")), None);

@@ -5,12 +5,13 @@
 //! engine, harvest and emit code as the CLI; `cleanup.rs` runs a deleted Build's finalizer.
 
 pub mod cleanup;
+pub mod events;
 pub mod leader;
 pub mod memory;
 pub mod planes;
 pub mod reconcile;
+pub mod workloads;
 
-use crate::core::control_plane;
 use crate::emit::Emitter;
 use crate::kube::policy::KubeconfigPolicy;
 use crate::kube::{ClientSettings, Kube, KubeError};
@@ -19,7 +20,7 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use events::{EventType, Publisher};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::watcher;
 use leader::{Leadership, Stopping};
@@ -73,8 +74,9 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// A BuildPlane may name a Secret outside its namespace (off: the Secret must be its own).
     pub allow_cross_namespace_refs: bool,
-    /// Publishes Events on Builds (what a cleanup did, which outlives the deleted Build).
-    pub recorder: Recorder,
+    /// Publishes Events on Builds: transitions, and what a cleanup did (which outlives the
+    /// deleted Build).
+    pub events: Publisher,
     /// Every BuildPlane, kept current by the controller's watch of them (no LIST per build).
     pub buildplane_store: Store<DynamicObject>,
     /// True once that watch listed the BuildPlanes (see [`mark_listed`]).
@@ -83,10 +85,49 @@ pub struct Ctx {
     pub leading: tokio::sync::watch::Receiver<Leadership>,
     /// What is remembered of each Build between reconciles, in this leadership term.
     memory: Mutex<Memory<Arc<Plane>>>,
+    /// Builds triggered and not yet reconciled (`buildplane_reconcile_queue_depth`).
+    pub queue: Queue,
 }
 
-/// The longest Event note the API server takes (events.k8s.io/v1: 1 kB).
-const MAX_NOTE: usize = 1024;
+/// The Builds a change triggered that no reconcile has started on: kube-runtime's scheduler
+/// does not tell its length, so every trigger on its way in is counted here, once per Build as
+/// the scheduler holds it once, and taken out when a reconcile of it starts.
+pub struct Queue {
+    waiting: Mutex<std::collections::HashSet<(String, String)>>,
+    depth: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Queue {
+    pub fn new(depth: prometheus_client::metrics::gauge::Gauge) -> Queue {
+        Queue {
+            waiting: Default::default(),
+            depth,
+        }
+    }
+
+    fn set(&self) -> MutexGuard<'_, std::collections::HashSet<(String, String)>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Build `ns/name` was triggered.
+    pub fn triggered(&self, ns: &str, name: &str) {
+        let mut set = self.set();
+        set.insert((ns.to_owned(), name.to_owned()));
+        self.depth.set(set.len() as i64);
+    }
+
+    /// A reconcile of `ns/name` starts.
+    pub fn started(&self, ns: &str, name: &str) {
+        let mut set = self.set();
+        set.remove(&(ns.to_owned(), name.to_owned()));
+        self.depth.set(set.len() as i64);
+    }
+
+    /// How many Builds wait.
+    pub fn depth(&self) -> usize {
+        self.set().len()
+    }
+}
 
 impl Ctx {
     /// The per-Build memory (a poisoned lock still holds consistent plain data). What an
@@ -122,32 +163,14 @@ impl Ctx {
         action: &str,
         note: &str,
     ) {
-        let event = Event {
-            type_: kind,
-            reason: reason.to_owned(),
-            note: Some(bounded_note(note)),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, reference).await {
+        if let Err(e) = self
+            .events
+            .publish(reference, kind, reason, action, note)
+            .await
+        {
             tracing::warn!(reason, error = %e, "publishing an Event failed");
         }
     }
-}
-
-/// An Event note as the API server takes it: control characters escaped, at most [`MAX_NOTE`]
-/// bytes.
-fn bounded_note(note: &str) -> String {
-    let mut note = crate::core::text::escape_controls(note).into_owned();
-    if note.len() > MAX_NOTE {
-        let mut end = MAX_NOTE - 3;
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-        note.push_str("...");
-    }
-    note
 }
 
 /// An `openchoreo.dev/v1alpha1` resource (Build, BuildPlane, Workload).
@@ -259,6 +282,7 @@ pub async fn run(
         let _ = step_down.send(Stopping::StepDown);
     };
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<(String, String)>();
+    let metrics_queue = metrics.queue_depth.clone();
     let bp_writer = reflector::store::Writer::<DynamicObject>::new(buildplanes.clone());
     let bp_reader = bp_writer.as_reader();
     let (builds_listed_tx, builds_listed) = tokio::sync::watch::channel(false);
@@ -272,32 +296,22 @@ pub async fn run(
             settings.plane_request_timeout,
             settings.kubeconfig_policy,
         ),
-        emitter: Emitter::control_plane_only(cp.clone()),
+        emitter: Emitter::control_plane_only(
+            cp.clone(),
+            Some(Arc::new(workloads::Workloads::start(cp.client().clone()))),
+        ),
         metrics,
         allow_cross_namespace_refs: settings.allow_cross_namespace_refs,
-        recorder: Recorder::new(
+        events: Publisher::new(
             cp.client().clone(),
-            Reporter {
-                controller: control_plane::NAME.to_owned(),
-                instance: std::env::var("POD_NAME").ok().filter(|n| !n.is_empty()),
-            },
+            events::REPORTING_CONTROLLER,
+            std::env::var("POD_NAME").ok(),
         ),
         buildplane_store: bp_reader,
         buildplanes_listed: planes_listed.clone(),
         leading: leading_rx.clone(),
         memory: Default::default(),
-    });
-    // Taking the lead: every Build is reconciled once (a standby's reconciles did nothing).
-    let lead_metrics = ctx.metrics.clone();
-    let took_lead = futures::stream::unfold(leading_rx, |mut rx| async move {
-        rx.changed().await.ok()?;
-        let now = *rx.borrow_and_update();
-        Some((now, rx))
-    })
-    .filter_map(move |now| {
-        let leading = matches!(now, Leadership::Leading(_));
-        lead_metrics.leader.set(i64::from(leading));
-        std::future::ready(leading.then_some(()))
+        queue: Queue::new(metrics_queue),
     });
     ctx.metrics.leader.set(i64::from(matches!(
         *ctx.leading.borrow(),
@@ -308,13 +322,47 @@ pub async fn run(
     let store = build_writer.as_reader();
     let build_events = reflector(
         build_writer,
+        // managedFields are never read, and as large as the rest of a Build.
         watcher(
             Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
             watched.clone(),
-        ),
+        )
+        .modify(|b| b.metadata.managed_fields = None),
     )
     .inspect(mark_listed(builds_listed_tx))
-    .applied_objects();
+    .applied_objects()
+    .inspect({
+        let ctx = ctx.clone();
+        move |b| {
+            if let Ok(b) = b {
+                ctx.queue.triggered(
+                    b.metadata.namespace.as_deref().unwrap_or_default(),
+                    b.metadata.name.as_deref().unwrap_or_default(),
+                );
+            }
+        }
+    });
+    // Taking the lead: every Build is reconciled once (a standby's reconciles did nothing).
+    let lead_metrics = ctx.metrics.clone();
+    let (lead_ctx, lead_store) = (ctx.clone(), store.clone());
+    let took_lead = futures::stream::unfold(leading_rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let now = *rx.borrow_and_update();
+        Some((now, rx))
+    })
+    .filter_map(move |now| {
+        let leading = matches!(now, Leadership::Leading(_));
+        lead_metrics.leader.set(i64::from(leading));
+        if leading {
+            for b in lead_store.state() {
+                lead_ctx.queue.triggered(
+                    b.metadata.namespace.as_deref().unwrap_or_default(),
+                    b.metadata.name.as_deref().unwrap_or_default(),
+                );
+            }
+        }
+        std::future::ready(leading.then_some(()))
+    });
     let controller = Controller::for_stream_with(build_events, store.clone(), builds.clone());
     // Ready (`/readyz`) once Builds and BuildPlanes are listed, leading or standing by.
     let ready_metrics = ctx.metrics.clone();
@@ -330,8 +378,11 @@ pub async fn run(
     });
     let (b1, b2) = (builds.clone(), builds.clone());
     let plane_ctx = ctx.clone();
-    let triggers =
-        trigger_rx.map(move |(ns, name)| ObjectRef::new_with(&name, b1.clone()).within(&ns));
+    let queue_ctx = ctx.clone();
+    let triggers = trigger_rx.map(move |(ns, name)| {
+        queue_ctx.queue.triggered(&ns, &name);
+        ObjectRef::new_with(&name, b1.clone()).within(&ns)
+    });
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .watches_stream_with(
@@ -352,7 +403,11 @@ pub async fn run(
                     .state()
                     .into_iter()
                     .filter(|b| b.metadata.namespace.as_deref() == Some(ns.as_str()))
-                    .map(|b| ObjectRef::from_obj_with(&*b, b2.clone()))
+                    .map(|b| {
+                        let name = b.metadata.name.as_deref().unwrap_or_default();
+                        plane_ctx.queue.triggered(&ns, name);
+                        ObjectRef::from_obj_with(&*b, b2.clone())
+                    })
                     .collect::<Vec<_>>()
             },
             buildplanes.clone(),

@@ -148,7 +148,11 @@ impl Planes {
         let plane = key.to_owned();
         let (listed_tx, listed) = tokio::sync::watch::channel(false);
         let watch = tokio::spawn(async move {
-            let events = reflector::reflector(writer, watcher(api, config))
+            // managedFields are never read: the store keeps the rest.
+            let events = reflector::reflector(
+                writer,
+                watcher(api, config).modify(|w| w.metadata.managed_fields = None),
+            )
                 .inspect(super::mark_listed(listed_tx))
                 .default_backoff();
             let mut objects = events.touched_objects().boxed();

@@ -33,7 +33,7 @@ use crate::report::error_line;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
+use super::events::EventType;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tracing::Instrument;
@@ -195,6 +195,10 @@ pub(super) fn parse_status(obj: &Value) -> Status {
 /// Reconciles one Build in a span naming it; the status is written once at the end, only when
 /// it changed.
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    ctx.queue.started(
+        obj.metadata.namespace.as_deref().unwrap_or_default(),
+        obj.metadata.name.as_deref().unwrap_or_default(),
+    );
     // A standby does nothing; on taking the lead it reconciles every Build.
     let Leadership::Leading(term) = *ctx.leading.borrow() else {
         return Ok(Action::await_change());
@@ -251,15 +255,22 @@ async fn reconcile_build(
     let generation = obj.metadata.generation;
     let value =
         serde_json::to_value(&*obj).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
-    let before = ctx
-        .memory()
-        .current_status(&ns, &name, parse_status(&value));
-    let mut status = before.clone();
+    // `before`: the status as written; `status` starts from one not yet written, if any.
+    let (before, deferred) = {
+        let mut memory = ctx.memory();
+        let before = memory.current_status(&ns, &name, parse_status(&value));
+        (before, memory.take_deferred(&ns, &name))
+    };
+    let (mut status, mut write_by) = match deferred {
+        Some((s, by)) => (s, Some(by)),
+        None => (before.clone(), None),
+    };
     let stamp = now();
     let mut set = |status: &mut Status, c: Condition| {
         conditions::set_condition(&mut status.conditions, c, &stamp);
     };
     let outcome = if obj.metadata.deletion_timestamp.is_some() {
+        write_by = None;
         match cleanup::cleanup(&ctx, &obj, &value, &mut status, &mut set).await {
             // The finalizer is removed: the Build is gone, there is no status to write.
             Ok(cleanup::Next::Gone) => return Ok(Action::await_change()),
@@ -273,7 +284,24 @@ async fn reconcile_build(
             set(&mut status, Condition::build_initiated(generation));
         }
         match add_finalizer(&ctx, &obj).await {
-            Ok(()) => progress(&ctx, &ns, &name, &value, generation, &mut status, &mut set).await,
+            Ok(()) => {
+                let mut submitted = false;
+                let r = progress(
+                    &ctx,
+                    &ns,
+                    &name,
+                    &value,
+                    generation,
+                    &mut status,
+                    &mut set,
+                    &mut submitted,
+                )
+                .await;
+                if submitted {
+                    write_by = Some(std::time::Instant::now() + WRITE_WITHIN);
+                }
+                r
+            }
             Err(e) => Err(e),
         }
     };
@@ -284,8 +312,18 @@ async fn reconcile_build(
     }
     status.phase = conditions::phase_word(&status.conditions).to_owned();
     if status != before {
+        // Just submitted and not finished: written when the build finishes or the window
+        // closes, whichever comes first (a build that finishes quickly is one write).
+        let wait = write_by
+            .filter(|_| outcome.is_ok() && !finished(&status))
+            .and_then(|by| by.checked_duration_since(std::time::Instant::now()))
+            .filter(|w| !w.is_zero());
+        if let (Some(wait), Some(by)) = (wait, write_by) {
+            ctx.memory().defer_status(&ns, &name, status, by);
+            return Ok(Action::requeue(wait));
+        }
         write_status(&ctx, &ns, &name, &status).await?;
-        publish_transitions(&ctx, &obj, &before, &status);
+        publish_transition(&ctx, &obj, &before, &status);
     }
     match outcome {
         Ok(action) => {
@@ -299,31 +337,33 @@ async fn reconcile_build(
     }
 }
 
-/// One Event per condition the status write just changed (`conditions::transitions`): reason
-/// and message are the condition's, the action its type. Published in order, off the
-/// reconcile's path: an Event reports, it decides nothing.
-fn publish_transitions(ctx: &Arc<Ctx>, obj: &DynamicObject, before: &Status, after: &Status) {
-    let events: Vec<(EventType, String, String, String)> =
-        conditions::transitions(&before.conditions, &after.conditions)
-            .into_iter()
-            .map(|c| {
-                let kind = if conditions::is_warning(c) {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                };
-                (kind, c.reason.clone(), c.type_.clone(), c.message.clone())
-            })
-            .collect();
-    if events.is_empty() {
+/// How long after a submit its status write may wait for the build's end (see
+/// [`reconcile_build`]): the conditions keep their times, `kubectl get builds` shows
+/// `Running` at most this much later.
+const WRITE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The build finished, one way or another: its status is written now.
+fn finished(status: &Status) -> bool {
+    matches!(status.phase.as_str(), "Succeeded" | "Failed")
+}
+
+/// One Event for the status write just made, when it moved a condition
+/// (`conditions::transition_event`): reason and message the condition's, the action its type.
+/// Published off the reconcile's path: an Event reports, it decides nothing.
+fn publish_transition(ctx: &Arc<Ctx>, obj: &DynamicObject, before: &Status, after: &Status) {
+    let Some(c) = conditions::transition_event(&before.conditions, &after.conditions) else {
         return;
-    }
+    };
+    let kind = if conditions::is_warning(c) {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    let (reason, action, note) = (c.reason.clone(), c.type_.clone(), c.message.clone());
     let reference = kube::Resource::object_ref(obj, &ctx.builds);
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        for (kind, reason, action, note) in events {
-            ctx.publish(&reference, kind, &reason, &action, &note).await;
-        }
+        ctx.publish(&reference, kind, &reason, &action, &note).await;
     });
 }
 
@@ -373,9 +413,14 @@ async fn write_status(ctx: &Ctx, ns: &str, name: &str, s: &Status) -> Result<(),
         body["status"]["buildPlaneRef"] = json!({"name": p});
     }
     body["status"]["phase"] = json!(s.phase);
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-        .await
-        .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
+    let written = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await;
+    if let Err(e) = written {
+        // Nothing was written: the next reconcile starts from what the Build shows, and the
+        // plane's build object says whether it was submitted.
+        return Err(ReconcileError::ControlPlane(e.to_string()));
+    }
     ctx.memory().remember_written(ns, name, s.clone());
     Ok(())
 }
@@ -438,7 +483,9 @@ fn start_over(status: &mut Status) {
 }
 
 /// Everything after BuildInitiated: whether the Build is done, the submit-once rule, then the
-/// build object followed from the plane's watch store, then the outcome.
+/// build object followed from the plane's watch store, then the outcome. `submitted` turns
+/// true when a build object was created.
+#[allow(clippy::too_many_arguments)]
 async fn progress(
     ctx: &Ctx,
     ns: &str,
@@ -447,6 +494,7 @@ async fn progress(
     generation: Option<i64>,
     status: &mut Status,
     set: &mut impl FnMut(&mut Status, Condition),
+    submitted_now: &mut bool,
 ) -> Result<Action, ReconcileError> {
     let origin = Origin {
         file: format!("Build {ns}/{name}"),
@@ -480,7 +528,12 @@ async fn progress(
         .pointer("/metadata/labels")
         .and_then(|l| l.get(crate::core::buildplane::BUILD_PLANE_LABEL))
         .and_then(Value::as_str);
-    let plane = plane_for(ctx, ns, wanted, recorded_hash.is_none()).await?;
+    let fresh = match recorded_hash {
+        Some(_) => Freshness::Cached,
+        None if ctx.memory().failing(ns, name) => Freshness::Now,
+        None => Freshness::Recent,
+    };
+    let plane = plane_for(ctx, ns, wanted, fresh).await?;
     let plane_name = plane.key.rsplit_once('/').map_or(&*plane.key, |(_, n)| n);
     status.plane = Some(plane_name.to_owned());
     let awaiting = ctx.memory().awaiting(ns, name);
@@ -520,6 +573,7 @@ async fn progress(
     match (decision, live) {
         (BuildDecision::Submit, _) => {
             submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await?;
+            *submitted_now = true;
             // A new spec whose earlier build object is gone (its TTL) starts over too.
             start_over(status);
             submitted(status, set);
@@ -533,6 +587,7 @@ async fn progress(
         (BuildDecision::Replace, _) => {
             replace(&plane, &object).await?;
             submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await?;
+            *submitted_now = true;
             start_over(status);
             submitted(status, set);
             Ok(Action::await_change())
@@ -652,21 +707,47 @@ fn finish(
 /// How long a reconcile waits for the first listing of BuildPlanes.
 const LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How recently a plane's Secrets must have been read for a build to be submitted with its
+/// client: a Secret rotated without a change to its BuildPlane takes effect within this time,
+/// at once for a Build whose last attempt failed.
+pub const SECRETS_READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How fresh the kubeconfig a plane's client was built from must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Freshness {
+    /// Whatever client is cached (following a build already submitted).
+    Cached,
+    /// Its Secrets read at most [`SECRETS_READ_WITHIN`] ago (submitting a build).
+    Recent,
+    /// Its Secrets read now (a retry after a failure, a cleanup).
+    Now,
+}
+
 /// The plane serving a Build of namespace `ns` that names BuildPlane `wanted` (label
 /// `openchoreo.dev/build-plane`) or none (`core::buildplane::choose_plane`), among the
-/// BuildPlanes the controller's watch holds. With `fresh`, its Secrets are read now (a build is
-/// about to be submitted: a rotated Secret must take effect); otherwise the cached plane is
-/// used when there is one.
+/// BuildPlanes the controller's watch holds, from a client built from Secrets read as `fresh`
+/// asks. The Secrets are read with a GET each, not watched: a watch of one Secret needs
+/// `list` and `watch` on every Secret of the cluster (RBAC cannot name objects of tenants the
+/// install does not know), which is more than the controller's `get` (see
+/// `core::control_plane::cluster_role_rules`).
 pub(super) async fn plane_for(
     ctx: &Ctx,
     ns: &str,
     wanted: Option<&str>,
-    fresh: bool,
+    fresh: Freshness,
 ) -> Result<Arc<Plane>, ReconcileError> {
     let cached = ctx.memory().plane_of_namespace(ns, wanted);
-    if !fresh && let Some(p) = cached {
-        return Ok(p);
+    if let Some((p, read)) = cached {
+        let usable = match fresh {
+            Freshness::Cached => true,
+            Freshness::Recent => read.elapsed() < SECRETS_READ_WITHIN,
+            Freshness::Now => false,
+        };
+        if usable {
+            return Ok(p);
+        }
     }
+    let read = std::time::Instant::now();
     // From the controller's watch of BuildPlanes: a BuildPlane it does not hold yet triggers
     // this namespace's Builds when it arrives. Until its first listing nothing is decided.
     let mut listed = ctx.buildplanes_listed.clone();
@@ -736,7 +817,7 @@ pub(super) async fn plane_for(
             },
             other => cred(error_line(&other)),
         })?;
-    ctx.memory().remember_plane(ns, wanted, plane.clone());
+    ctx.memory().remember_plane(ns, wanted, plane.clone(), read);
     Ok(plane)
 }
 

@@ -41,8 +41,8 @@ pub const MSG_NO_WORKLOAD: &str = "Build workflow succeeded but produced no Work
      (no workload-cr output from a succeeded workload-create-step)";
 
 /// The conditions of `after` that are new or whose status or reason differ from `before`'s
-/// (a changed message alone is no transition), in `after`'s order: one Event each. `CleanedUp`
-/// is left out: the cleanup reports each of its steps itself.
+/// (a changed message alone is no transition), in `after`'s order. `CleanedUp` is left out:
+/// the cleanup reports each of its steps itself.
 pub fn transitions<'a>(before: &[Condition], after: &'a [Condition]) -> Vec<&'a Condition> {
     after
         .iter()
@@ -52,6 +52,19 @@ pub fn transitions<'a>(before: &[Condition], after: &'a [Condition]) -> Vec<&'a 
                 .is_none_or(|old| (&old.status, &old.reason) != (&c.status, &c.reason))
         })
         .collect()
+}
+
+/// The transition a status write's one Event reports ([`transitions`] from `before` to
+/// `after`): the first warning among them, else the last (the furthest the build got). A write
+/// that moves several conditions at once — a build that finished before its first status
+/// write — is one transition of the Build; its conditions keep every step.
+pub fn transition_event<'a>(before: &[Condition], after: &'a [Condition]) -> Option<&'a Condition> {
+    let moved = transitions(before, after);
+    moved
+        .iter()
+        .find(|c| is_warning(c))
+        .or(moved.last())
+        .copied()
 }
 
 /// Whether a condition is a warning (Event type `Warning`): `False` for a failure, not for a
@@ -426,6 +439,35 @@ mod tests {
         assert!(!is_warning(&Condition::build_in_progress(g)));
         assert!(!is_warning(&Condition::build_completed(g)));
         assert!(is_warning(&Condition::build_failed(g)));
+    }
+
+    #[test]
+    fn a_status_write_is_one_event_its_first_warning_else_its_furthest_step() {
+        let g = Some(1);
+        let reason = |before: &[Condition], after: &[Condition]| {
+            transition_event(before, after).map(|c| c.reason.clone())
+        };
+        // A build that finished before its first status write: one Event, the Workload's.
+        let done = vec![
+            Condition::build_initiated(g),
+            Condition::build_triggered(g),
+            Condition::build_completed(g),
+            Condition::workload_updated(g),
+        ];
+        assert_eq!(reason(&[], &done).as_deref(), Some("WorkloadUpdated"));
+        assert_eq!(reason(&done, &done), None, "nothing moved, no Event");
+        // A failure in the same write is what the Event says, whatever came after it.
+        let failed = vec![
+            Condition::build_initiated(g),
+            Condition::build_triggered(g),
+            Condition::build_failed(g),
+            Condition::workload_update_failed(g),
+        ];
+        assert_eq!(reason(&[], &failed).as_deref(), Some("BuildFailed"));
+        // Step by step: each write is its own Event.
+        let triggered = &done[..2];
+        assert_eq!(reason(&[], triggered).as_deref(), Some("BuildTriggered"));
+        assert_eq!(reason(triggered, &done).as_deref(), Some("WorkloadUpdated"));
     }
 
     const INITIATED: (&str, &str, &str, &str) = (

@@ -115,11 +115,11 @@ fn labels() -> Value {
 
 /// The permissions the controller needs, and no more: it reads Builds and BuildPlanes, patches
 /// a Build only to add or remove its finalizer (a JSON patch of `metadata.finalizers`), writes
-/// Build status, reads (never lists) the kubeconfig Secrets BuildPlanes name, applies Workloads
-/// (a server-side apply that creates an object needs `create` besides `patch`) and deletes the
-/// one a deleted Build created, and publishes Events on Builds (each condition transition, each
-/// cleanup step; events.k8s.io: `create`, and
-/// `patch` for a repeated Event's series).
+/// Build status, reads (never lists) the kubeconfig Secrets BuildPlanes name, watches Workloads
+/// (so that applying one needs no read first), applies them (a server-side apply that creates
+/// an object needs `create` besides `patch`) and deletes the one a deleted Build created, and
+/// publishes Events on Builds (each status write that moves a condition, each cleanup step;
+/// events.k8s.io: `create`).
 ///
 /// The Secret read stays cluster-wide: BuildPlanes live in every tenant's namespace, and a
 /// Role per namespace would need a binding per tenant the install cannot know. What keeps a
@@ -130,9 +130,9 @@ pub fn cluster_role_rules() -> Value {
         {"apiGroups": ["openchoreo.dev"], "resources": ["builds"], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": ["openchoreo.dev"], "resources": ["buildplanes"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["openchoreo.dev"], "resources": ["builds/status"], "verbs": ["get", "patch"]},
-        {"apiGroups": ["openchoreo.dev"], "resources": ["workloads"], "verbs": ["get", "create", "patch", "delete"]},
+        {"apiGroups": ["openchoreo.dev"], "resources": ["workloads"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
     ])
 }
 
@@ -315,10 +315,18 @@ mod tests {
                 &json!(["builds"]),
                 &json!(["builds/status"]),
                 &json!(["workloads"]),
-                &json!(["events"])
             ],
+            "Events are created, never patched (no series)"
         );
-        assert_eq!(with("list"), [&json!(["builds"]), &json!(["buildplanes"])]);
+        assert_eq!(
+            with("list"),
+            [
+                &json!(["builds"]),
+                &json!(["buildplanes"]),
+                &json!(["workloads"])
+            ],
+            "Secrets are read one by one, never listed"
+        );
         let role = b.iter().find(|m| m.id.kind == "Role").unwrap();
         assert_eq!(
             role.object["rules"],

@@ -181,6 +181,8 @@ pub struct Emitter {
     git: Option<(GitTarget, tempfile::TempDir)>,
     /// One Git emit at a time: the clone cache's refs are not shared safely.
     git_lock: tokio::sync::Mutex<()>,
+    /// The controller's watch of Workloads: no read before an apply.
+    workloads: Option<std::sync::Arc<dyn cluster::WorkloadView>>,
 }
 
 /// Why the file a target holds where `ours` goes must stay: another component's Workload.
@@ -234,11 +236,16 @@ impl Emitter {
             control_plane,
             git,
             git_lock: tokio::sync::Mutex::new(()),
+            workloads: None,
         })
     }
 
-    /// Only the control plane, through a client the caller already has (the controller's).
-    pub fn control_plane_only(control_plane: Kube) -> Emitter {
+    /// Only the control plane, through a client the caller already has (the controller's),
+    /// with what its watch of Workloads knows.
+    pub fn control_plane_only(
+        control_plane: Kube,
+        workloads: Option<std::sync::Arc<dyn cluster::WorkloadView>>,
+    ) -> Emitter {
         Emitter {
             settings: EmitSettings {
                 path_template: DEFAULT_PATH_TEMPLATE.to_owned(),
@@ -248,6 +255,7 @@ impl Emitter {
             control_plane: Some(control_plane),
             git: None,
             git_lock: tokio::sync::Mutex::new(()),
+            workloads,
         }
     }
 
@@ -271,7 +279,7 @@ impl Emitter {
             let creator = format!("{}/{}", build.organization(), build.metadata.name);
             results.push(result(
                 EmitTarget::Cluster,
-                cluster::apply(cp, workload, &creator).await,
+                cluster::apply(cp, workload, &creator, self.workloads.as_deref()).await,
             ));
         }
         let owner = &build.spec.owner;
