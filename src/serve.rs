@@ -42,6 +42,15 @@ pub struct FinishedLabels {
     pub plane: String,
 }
 
+/// The labels of the HTTP requests a process sent: `cluster` (`control-plane`, `build-plane`:
+/// every build plane's client together) and `kind` (`read`, `write` other than an Event,
+/// `event`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub cluster: &'static str,
+    pub kind: &'static str,
+}
+
 /// The label of a failed reconcile: its condition reason (controller) or its kind (sync).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -69,6 +78,8 @@ pub struct Metrics {
     pub reconciles_in_flight: Gauge,
     /// Builds a change triggered that no reconcile has started on yet (controller).
     pub queue_depth: Gauge,
+    /// HTTP requests sent to API servers, by cluster and kind (controller).
+    pub api_requests: Family<ApiLabels, Counter>,
     /// 1 while this process leads (reconciles), 0 while it stands by.
     pub leader: Gauge,
     /// What `/readyz` answers: set once the process can do its work (the controller: its
@@ -96,6 +107,7 @@ impl Default for Metrics {
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconciles_in_flight: Gauge::default(),
             queue_depth: Gauge::default(),
+            api_requests: Family::default(),
             leader: Gauge::default(),
             ready: Default::default(),
             registry: Registry::default(),
@@ -149,6 +161,13 @@ impl Default for Metrics {
             m.queue_depth.clone(),
         );
         r.register(
+            "api_requests",
+            "HTTP requests sent to API servers (controller), counted at the wire, by cluster \
+             (control-plane, build-plane) and kind (read, write, event: a write that publishes \
+             an Event)",
+            m.api_requests.clone(),
+        );
+        r.register(
             "leader",
             "1 while this process reconciles (leads), 0 while it stands by",
             m.leader.clone(),
@@ -169,6 +188,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counters for the requests of the clients of `cluster` (`control-plane`, `build-plane`).
+    pub fn api_counts(&self, cluster: &'static str) -> crate::kube::count::Counts {
+        let counter = |kind| {
+            self.api_requests
+                .get_or_create(&ApiLabels { cluster, kind })
+                .clone()
+        };
+        crate::kube::count::Counts::into_counters(
+            counter("read"),
+            counter("write"),
+            counter("event"),
+        )
+    }
+
     /// The registry in the text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();

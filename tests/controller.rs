@@ -1963,3 +1963,170 @@ fn two_shards_split_the_builds_and_each_elects_on_its_own_lease() {
         "{stderr}"
     );
 }
+
+/// `buildplane_api_requests_total` of the controller at `addr`: (cluster, kind) → count.
+fn api_requests(addr: &str) -> std::collections::BTreeMap<(String, String), u64> {
+    let out = Command::new("curl")
+        .args(["-sS", &format!("http://{addr}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut counts = std::collections::BTreeMap::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("buildplane_api_requests_total{cluster=\"") else {
+            continue;
+        };
+        let (cluster, rest) = rest.split_once("\",kind=\"").unwrap();
+        let (kind, value) = rest.split_once("\"} ").unwrap();
+        counts.insert(
+            (cluster.to_owned(), kind.to_owned()),
+            value.parse().unwrap(),
+        );
+    }
+    assert!(!counts.is_empty(), "no request counts in:\n{metrics}");
+    counts
+}
+
+/// Once a plane is in use (its client, discovery, the organization's prerequisites), a Build
+/// costs four requests: its finalizer, its Workflow, its Workload and one status write, plus
+/// one Event. No read: the BuildPlane, the Workload and the build object come from watches,
+/// the kubeconfig Secret is read at most every 30 s. (Before: a Secret read and a Workload read
+/// per build, a status write at the submit and another at the end, an Event per condition.)
+#[test]
+fn a_build_at_steady_state_is_four_requests_and_one_event() {
+    let plane = cluster::with_argo();
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = organization_on(cpk, &plane, "org-n", cluster::ADMIN);
+    let ns = format!("openchoreo-ci-{org}");
+    let _argo = argo::start(&plane, &[&ns], |_| Some(argo::Script::succeed().instant()));
+    let addr = format!("127.0.0.1:{}", cluster::free_port());
+    let c = start_controller(cpk, &["--metrics-addr", &addr]);
+    let has_event = |name: &str| {
+        let started = Instant::now();
+        while events(cpk, &org, name).is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no Event on {name}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let warm = build(cpk, &org, "warm");
+    wait_for(cpk, &org, &warm, DONE[3], &c);
+    has_event(&warm);
+    let before = api_requests(&addr);
+    const K: u64 = 12;
+    let names: Vec<String> = (0..K).map(|i| build(cpk, &org, &format!("c{i}"))).collect();
+    for name in &names {
+        let b = wait_for(cpk, &org, name, DONE[3], &c);
+        assert_eq!(conditions(&b), DONE);
+        has_event(name);
+    }
+    let after = api_requests(&addr);
+    let sent = |cluster: &str, kind: &str| {
+        let k = (cluster.to_owned(), kind.to_owned());
+        after.get(&k).copied().unwrap_or(0) - before.get(&k).copied().unwrap_or(0)
+    };
+    let shown = format!("{before:?}\n{after:?}");
+    assert_eq!(
+        sent("build-plane", "write"),
+        K,
+        "one Workflow each: {shown}"
+    );
+    assert_eq!(sent("build-plane", "read"), 0, "{shown}");
+    // A Secret read if 30 s passed since the last one; nothing else is read.
+    assert!(sent("control-plane", "read") <= 2, "{shown}");
+    for name in &names {
+        assert_eq!(
+            events(cpk, &org, name),
+            ["WorkloadUpdated: Workload updated successfully".to_owned()],
+            "one Event per build: its one status write"
+        );
+    }
+    assert_eq!(sent("control-plane", "event"), K, "{shown}");
+    // Finalizer, Workload and status: 3 each. A build that took longer than 2 s after its
+    // submit (a loaded machine) has its status written twice.
+    let writes = sent("control-plane", "write");
+    assert!(
+        (3 * K..=3 * K + K / 4).contains(&writes),
+        "{writes} control-plane writes for {K} builds: {shown}"
+    );
+}
+
+/// A Workload view that says what it was told, and records what was applied.
+struct FixedView(std::sync::Mutex<(buildplane::emit::cluster::Known, Vec<Value>)>);
+
+impl buildplane::emit::cluster::WorkloadView for FixedView {
+    fn known(&self, _: &str, _: &str) -> buildplane::emit::cluster::Known {
+        self.0.lock().unwrap().0.clone()
+    }
+    fn applied(&self, w: &Value) {
+        self.0.lock().unwrap().1.push(w.clone());
+    }
+}
+
+/// The Workload apply trusts what the controller's watch knows only as far as the server
+/// agrees: a Workload the view shows is applied with its resourceVersion as a precondition. A
+/// view that lags behind another writer (here: the Workload taken over by another component)
+/// is refused by the server, and the apply reads the Workload and decides again — it does not
+/// overwrite. With a current view the apply is one request.
+#[test]
+fn a_workload_apply_from_a_stale_view_reads_again_and_never_overwrites() {
+    use buildplane::emit::EmitFailure;
+    use buildplane::emit::cluster::{Known, apply};
+    let cp = cluster::start_private();
+    let cpk = &cp.kubeconfig;
+    install_control_plane(cpk);
+    let org = cluster::unique_name("org-v");
+    namespace(cpk, &org);
+    let ours = |image: &str| {
+        json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Workload",
+            "metadata": {"name": "cart", "namespace": org},
+            "spec": {"owner": {"projectName": "shop", "componentName": "cart"},
+                "containers": {"main": {"image": image}}}})
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kube = rt
+        .block_on(buildplane::kube::Kube::connect(
+            &buildplane::kube::ClientSettings {
+                kubeconfig: Some(cpk.to_path_buf()),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let creator = format!("{org}/cart-build");
+    // Created through a view that knows it is absent: one request (discovery aside).
+    let view = FixedView(std::sync::Mutex::new((Known::Absent, vec![])));
+    let r = rt.block_on(apply(&kube, &ours("r/cart:1"), &creator, Some(&view)));
+    assert_eq!(r.unwrap(), format!("applied Workload/{org}/cart"));
+    let first = view.0.lock().unwrap().1[0].clone();
+    // The view shows it as it is now: one request, and "unchanged".
+    view.0.lock().unwrap().0 = Known::Present(first.clone());
+    let n = kube.requests();
+    let r = rt.block_on(apply(&kube, &ours("r/cart:1"), &creator, Some(&view)));
+    assert_eq!(r.unwrap(), format!("unchanged Workload/{org}/cart"));
+    assert_eq!(kube.requests() - n, 1, "no read before the apply");
+    // Another component takes the name over; the view still shows it as ours.
+    let path = format!("/apis/openchoreo.dev/v1alpha1/namespaces/{org}/workloads/cart");
+    merge(
+        cpk,
+        &path,
+        json!({"spec": {"owner": {"componentName": "pay"}, "containers": {"main": {"image": "r/pay:1"}}}}),
+    );
+    let n = kube.requests();
+    let r = rt.block_on(apply(&kube, &ours("r/cart:2"), &creator, Some(&view)));
+    assert!(
+        matches!(&r, Err(EmitFailure::OwnedElsewhere(why)) if why.contains("belongs to component shop/pay")),
+        "{r:?}"
+    );
+    assert_eq!(
+        kube.requests() - n,
+        2,
+        "the apply refused (409), the read, no second apply"
+    );
+    let (_, w) = cluster::kubectl_like_get(cpk, None, &path);
+    assert_eq!(w["spec"]["owner"]["componentName"], "pay");
+    assert_eq!(w["spec"]["containers"]["main"]["image"], "r/pay:1");
+}

@@ -30,6 +30,7 @@ impl ClientArgs {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             request_timeout: Some(self.request_timeout),
+            counts: None,
         }
     }
 }

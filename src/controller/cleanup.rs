@@ -11,6 +11,7 @@
 //! cannot be reached or refuses is retried: it still runs the build.
 
 use super::Ctx;
+use super::events::EventType;
 use super::planes::BUILD_ANNOTATION;
 use super::reconcile::{
     Freshness, ReconcileError, Status, on_plane, parse_status, patch_build, plane_for,
@@ -24,7 +25,6 @@ use crate::engine::{self, Engine};
 use crate::report::error_line;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Action;
-use super::events::EventType;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

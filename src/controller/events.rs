@@ -182,7 +182,11 @@ mod tests {
         assert_eq!(e.reporting_controller.as_deref(), Some("buildplane"));
         assert_eq!(e.reporting_instance.as_deref(), Some("buildplane-0"));
         let note = e.note.unwrap();
-        assert!(note.len() <= MAX_NOTE && note.ends_with("..."), "{}", note.len());
+        assert!(
+            note.len() <= MAX_NOTE && note.ends_with("..."),
+            "{}",
+            note.len()
+        );
         assert!(note.starts_with("line\\n"), "{note}");
         assert!(e.event_time.is_some());
         // Without a pod name, the instance is the controller's name (the field is required).

@@ -16,11 +16,11 @@ use crate::emit::Emitter;
 use crate::kube::policy::KubeconfigPolicy;
 use crate::kube::{ClientSettings, Kube, KubeError};
 use crate::serve::Metrics;
+use events::{EventType, Publisher};
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use events::{EventType, Publisher};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::watcher;
 use leader::{Leadership, Stopping};
@@ -235,7 +235,11 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), ControllerError> {
-    let cp = Kube::connect(&settings.control_plane).await?;
+    let cp = Kube::connect(&ClientSettings {
+        counts: Some(metrics.api_counts("control-plane")),
+        ..settings.control_plane.clone()
+    })
+    .await?;
     for kind in ["Build", "BuildPlane", "Workload"] {
         if cp
             .resource("openchoreo.dev/v1alpha1", kind)
@@ -295,6 +299,7 @@ pub async fn run(
             trigger_tx,
             settings.plane_request_timeout,
             settings.kubeconfig_policy,
+            metrics.api_counts("build-plane"),
         ),
         emitter: Emitter::control_plane_only(
             cp.clone(),
@@ -425,7 +430,7 @@ pub async fn run(
     // No reconcile runs any more: the Lease goes, for a standby to take at its next try.
     let _ = stop_tx.send(Stopping::Release);
     let _ = elector.await;
-    let (plane_requests, plane_writes) = ctx.planes.counts().await;
+    let (plane_requests, plane_writes) = ctx.planes.counts();
     tracing::info!(
         event = "shutdown",
         control_plane_requests = cp.requests(),

@@ -70,6 +70,8 @@ pub struct Planes {
     request_timeout: Duration,
     /// What the kubeconfig Secrets may ask of the controller.
     policy: KubeconfigPolicy,
+    /// Every plane client's requests, counted together (kept across rebuilt clients).
+    counts: crate::kube::count::Counts,
 }
 
 impl Planes {
@@ -79,21 +81,20 @@ impl Planes {
         trigger: UnboundedSender<(String, String)>,
         request_timeout: Duration,
         policy: KubeconfigPolicy,
+        counts: crate::kube::count::Counts,
     ) -> Planes {
         Planes {
             by_key: Default::default(),
             trigger,
             request_timeout,
             policy,
+            counts,
         }
     }
 
-    /// Requests and writes sent to build planes by the clients in use now.
-    pub async fn counts(&self) -> (usize, usize) {
-        let planes = self.by_key.lock().await;
-        planes.values().fold((0, 0), |(r, w), p| {
-            (r + p.kube.requests(), w + p.kube.writes())
-        })
+    /// Requests and writes sent to build planes by every client so far.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.counts.requests(), self.counts.writes())
     }
 
     /// The cached plane of BuildPlane `key`, whatever its Secret says now.
@@ -119,6 +120,7 @@ impl Planes {
         }
         let settings = ClientSettings {
             request_timeout: Some(self.request_timeout),
+            counts: Some(self.counts.clone()),
             ..Default::default()
         };
         let kube = Kube::from_kubeconfig_text(kubeconfig, shown, &settings, self.policy).await?;
@@ -153,8 +155,8 @@ impl Planes {
                 writer,
                 watcher(api, config).modify(|w| w.metadata.managed_fields = None),
             )
-                .inspect(super::mark_listed(listed_tx))
-                .default_backoff();
+            .inspect(super::mark_listed(listed_tx))
+            .default_backoff();
             let mut objects = events.touched_objects().boxed();
             while let Some(next) = objects.next().await {
                 match next {

@@ -9,6 +9,7 @@
 
 use super::Ctx;
 use super::cleanup;
+use super::events::EventType;
 use super::leader::Leadership;
 use super::planes::{BUILD_ANNOTATION, Plane};
 use crate::core::buildplane::{
@@ -33,7 +34,6 @@ use crate::report::error_line;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use super::events::EventType;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tracing::Instrument;
@@ -319,7 +319,9 @@ async fn reconcile_build(
             .and_then(|by| by.checked_duration_since(std::time::Instant::now()))
             .filter(|w| !w.is_zero());
         if let (Some(wait), Some(by)) = (wait, write_by) {
-            ctx.memory().defer_status(&ns, &name, status, by);
+            let mut memory = ctx.memory();
+            memory.defer_status(&ns, &name, status, by);
+            memory.reset_backoff(&ns, &name);
             return Ok(Action::requeue(wait));
         }
         write_status(&ctx, &ns, &name, &status).await?;

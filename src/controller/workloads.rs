@@ -110,8 +110,8 @@ impl Workloads {
     }
 
     fn cached(&self, namespace: &str, name: &str) -> Option<Value> {
-        let r = ObjectRef::new_with(name, super::openchoreo("Workload", "workloads"))
-            .within(namespace);
+        let r =
+            ObjectRef::new_with(name, super::openchoreo("Workload", "workloads")).within(namespace);
         self.store.get(&r).map(|o| {
             let mut v = serde_json::to_value(&*o).unwrap_or_default();
             // The store's objects carry kind and apiVersion from the watch; `strip` keeps none.
@@ -217,10 +217,7 @@ mod tests {
             crate::core::workload::foreign_owner(&workload("7"), &ours)
         );
         assert!(crate::core::workload::foreign_owner(&s, &ours).is_some());
-        assert_eq!(
-            crate::core::cleanup::created_by(&s),
-            Some("acme/cart-1")
-        );
+        assert_eq!(crate::core::cleanup::created_by(&s), Some("acme/cart-1"));
     }
 
     #[test]
@@ -238,7 +235,10 @@ mod tests {
             known_from(None, Some((&v8, false))),
             (Known::Present(v8.clone()), false)
         );
-        assert_eq!(known_from(Some(v7.clone()), Some((&v8, false))), (Known::Unknown, false));
+        assert_eq!(
+            known_from(Some(v7.clone()), Some((&v8, false))),
+            (Known::Unknown, false)
+        );
         // The watch shows ours: it decides again, and ours is dropped.
         assert_eq!(
             known_from(Some(v8.clone()), Some((&v8, false))),
@@ -246,6 +246,9 @@ mod tests {
         );
         // Kept too long without the watch showing it: read.
         assert_eq!(known_from(None, Some((&v8, true))), (Known::Unknown, true));
-        assert_eq!(known_from(Some(v7), Some((&v8, true))), (Known::Unknown, true));
+        assert_eq!(
+            known_from(Some(v7), Some((&v8, true))),
+            (Known::Unknown, true)
+        );
     }
 }

@@ -1,47 +1,60 @@
 //! Counts every HTTP request a client sends — reads, writes, discovery, watches — at the wire,
 //! so request figures (`buildplane controller`'s, the benchmarks') cannot miss a call path.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use prometheus_client::metrics::counter::Counter;
 use std::task::{Context, Poll};
 
 /// Shared counters: every request, and those that change something (not GET/HEAD, not a
 /// `dryRun` request, not an access review: a SelfSubjectAccessReview is a POST that only asks).
+/// Kept as three disjoint Prometheus counters (reads, writes other than Events, Events), so a
+/// process can expose them as they are (`buildplane_api_requests_total`).
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
-    requests: Arc<AtomicUsize>,
-    writes: Arc<AtomicUsize>,
-    events: Arc<AtomicUsize>,
+    reads: Counter,
+    writes: Counter,
+    events: Counter,
 }
 
 impl Counts {
+    /// Counts into `reads`, `writes` (other than Events) and `events`: counters a metrics
+    /// registry holds (several clients may share them).
+    pub fn into_counters(reads: Counter, writes: Counter, events: Counter) -> Counts {
+        Counts {
+            reads,
+            writes,
+            events,
+        }
+    }
+
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::Relaxed)
+        (self.reads.get() + self.writes.get() + self.events.get()) as usize
     }
 
     pub fn writes(&self) -> usize {
-        self.writes.load(Ordering::Relaxed)
+        (self.writes.get() + self.events.get()) as usize
     }
 
     /// The writes that publish Events (events.k8s.io or core `events`): part of `writes`,
     /// counted apart too, since they report and change no object.
     pub fn events(&self) -> usize {
-        self.events.load(Ordering::Relaxed)
+        self.events.get() as usize
     }
 
     fn record<B>(&self, req: &http::Request<B>) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
         let dry = req.uri().query().is_some_and(|q| q.contains("dryRun="));
         let review = req.uri().path().starts_with("/apis/authorization.k8s.io/");
-        if !read && !dry && !review {
-            self.writes.fetch_add(1, Ordering::Relaxed);
-            let path = req.uri().path();
-            let core_event = path.starts_with("/api/v1/")
-                && path.split('/').nth(5).is_some_and(|r| r == "events");
-            if path.starts_with("/apis/events.k8s.io/") || core_event {
-                self.events.fetch_add(1, Ordering::Relaxed);
-            }
+        if read || dry || review {
+            self.reads.inc();
+            return;
+        }
+        let path = req.uri().path();
+        let core_event =
+            path.starts_with("/api/v1/") && path.split('/').nth(5).is_some_and(|r| r == "events");
+        if path.starts_with("/apis/events.k8s.io/") || core_event {
+            self.events.inc();
+        } else {
+            self.writes.inc();
         }
     }
 }
@@ -122,5 +135,14 @@ mod tests {
             c.record(&request(method, uri));
         }
         assert_eq!((c.writes(), c.events()), (6, 3));
+        // Shared counters: a second client counts into the same ones.
+        let (r, w, e) = (Counter::default(), Counter::default(), Counter::default());
+        let a = Counts::into_counters(r.clone(), w.clone(), e.clone());
+        let b = Counts::into_counters(r.clone(), w.clone(), e.clone());
+        a.record(&request("GET", "/api/v1/namespaces"));
+        b.record(&request("PATCH", "/api/v1/namespaces/a"));
+        b.record(&request("POST", "/api/v1/namespaces/a/events"));
+        assert_eq!((r.get(), w.get(), e.get()), (1, 1, 1));
+        assert_eq!((a.requests(), a.writes(), a.events()), (3, 2, 1));
     }
 }

@@ -139,6 +139,9 @@ pub struct ClientSettings {
     pub context: Option<String>,
     /// Per-request timeout.
     pub request_timeout: Option<Duration>,
+    /// Counters the client's requests are counted into (shared with others, or exposed as
+    /// metrics); a client of its own otherwise.
+    pub counts: Option<count::Counts>,
 }
 
 impl ClientSettings {
@@ -292,7 +295,7 @@ impl Kube {
             .exec
             .as_ref()
             .and_then(|e| e.command.clone());
-        let counts = count::Counts::default();
+        let counts = settings.counts.clone().unwrap_or_default();
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| match (e, exec) {
                 (kube::Error::Auth(kube::client::AuthError::AuthExecStart(io)), Some(command))
