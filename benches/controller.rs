@@ -2,12 +2,15 @@
 //! control plane and two build planes, one per organization (namespace, Secret, BuildPlane).
 //! `BUILDPLANE_BENCH_BUILDS` Build custom resources (10,000 unless set), half in each
 //! organization, are created at once; the controller runs as the rendered Deployment runs it,
-//! with leader election (the clock starts once it holds the Lease); the Argo stand-in of
-//! tests/argo on each plane completes each Workflow at once (one status write). The figure is
-//! the time from the first create to the last Workload in the control plane, with the HTTP
-//! requests and writes the controller sent (counted at its clients' wire, logged at shutdown),
-//! its peak resident memory and the CPU time of every process. A run that has not finished
-//! after `BUILDPLANE_BENCH_TIMEOUT_SECS` (900 unless set) reports how far it got.
+//! two replicas with leader election (the clock starts once one holds the Lease); the Argo
+//! stand-in of tests/argo on each plane completes each Workflow at once (one status write).
+//! The figure is the time from the first create to the last Workload in the control plane,
+//! with the HTTP requests and writes the leader sent (counted at its clients' wire, read from
+//! its `buildplane_api_requests_total`), the peak resident memory of both replicas and the CPU
+//! time of every process. Then the leader is killed (SIGKILL) and a Build created: the time
+//! until the standby leads, and until that Build's Workload is applied, is the failover time.
+//! A run that has not finished after `BUILDPLANE_BENCH_TIMEOUT_SECS` (900 unless set) reports
+//! how far it got.
 
 #[path = "../tests/argo/mod.rs"]
 mod argo;
@@ -173,39 +176,57 @@ fn main() {
             })
         })
         .collect();
-    // As the rendered Deployment runs it: with leader election, the Lease in its namespace.
-    let log = tmp.path().join("controller.log");
-    let mut controller = run(
-        &cp,
-        &[
-            "controller",
-            "--log-format",
-            "json",
-            "--enable-leader-election",
-        ],
-    )
-    .env("BUILDPLANE_LOG", "buildplane=info")
-    .env("POD_NAMESPACE", control_plane::NAMESPACE)
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).unwrap())
-    .spawn()
-    .unwrap();
-    // The clock starts once it leads.
-    let leases: Api<Lease> = Api::namespaced(cpc.clone(), control_plane::NAMESPACE);
+    // As the rendered Deployment runs it: two replicas, leader election, the Lease in its
+    // namespace; each serves its metrics.
+    let controllers: Vec<Replica> = ["replica-0", "replica-1"]
+        .iter()
+        .map(|name| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = format!("127.0.0.1:{port}");
+            let log = tmp.path().join(format!("{name}.log"));
+            let child = run(
+                &cp,
+                &[
+                    "controller",
+                    "--log-format",
+                    "json",
+                    "--enable-leader-election",
+                    "--metrics-addr",
+                    &addr,
+                ],
+            )
+            .env("BUILDPLANE_LOG", "buildplane=info")
+            .env("POD_NAMESPACE", control_plane::NAMESPACE)
+            .env("POD_NAME", name)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+            Replica { child, addr, log }
+        })
+        .collect();
+    // The clock starts once one leads.
     let waiting = Instant::now();
-    while rt
-        .block_on(leases.get_opt(&control_plane::lease_name(None)))
-        .unwrap()
-        .and_then(|l| l.spec?.holder_identity)
-        .is_none()
-    {
+    let leader = loop {
+        if let Some(i) = controllers.iter().position(|c| c.leads()) {
+            break i;
+        }
         assert!(
             waiting.elapsed() < Duration::from_secs(60),
-            "the controller took no Lease in 60 s:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            "no replica led within 60 s:\n{}",
+            std::fs::read_to_string(&controllers[0].log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    let standby = 1 - leader;
+    let (leader_pid, standby_pid) = (
+        controllers[leader].child.id(),
+        controllers[standby].child.id(),
+    );
     std::thread::sleep(Duration::from_secs(1));
 
     // Workloads as they appear, counted from one metadata watch.
@@ -226,25 +247,13 @@ fn main() {
             }
         }
     });
-    let cpu_before = cpu_seconds(controller.id(), &cp_dir, &plane_dirs);
+    let cpu_before = cpu_seconds([leader_pid, standby_pid], &cp_dir, &plane_dirs);
 
     let started = Instant::now();
     rt.block_on(
         futures::stream::iter((0..builds_n).map(|i| {
-            let org = ORGS[i % ORGS.len()];
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(cpc.clone(), org, &openchoreo("Build", "builds"));
-            async move {
-                let b: DynamicObject = serde_json::from_value(json!({
-                    "apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
-                    "metadata": {"name": format!("c{i}-build")},
-                    "spec": {"owner": {"projectName": "shop", "componentName": format!("c{i}")},
-                        "repository": {"url": "https://git.example.com/shop.git",
-                            "revision": {"branch": "main"}, "appPath": "/"},
-                        "templateRef": {"name": "google-cloud-buildpacks"}}}))
-                .unwrap();
-                api.create(&PostParams::default(), &b).await.unwrap();
-            }
+            let cpc = cpc.clone();
+            async move { create_build(&cpc, ORGS[i % ORGS.len()], &format!("c{i}")).await }
         }))
         .buffer_unordered(32)
         .for_each(|_| async {}),
@@ -255,10 +264,11 @@ fn main() {
         created.as_secs_f64()
     );
     let all_builds: Api<DynamicObject> = Api::all_with(cpc.clone(), &openchoreo("Build", "builds"));
-    let mut peak_kb = 0;
+    let (mut peak_kb, mut standby_peak_kb) = (0, 0);
     let (mut last_n, mut last_change, mut last_report) = (0, Instant::now(), Instant::now());
     let done = loop {
-        peak_kb = peak_kb.max(rss_kb(controller.id()));
+        peak_kb = peak_kb.max(rss_kb(leader_pid));
+        standby_peak_kb = standby_peak_kb.max(rss_kb(standby_pid));
         let n = applied.lock().unwrap().len();
         if n >= builds_n {
             break Ok(started.elapsed());
@@ -269,9 +279,9 @@ fn main() {
         if last_report.elapsed() >= Duration::from_secs(10) {
             last_report = Instant::now();
             eprintln!(
-                "  {:>5.0} s: {n} Workloads, controller {:.0} MB",
+                "  {:>5.0} s: {n} Workloads, leader {:.0} MB",
                 started.elapsed().as_secs_f64(),
-                rss_kb(controller.id()) as f64 / 1024.0
+                rss_kb(leader_pid) as f64 / 1024.0
             );
         }
         if started.elapsed() > timeout() {
@@ -301,21 +311,55 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    // Let the last status writes land, then stop the controller for its request counts.
+    // Let the last status writes land, then read the leader's request counts.
     std::thread::sleep(Duration::from_secs(2));
-    peak_kb = peak_kb.max(rss_kb(controller.id()));
-    let cpu_after = cpu_seconds(controller.id(), &cp_dir, &plane_dirs);
-    sh(Command::new("kill").args(["-TERM", &controller.id().to_string()]));
-    assert!(controller.wait().unwrap().success());
-    let text = std::fs::read_to_string(&log).unwrap();
-    let shutdown: Value = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "shutdown")
-        .unwrap_or_else(|| panic!("no shutdown event in:\n{text}"));
-    let n = |k: &str| shutdown[k].as_u64().unwrap_or(0) as f64;
-    let requests = n("control_plane_requests") + n("build_plane_requests");
-    let writes = n("control_plane_writes") + n("build_plane_writes");
+    peak_kb = peak_kb.max(rss_kb(leader_pid));
+    standby_peak_kb = standby_peak_kb.max(rss_kb(standby_pid));
+    let cpu_after = cpu_seconds([leader_pid, standby_pid], &cp_dir, &plane_dirs);
+    let sent = controllers[leader].api_requests();
+    let n = |cluster: &str, kinds: &[&str]| -> f64 {
+        kinds
+            .iter()
+            .map(|k| {
+                sent.get(&(cluster.to_owned(), (*k).to_owned()))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .sum::<u64>() as f64
+    };
+    let all = ["read", "write", "event"];
+    let changes = ["write", "event"];
+
+    // Failover: the leader is killed (SIGKILL: no release of the Lease), a Build is created at
+    // once; timed until the standby leads and until that Build's Workload is applied.
+    let mut controllers = controllers;
+    let killed = Instant::now();
+    controllers[leader].child.kill().unwrap();
+    let _ = controllers[leader].child.wait();
+    rt.block_on(create_build(&cpc, ORGS[0], "failover"));
+    let (mut led_after, mut built_after) = (None, None);
+    while built_after.is_none() || led_after.is_none() {
+        if led_after.is_none() && controllers[standby].leads() {
+            led_after = Some(killed.elapsed());
+        }
+        if built_after.is_none()
+            && applied
+                .lock()
+                .unwrap()
+                .contains(&format!("{}/failover", ORGS[0]))
+        {
+            built_after = Some(killed.elapsed());
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(120),
+            "no failover within 120 s:\n{}",
+            std::fs::read_to_string(&controllers[standby].log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sh(Command::new("kill").args(["-TERM", &standby_pid.to_string()]));
+    assert!(controllers[standby].child.wait().unwrap().success());
+
     println!(
         "controller (--enable-leader-election), three kube-apiservers 1.20 on loopback (a control plane, two build planes; {} cores), {builds_n} Build CRs in two organizations created at once:",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -332,25 +376,35 @@ fn main() {
             timeout().as_secs_f64()
         ),
     }
+    let per = |v: f64| v / builds_n as f64;
     println!(
-        "  requests {requests} ({:.2} per build: control plane {}, build planes {}); writes {writes} ({:.2} per build: control plane {}, build planes {})",
-        requests / builds_n as f64,
-        n("control_plane_requests"),
-        n("build_plane_requests"),
-        writes / builds_n as f64,
-        n("control_plane_writes"),
-        n("build_plane_writes"),
+        "  requests {} ({:.2} per build: control plane {}, build planes {}); writes {} ({:.2} per build: control plane {}, build planes {})",
+        n("control-plane", &all) + n("build-plane", &all),
+        per(n("control-plane", &all) + n("build-plane", &all)),
+        n("control-plane", &all),
+        n("build-plane", &all),
+        n("control-plane", &changes) + n("build-plane", &changes),
+        per(n("control-plane", &changes) + n("build-plane", &changes)),
+        n("control-plane", &changes),
+        n("build-plane", &changes),
     );
-    let events = n("control_plane_events");
+    let events = n("control-plane", &["event"]);
     println!(
-        "  of those, Events published: {events} ({:.2} per build); without them {:.2} requests and {:.2} writes per build",
-        events / builds_n as f64,
-        (requests - events) / builds_n as f64,
-        (writes - events) / builds_n as f64,
+        "  of those, Events published: {events} ({:.2} per build); without them {:.2} requests and {:.2} writes per build; reads {:.2} per build",
+        per(events),
+        per(n("control-plane", &all) + n("build-plane", &all) - events),
+        per(n("control-plane", &changes) + n("build-plane", &changes) - events),
+        per(n("control-plane", &["read"]) + n("build-plane", &["read"])),
     );
     println!(
-        "  controller peak resident memory: {:.1} MB",
-        peak_kb as f64 / 1024.0
+        "  peak resident memory: leader {:.1} MB, standby {:.1} MB",
+        peak_kb as f64 / 1024.0,
+        standby_peak_kb as f64 / 1024.0
+    );
+    println!(
+        "  failover (leader SIGKILLed, lease 15 s): the standby led after {:.1} s; a Build created at the kill had its Workload after {:.1} s",
+        led_after.unwrap().as_secs_f64(),
+        built_after.unwrap().as_secs_f64()
     );
     let cpu: Vec<String> = cpu_after
         .iter()
@@ -361,6 +415,74 @@ fn main() {
         "  CPU seconds from the first create to the end: {}",
         cpu.join(", ")
     );
+}
+
+/// Creates Build `<component>-build` of component `component` in `org`.
+async fn create_build(cpc: &kube::Client, org: &str, component: &str) {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(cpc.clone(), org, &openchoreo("Build", "builds"));
+    let b: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+        "metadata": {"name": format!("{component}-build")},
+        "spec": {"owner": {"projectName": "shop", "componentName": component},
+            "repository": {"url": "https://git.example.com/shop.git",
+                "revision": {"branch": "main"}, "appPath": "/"},
+            "templateRef": {"name": "google-cloud-buildpacks"}}}))
+    .unwrap();
+    api.create(&PostParams::default(), &b).await.unwrap();
+}
+
+/// A controller replica: its process, metrics address and log.
+struct Replica {
+    child: std::process::Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    /// `GET /metrics` (empty when it does not answer).
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    fn leads(&self) -> bool {
+        self.metrics().lines().any(|l| l == "buildplane_leader 1")
+    }
+
+    /// `buildplane_api_requests_total`: (cluster, kind) → requests.
+    fn api_requests(&self) -> std::collections::HashMap<(String, String), u64> {
+        let mut out = std::collections::HashMap::new();
+        for line in self.metrics().lines() {
+            let Some(rest) = line.strip_prefix("buildplane_api_requests_total{cluster=\"") else {
+                continue;
+            };
+            let Some((cluster, rest)) = rest.split_once("\",kind=\"") else {
+                continue;
+            };
+            let Some((kind, value)) = rest.split_once("\"} ") else {
+                continue;
+            };
+            if let Ok(v) = value.trim().parse() {
+                out.insert((cluster.to_owned(), kind.to_owned()), v);
+            }
+        }
+        out
+    }
 }
 
 /// User and system CPU seconds of a process so far.
@@ -381,9 +503,9 @@ fn cpu_of(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// CPU seconds of the controller, each API server and etcd, and this process (the Argo
-/// stand-ins, the creates and the Workload watch).
-fn cpu_seconds(controller: u32, cp_dir: &Path, plane_dirs: &[PathBuf]) -> Vec<(String, f64)> {
+/// CPU seconds of the controllers (leader, standby), each API server and etcd, and this
+/// process (the Argo stand-ins, the creates and the Workload watch).
+fn cpu_seconds(controllers: [u32; 2], cp_dir: &Path, plane_dirs: &[PathBuf]) -> Vec<(String, f64)> {
     let pid = |dir: &Path, file: &str| -> u32 {
         std::fs::read_to_string(dir.join(file))
             .unwrap_or_default()
@@ -391,7 +513,10 @@ fn cpu_seconds(controller: u32, cp_dir: &Path, plane_dirs: &[PathBuf]) -> Vec<(S
             .parse()
             .unwrap_or(0)
     };
-    let mut out = vec![("controller".to_owned(), cpu_of(controller))];
+    let mut out = vec![
+        ("leader".to_owned(), cpu_of(controllers[0])),
+        ("standby".to_owned(), cpu_of(controllers[1])),
+    ];
     for (who, dir) in std::iter::once(("control plane", cp_dir))
         .chain(plane_dirs.iter().map(|d| ("build plane", d.as_path())))
     {

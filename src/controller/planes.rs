@@ -150,10 +150,14 @@ impl Planes {
         let plane = key.to_owned();
         let (listed_tx, listed) = tokio::sync::watch::channel(false);
         let watch = tokio::spawn(async move {
-            // managedFields are never read: the store keeps the rest.
+            // The store keeps what is read: no managedFields, the status as the engine reads it
+            // (Argo's stored templates, each node's inputs and pod details go).
             let events = reflector::reflector(
                 writer,
-                watcher(api, config).modify(|w| w.metadata.managed_fields = None),
+                watcher(api, config).modify(|w| {
+                    w.metadata.managed_fields = None;
+                    engine::DEFAULT.strip_for_cache(&mut w.data);
+                }),
             )
             .inspect(super::mark_listed(listed_tx))
             .default_backoff();

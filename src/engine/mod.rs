@@ -62,6 +62,9 @@ pub trait Engine: Sync {
     fn build_kind(&self) -> BuildKind;
     /// Whether a live build object has reached a phase after which it no longer changes.
     fn is_finished(&self, live: &Value) -> bool;
+    /// Reduces a live build object (or a `DynamicObject`'s data) to what this trait's methods
+    /// read of it, for a cache of thousands; they answer the same before and after.
+    fn strip_for_cache(&self, live: &mut Value);
     /// The live build object's phase and message.
     fn status(&self, live: &Value) -> BuildStatus;
     /// The step of a live build object that waits because nothing can schedule its pod.

@@ -264,6 +264,10 @@ impl Engine for ArgoEngine {
         status::status(live).phase.is_completed()
     }
 
+    fn strip_for_cache(&self, live: &mut Value) {
+        status::strip_for_cache(live);
+    }
+
     fn status(&self, live: &Value) -> BuildStatus {
         let s = status::status(live);
         BuildStatus {

@@ -237,6 +237,68 @@ impl Node {
     }
 }
 
+/// The fields of `status` that anything here reads ([`nodes`], [`Node`], the phase and
+/// conditions, the times and message); `compressedNodes` and `offloadNodeStatusVersion` stay.
+const STATUS_READ: [&str; 8] = [
+    "phase",
+    "message",
+    "startedAt",
+    "finishedAt",
+    "conditions",
+    "nodes",
+    "compressedNodes",
+    "offloadNodeStatusVersion",
+];
+
+/// The fields of a node [`Node::from_value`] reads.
+const NODE_READ: [&str; 9] = [
+    "id",
+    "name",
+    "displayName",
+    "type",
+    "templateName",
+    "phase",
+    "message",
+    "startedAt",
+    "finishedAt",
+];
+
+/// Reduces a Workflow (the object, or a `DynamicObject`'s data) to what is read of it, for a
+/// cache that holds thousands: the status keeps [`STATUS_READ`], each node [`NODE_READ`] and
+/// its output parameters' names and values. Argo's `storedTemplates`,
+/// `storedWorkflowTemplateSpec`, resource durations and each node's inputs, children and pod
+/// details go. Everything this module derives from the Workflow is the same before and after.
+pub fn strip_for_cache(wf: &mut Value) {
+    let Some(status) = wf.get_mut("status").and_then(Value::as_object_mut) else {
+        return;
+    };
+    status.retain(|k, _| STATUS_READ.contains(&k.as_str()));
+    let Some(nodes) = status.get_mut("nodes").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for node in nodes.values_mut() {
+        let Some(obj) = node.as_object_mut() else {
+            continue;
+        };
+        let outputs = obj
+            .get_mut("outputs")
+            .and_then(|o| o.get_mut("parameters"))
+            .map(Value::take);
+        obj.retain(|k, _| NODE_READ.contains(&k.as_str()));
+        if let Some(Value::Array(mut params)) = outputs {
+            for p in &mut params {
+                if let Some(p) = p.as_object_mut() {
+                    p.retain(|k, _| k == "name" || k == "value");
+                }
+            }
+            obj.insert(
+                "outputs".into(),
+                serde_json::json!({ "parameters": params }),
+            );
+        }
+    }
+}
+
 /// `namespace/name` of the Workflow, for messages.
 pub fn workflow_ref(wf: &Value) -> String {
     let name = str_at(wf, "/metadata/name");
@@ -532,6 +594,46 @@ mod tests {
             finished_at: None,
             outputs: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_workflow_stripped_for_the_cache_reads_the_same() {
+        for name in ["succeeded", "failed"] {
+            let mut wf = fixture(name);
+            // What real Argo adds and nothing reads.
+            wf["status"]["storedWorkflowTemplateSpec"] = json!({"templates": [{"name": "x"}]});
+            wf["status"]["resourcesDuration"] = json!({"cpu": 3});
+            let mut stripped = wf.clone();
+            strip_for_cache(&mut stripped);
+            assert!(
+                serde_json::to_string(&stripped).unwrap().len()
+                    < serde_json::to_string(&wf).unwrap().len() * 3 / 4,
+                "{name}: at least a quarter smaller"
+            );
+            assert!(
+                stripped["status"]
+                    .get("storedWorkflowTemplateSpec")
+                    .is_none()
+            );
+            assert_eq!(nodes(&stripped).unwrap(), nodes(&wf).unwrap(), "{name}");
+            assert_eq!(status(&stripped), status(&wf), "{name}");
+            assert_eq!(steps(&stripped).unwrap(), steps(&wf).unwrap(), "{name}");
+            assert_eq!(
+                artifacts(&stripped).unwrap(),
+                artifacts(&wf).unwrap(),
+                "{name}"
+            );
+            assert_eq!(unschedulable(&stripped), unschedulable(&wf), "{name}");
+            assert_eq!(stripped["spec"], wf["spec"]);
+            assert_eq!(stripped["metadata"], wf["metadata"]);
+        }
+        // Compressed nodes stay as they are.
+        let mut wf = fixture("succeeded");
+        let map = wf["status"]["nodes"].take();
+        wf["status"]["compressedNodes"] = json!(compress(&map));
+        let mut stripped = wf.clone();
+        strip_for_cache(&mut stripped);
+        assert_eq!(nodes(&stripped).unwrap(), nodes(&wf).unwrap());
     }
 
     #[test]
