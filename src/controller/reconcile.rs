@@ -339,6 +339,10 @@ async fn reconcile_build(
     }
 }
 
+/// When a Build whose build object turned out to exist already is decided again (its watch
+/// event triggers it sooner).
+const EXISTS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long after a submit its status write may wait for the build's end (see
 /// [`reconcile_build`]): the conditions keep their times, `kubectl get builds` shows
 /// `Running` at most this much later.
@@ -574,7 +578,9 @@ async fn progress(
     };
     match (decision, live) {
         (BuildDecision::Submit, _) => {
-            submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await?;
+            if !submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await? {
+                return Ok(Action::requeue(EXISTS_RETRY));
+            }
             *submitted_now = true;
             // A new spec whose earlier build object is gone (its TTL) starts over too.
             start_over(status);
@@ -588,7 +594,9 @@ async fn progress(
         }
         (BuildDecision::Replace, _) => {
             replace(&plane, &object).await?;
-            submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await?;
+            if !submit(ctx, &plane, eng, &loaded, &mut object, ns, name).await? {
+                return Ok(Action::requeue(EXISTS_RETRY));
+            }
             *submitted_now = true;
             start_over(status);
             submitted(status, set);
@@ -995,8 +1003,9 @@ fn secret_namespace<'a>(
     }
 }
 
-/// Applies the organization's prerequisites (once per client) and the Workflow, annotated with
-/// the Build it runs so the plane's watch can trigger it.
+/// Applies the organization's prerequisites (once per client) and creates the Workflow,
+/// annotated with the Build it runs so the plane's watch can trigger it. False when a Workflow
+/// of that name exists already.
 async fn submit(
     ctx: &Ctx,
     plane: &Plane,
@@ -1005,7 +1014,7 @@ async fn submit(
     wf: &mut Manifest,
     ns: &str,
     name: &str,
-) -> Result<(), ReconcileError> {
+) -> Result<bool, ReconcileError> {
     let pre = |source| ReconcileError::Prerequisites {
         plane: plane.key.clone(),
         source,
@@ -1040,17 +1049,25 @@ async fn submit(
     drop(prepared);
     wf.object["metadata"]["annotations"][BUILD_ANNOTATION] = json!(format!("{ns}/{name}"));
     let r = workflow_api(plane, &wf.id).await?;
-    plane
+    // A create, not an apply: a build object is submitted once and never updated, and a
+    // create costs the API server less. One that exists already (the watch had not shown it)
+    // is not touched: the retry decides on it as the plane has it.
+    if plane
         .kube
-        .apply(&r, wf, false, true)
+        .create(&r, wf)
         .await
-        .map_err(on_plane(plane))?;
+        .map_err(on_plane(plane))?
+        .is_none()
+    {
+        tracing::info!(object = %wf.id, "build object exists already; decided again once the watch shows it");
+        return Ok(false);
+    }
     // Only a created build object is awaited: after a failed apply the retry must submit.
     let spec_hash = engine::spec_hash_of(&wf.object).unwrap_or_default();
     ctx.memory().expect_build_object(ns, name, spec_hash);
     ctx.metrics.builds_started.inc();
     tracing::info!(event = "build_submitted", object = %wf.id, "build submitted");
-    Ok(())
+    Ok(true)
 }
 
 /// The build object as the plane has it now (a GET: the watch cache may lag).

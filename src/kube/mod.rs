@@ -496,6 +496,31 @@ impl Kube {
         list.items.into_iter().map(|o| to_json(&what, o)).collect()
     }
 
+    /// Creates an object (a POST, field manager `buildplane`): `None` when one of that name
+    /// already exists (409 AlreadyExists), which is left as it is.
+    pub async fn create(&self, r: &Resource, m: &Manifest) -> Result<Option<Value>, KubeError> {
+        let object: DynamicObject = serde_json::from_value(m.object.clone()).map_err(|e| {
+            KubeError::Api {
+                object: m.id.to_string(),
+                code: 0,
+                message: e.to_string(),
+            }
+        })?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        match self
+            .api(r, m.id.namespace.as_deref())
+            .create(&params, &object)
+            .await
+        {
+            Ok(out) => to_json(&m.id.to_string(), out).map(Some),
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => Ok(None),
+            Err(e) => Err(self.error(&m.id.to_string(), e)),
+        }
+    }
+
     /// A JSON merge patch of one object (what `kubectl patch --type merge` sends).
     pub async fn merge_patch(
         &self,
