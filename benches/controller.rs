@@ -19,7 +19,6 @@ use base64::Engine as _;
 use buildplane::controller::openchoreo;
 use buildplane::core::control_plane;
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
@@ -115,8 +114,8 @@ fn inline_ca(kubeconfig: &str) -> String {
 
 fn main() {
     let builds_n = builds_wanted();
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/buildplane");
-    sh(Command::new("cargo").args(["build", "--release", "-q", "--bin", "buildplane"]));
+    // Built by `cargo bench` with the bench's own (optimized) profile: no second build.
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_buildplane"));
     let tmp = tempfile::tempdir().unwrap();
     let cp_dir = tmp.path().join("cp");
     let plane_dirs = ORGS.map(|org| tmp.path().join(format!("plane-{org}")));

@@ -55,8 +55,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/buildplane");
-    sh(Command::new("cargo").args(["build", "--release", "-q", "--bin", "buildplane"]));
+    // Built by `cargo bench` with the bench's own (optimized) profile: no second build.
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_buildplane"));
     let tmp = tempfile::tempdir().unwrap();
     let cluster = tmp.path().join("cluster");
     sh(Command::new("scripts/kube-testenv").arg("up").arg(&cluster));

@@ -5,6 +5,7 @@
 //! engine, harvest and emit code as the CLI; `cleanup.rs` runs a deleted Build's finalizer.
 
 pub mod cleanup;
+pub mod compact;
 pub mod events;
 pub mod leader;
 pub mod memory;
@@ -327,12 +328,12 @@ pub async fn run(
     let store = build_writer.as_reader();
     let build_events = reflector(
         build_writer,
-        // managedFields are never read, and as large as the rest of a Build.
+        // Kept compact (`compact::pack`): a reconcile parses the one it reads.
         watcher(
             Api::<DynamicObject>::all_with(cp.client().clone(), &builds),
             watched.clone(),
         )
-        .modify(|b| b.metadata.managed_fields = None),
+        .modify(compact::pack),
     )
     .inspect(mark_listed(builds_listed_tx))
     .applied_objects()

@@ -51,9 +51,12 @@ impl Plane {
     /// plane whose watch cannot list (credentials without that right, an unreachable server)
     /// must not hold a reconcile slot that another tenant's build is waiting for; the caller
     /// asks the plane directly when the store does not have it.
-    pub fn cached_workflow(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
-        self.workflows
-            .get(&ObjectRef::new_with(name, workflow_resource()).within(namespace))
+    pub fn cached_workflow(&self, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        let cached = self
+            .workflows
+            .get(&ObjectRef::new_with(name, workflow_resource()).within(namespace))?;
+        // Packed by this watch: the text it wrote parses.
+        super::compact::unpack(&cached).ok()
     }
 
     /// Whether the watch has listed the plane's Workflows once: before that, a Workflow the
@@ -150,13 +153,13 @@ impl Planes {
         let plane = key.to_owned();
         let (listed_tx, listed) = tokio::sync::watch::channel(false);
         let watch = tokio::spawn(async move {
-            // The store keeps what is read: no managedFields, the status as the engine reads it
-            // (Argo's stored templates, each node's inputs and pod details go).
+            // The store keeps what is read, compact: the status as the engine reads it (Argo's
+            // stored templates, each node's inputs and pod details go), as one JSON text.
             let events = reflector::reflector(
                 writer,
                 watcher(api, config).modify(|w| {
-                    w.metadata.managed_fields = None;
                     engine::DEFAULT.strip_for_cache(&mut w.data);
+                    super::compact::pack(w);
                 }),
             )
             .inspect(super::mark_listed(listed_tx))

@@ -254,7 +254,7 @@ async fn reconcile_build(
 ) -> Result<Action, ReconcileError> {
     let generation = obj.metadata.generation;
     let value =
-        serde_json::to_value(&*obj).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
+        super::compact::unpack(&obj).map_err(|e| ReconcileError::ControlPlane(e.to_string()))?;
     // `before`: the status as written; `status` starts from one not yet written, if any.
     let (before, deferred) = {
         let mut memory = ctx.memory();
@@ -544,17 +544,12 @@ async fn progress(
     status.plane = Some(plane_name.to_owned());
     let awaiting = ctx.memory().awaiting(ns, name);
     // What the plane's watch holds now; nothing waits for its first listing (a submitted build
-    // the store does not hold is read from the plane below, and submitting is an idempotent
-    // server-side apply). Just after a replacement the store may still hold the object of the
+    // the store does not hold is read from the plane below, and a create of one that exists
+    // changes nothing). Just after a replacement the store may still hold the object of the
     // earlier spec: that one is on its way out, not the one created.
-    let cached = match plane.cached_workflow(&target.namespace, &target.name) {
-        Some(live) => Some(
-            serde_json::to_value(&*live)
-                .map_err(|e| ReconcileError::ControlPlane(e.to_string()))?,
-        ),
-        None => None,
-    }
-    .filter(|live| awaiting.is_none() || engine::spec_hash_of(live) == awaiting.as_deref());
+    let cached = plane
+        .cached_workflow(&target.namespace, &target.name)
+        .filter(|live| awaiting.is_none() || engine::spec_hash_of(live) == awaiting.as_deref());
     let live = match cached {
         Some(live) => Some(live),
         // Just created: its watch event is on the way and triggers the next reconcile.

@@ -499,13 +499,12 @@ impl Kube {
     /// Creates an object (a POST, field manager `buildplane`): `None` when one of that name
     /// already exists (409 AlreadyExists), which is left as it is.
     pub async fn create(&self, r: &Resource, m: &Manifest) -> Result<Option<Value>, KubeError> {
-        let object: DynamicObject = serde_json::from_value(m.object.clone()).map_err(|e| {
-            KubeError::Api {
+        let object: DynamicObject =
+            serde_json::from_value(m.object.clone()).map_err(|e| KubeError::Api {
                 object: m.id.to_string(),
                 code: 0,
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..Default::default()
