@@ -2025,6 +2025,21 @@ fn a_build_at_steady_state_is_four_requests_and_one_event() {
         has_event(name);
     }
     let after = api_requests(&addr);
+    // Every trigger was taken up: the queue drains to nothing (a last watch event may still
+    // be on its way when the last Event is seen).
+    let metrics = || {
+        let out = Command::new("curl")
+            .args(["-sS", &format!("http://{addr}/metrics")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let drained = |m: &str| m.lines().any(|l| l == "buildplane_reconcile_queue_depth 0");
+    let started = Instant::now();
+    while !drained(&metrics()) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(drained(&metrics()), "nothing left waiting: {}", metrics());
     let sent = |cluster: &str, kind: &str| {
         let k = (cluster.to_owned(), kind.to_owned());
         after.get(&k).copied().unwrap_or(0) - before.get(&k).copied().unwrap_or(0)

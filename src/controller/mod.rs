@@ -443,3 +443,27 @@ pub async fn run(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_counts_each_triggered_build_once_until_its_reconcile_starts() {
+        let gauge = prometheus_client::metrics::gauge::Gauge::default();
+        let q = Queue::new(gauge.clone());
+        q.triggered("acme", "cart-1");
+        q.triggered("acme", "cart-1");
+        q.triggered("acme", "cart-2");
+        q.triggered("shop", "cart-1");
+        assert_eq!((q.depth(), gauge.get()), (3, 3), "one entry per Build");
+        q.started("acme", "cart-1");
+        assert_eq!((q.depth(), gauge.get()), (2, 2));
+        // A reconcile of a Build nobody triggered (a delayed retry) takes nothing away.
+        q.started("acme", "cart-9");
+        assert_eq!(gauge.get(), 2);
+        q.started("acme", "cart-2");
+        q.started("shop", "cart-1");
+        assert_eq!((q.depth(), gauge.get()), (0, 0));
+    }
+}
