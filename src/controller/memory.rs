@@ -32,6 +32,8 @@ pub struct Memory<P> {
     written: HashMap<Key, Status>,
     /// A status not written yet (a build just submitted), and by when it must be.
     deferred: HashMap<Key, (Status, Instant)>,
+    /// Builds this process added the finalizer to, until the watch cache shows it.
+    finalized: HashSet<Key>,
     /// Consecutive failures per Build with the same reason.
     failures: HashMap<Key, (String, u32)>,
     /// When a deleted Build's build object was first seen asked to stop.
@@ -47,6 +49,7 @@ impl<P> Default for Memory<P> {
             awaiting: HashMap::new(),
             written: HashMap::new(),
             deferred: HashMap::new(),
+            finalized: HashSet::new(),
             failures: HashMap::new(),
             stopping: HashMap::new(),
             term: 0,
@@ -144,6 +147,21 @@ impl<P: Clone> Memory<P> {
         self.deferred.remove(&key(ns, name))
     }
 
+    /// This process added the Build's finalizer.
+    pub fn remember_finalizer(&mut self, ns: &str, name: &str) {
+        self.finalized.insert(key(ns, name));
+    }
+
+    /// Whether this process added the Build's finalizer and the cache has not shown it yet.
+    pub fn finalizer_added(&self, ns: &str, name: &str) -> bool {
+        self.finalized.contains(&key(ns, name))
+    }
+
+    /// The cache shows the Build's finalizer.
+    pub fn finalizer_seen(&mut self, ns: &str, name: &str) {
+        self.finalized.remove(&key(ns, name));
+    }
+
     /// One more failure with `reason`; the wait before the next attempt. The backoff grows
     /// while the same failure repeats; a different one starts it over.
     pub fn failed(&mut self, ns: &str, name: &str, reason: &str) -> Duration {
@@ -184,6 +202,7 @@ impl<P: Clone> Memory<P> {
         self.awaiting.remove(&k);
         self.written.remove(&k);
         self.deferred.remove(&k);
+        self.finalized.remove(&k);
         self.failures.remove(&k);
         self.stopping.remove(&k);
     }
@@ -193,6 +212,7 @@ impl<P: Clone> Memory<P> {
         let mut keys: HashSet<&Key> = self.awaiting.keys().collect();
         keys.extend(self.written.keys());
         keys.extend(self.deferred.keys());
+        keys.extend(self.finalized.iter());
         keys.extend(self.failures.keys());
         keys.extend(self.stopping.keys());
         keys.len()
@@ -291,8 +311,14 @@ mod tests {
         assert_eq!(m.stop_waited("ns", "b", t0), Duration::ZERO);
         let later = t0 + Duration::from_secs(12);
         assert_eq!(m.stop_waited("ns", "b", later), Duration::from_secs(12));
+        m.remember_finalizer("ns", "b");
+        assert!(m.finalizer_added("ns", "b"));
         m.gone("ns", "b");
         assert!(m.is_empty(), "a deleted Build leaves nothing behind");
+        assert!(!m.finalizer_added("ns", "b"));
+        m.remember_finalizer("ns", "b");
+        m.finalizer_seen("ns", "b");
+        assert!(m.is_empty(), "the cache shows it: nothing kept");
         assert_eq!(m.stop_waited("ns", "b", later), Duration::ZERO);
         m.gone("ns", "b");
         let read = Instant::now();

@@ -422,9 +422,17 @@ pub async fn run(
         .reconcile_all_on(took_lead)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx.clone())
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "reconcile failed");
+        .for_each(|r| {
+            // A Build triggered after it was gone (its Workflow's deletion, say) is never
+            // reconciled: it leaves the queue here.
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = &r {
+                ctx.queue
+                    .started(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
+            }
+            async move {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "reconcile failed");
+                }
             }
         })
         .await;

@@ -374,14 +374,25 @@ fn publish_transition(ctx: &Arc<Ctx>, obj: &DynamicObject, before: &Status, afte
 }
 
 /// Adds the finalizer to a Build that lacks it, before anything is built for it.
+/// A finalizer this process added is not added again while the watch cache lags behind (the
+/// patch's `test` of the cached finalizers would fail): the next reconcile comes at once when
+/// the build object's own watch event arrives.
 async fn add_finalizer(ctx: &Ctx, obj: &DynamicObject) -> Result<(), ReconcileError> {
+    let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
+    let name = obj.metadata.name.as_deref().unwrap_or_default();
     let current = obj.metadata.finalizers.clone().unwrap_or_default();
     let Some(patch) = rules::add_finalizer_patch(&current) else {
+        ctx.memory().finalizer_seen(ns, name);
         return Ok(());
     };
+    if ctx.memory().finalizer_added(ns, name) {
+        return Ok(());
+    }
     patch_build(ctx, obj, patch)
         .await
-        .map_err(ReconcileError::Finalizer)
+        .map_err(ReconcileError::Finalizer)?;
+    ctx.memory().remember_finalizer(ns, name);
+    Ok(())
 }
 
 /// A JSON patch of the Build object itself (its finalizers), named by the caller's error.
