@@ -1,5 +1,5 @@
 //! `buildplane sync --log-format json` run as a user runs it, its JSON events read as they come
-//! (tests/sync.rs, tests/user_templates.rs).
+//! (tests/sync.rs, tests/user_templates.rs, tests/sync_inputs.rs).
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-/// How long a wait for an event lasts.
+/// How long a wait for an event lasts unless the test sets [`Sync::wait`].
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A running `buildplane sync --log-format json` and its stderr events as they come.
@@ -16,6 +16,8 @@ pub struct Sync {
     pub child: Child,
     lines: Receiver<String>,
     pub seen: Vec<Value>,
+    /// How long [`Sync::wait_event`] waits.
+    pub wait: Duration,
 }
 
 pub fn start_sync(kc: &Path, args: &[&str]) -> Sync {
@@ -44,6 +46,7 @@ pub fn start_sync(kc: &Path, args: &[&str]) -> Sync {
         child,
         lines,
         seen: Vec::new(),
+        wait: WAIT,
     }
 }
 
@@ -67,8 +70,10 @@ impl Sync {
                 panic!("sync exited ({status}) before {event}: {:#?}", self.seen);
             }
             assert!(
-                started.elapsed() < WAIT,
-                "no {event} #{n}; so far: {:#?}",
+                started.elapsed() < self.wait,
+                "no {event} #{n} after {:?} (memory high-water mark {:?} MB); so far: {:#?}",
+                self.wait,
+                self.peak_mb(),
                 self.seen
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -83,24 +88,35 @@ impl Sync {
             .collect()
     }
 
+    /// The most memory the process has used so far (VmHWM), in MB.
+    pub fn peak_mb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024)
+    }
+
     /// SIGTERM, then the exit code (bounded).
     pub fn terminate(&mut self) -> Option<i32> {
+        self.terminate_within(WAIT).0
+    }
+
+    /// SIGTERM, then the exit code and how long it took (failing after `limit`).
+    pub fn terminate_within(&mut self, limit: Duration) -> (Option<i32>, Duration) {
         let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 self.drain();
-                return status.code();
+                return (status.code(), started.elapsed());
             }
-            assert!(started.elapsed() < WAIT, "sync did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                started.elapsed() < limit,
+                "sync still running {limit:?} after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
