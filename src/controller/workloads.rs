@@ -36,28 +36,25 @@ impl Drop for Workloads {
     }
 }
 
-/// A Workload reduced to what an apply decides on.
-fn strip(v: &Value) -> Value {
-    let text = |p: &str| v.pointer(p).cloned().unwrap_or(Value::Null);
-    let mut metadata = json!({
-        "name": text("/metadata/name"),
-        "namespace": text("/metadata/namespace"),
-        "resourceVersion": text("/metadata/resourceVersion"),
-    });
-    if let Some(c) = v
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(CREATED_BY_ANNOTATION))
-    {
-        metadata["annotations"] = json!({ CREATED_BY_ANNOTATION: c });
-    }
-    let mut out = json!({ "metadata": metadata });
-    if let Some(owner) = v.pointer("/spec/owner") {
-        out["spec"] = json!({ "owner": owner });
-    }
-    out
+/// An apply's response reduced as the watch's objects are ([`strip_object`]), as JSON; `None`
+/// when it is not an object with metadata.
+fn strip(v: &Value) -> Option<Value> {
+    let mut o: DynamicObject = serde_json::from_value(v.clone()).ok()?;
+    strip_object(&mut o);
+    Some(as_json(&o))
 }
 
-/// The same reduction on the watch's objects, before the store keeps them.
+/// A stored Workload as the apply reads it (without kind and apiVersion, which it never reads).
+fn as_json(o: &DynamicObject) -> Value {
+    let mut v = serde_json::to_value(o).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    v
+}
+
+/// A Workload reduced to what an apply decides on, before the store keeps it.
 fn strip_object(o: &mut DynamicObject) {
     let annotations = o
         .metadata
@@ -112,15 +109,7 @@ impl Workloads {
     fn cached(&self, namespace: &str, name: &str) -> Option<Value> {
         let r =
             ObjectRef::new_with(name, super::openchoreo("Workload", "workloads")).within(namespace);
-        self.store.get(&r).map(|o| {
-            let mut v = serde_json::to_value(&*o).unwrap_or_default();
-            // The store's objects carry kind and apiVersion from the watch; `strip` keeps none.
-            if let Some(m) = v.as_object_mut() {
-                m.remove("apiVersion");
-                m.remove("kind");
-            }
-            v
-        })
+        self.store.get(&r).map(|o| as_json(&o))
     }
 }
 
@@ -175,7 +164,15 @@ impl WorkloadView for Workloads {
         let k = (text("/metadata/namespace"), text("/metadata/name"));
         let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
         applied.retain(|_, (_, at)| at.elapsed() <= APPLIED_KEPT);
-        applied.insert(k, (strip(workload), Instant::now()));
+        match strip(workload) {
+            Some(stripped) => {
+                applied.insert(k, (stripped, Instant::now()));
+            }
+            // Nothing to stand in with: the watch decides.
+            None => {
+                applied.remove(&k);
+            }
+        }
     }
 }
 
@@ -193,22 +190,16 @@ mod tests {
     }
 
     #[test]
-    fn a_stripped_workload_keeps_what_the_apply_decides_on_and_both_strips_agree() {
+    fn a_stripped_workload_keeps_what_the_apply_decides_on() {
         let w = workload("7");
-        let s = strip(&w);
+        let s = strip(&w).unwrap();
         assert_eq!(
             s,
             json!({"metadata": {"name": "cart", "namespace": "acme", "resourceVersion": "7",
                 "annotations": {CREATED_BY_ANNOTATION: "acme/cart-1"}},
                 "spec": {"owner": {"projectName": "shop", "componentName": "cart"}}})
         );
-        let mut o: DynamicObject = serde_json::from_value(w).unwrap();
-        strip_object(&mut o);
-        let mut v = serde_json::to_value(&o).unwrap();
-        let m = v.as_object_mut().unwrap();
-        m.remove("apiVersion");
-        m.remove("kind");
-        assert_eq!(v, s);
+        assert_eq!(strip(&json!("not an object")), None);
         // What the apply decides with the stripped copy, it decides as with the whole one.
         let ours = json!({"metadata": {"name": "cart", "namespace": "acme"},
             "spec": {"owner": {"projectName": "shop", "componentName": "search"}}});
@@ -222,7 +213,10 @@ mod tests {
 
     #[test]
     fn an_apply_of_ours_stands_in_until_the_watch_shows_it() {
-        let (v7, v8) = (strip(&workload("7")), strip(&workload("8")));
+        let (v7, v8) = (
+            strip(&workload("7")).unwrap(),
+            strip(&workload("8")).unwrap(),
+        );
         // Nothing of ours: the watch decides.
         assert_eq!(known_from(None, None), (Known::Absent, false));
         assert_eq!(
