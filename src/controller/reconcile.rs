@@ -312,10 +312,11 @@ async fn reconcile_build(
     }
     status.phase = conditions::phase_word(&status.conditions).to_owned();
     if status != before {
-        // Just submitted and not finished: written when the build finishes or the window
-        // closes, whichever comes first (a build that finishes quickly is one write).
+        // Just submitted and no outcome recorded yet (`recorded_outcome`, the same answer as
+        // "is this Build done"): written when the build finishes or the window closes,
+        // whichever comes first (a build that finishes quickly is one write).
         let wait = write_by
-            .filter(|_| outcome.is_ok() && !finished(&status))
+            .filter(|_| outcome.is_ok() && recorded_outcome(&status) == Recorded::Open)
             .and_then(|by| by.checked_duration_since(std::time::Instant::now()))
             .filter(|w| !w.is_zero());
         if let (Some(wait), Some(by)) = (wait, write_by) {
@@ -347,11 +348,6 @@ const EXISTS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// [`reconcile_build`]): the conditions keep their times, `kubectl get builds` shows
 /// `Running` at most this much later.
 const WRITE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The build finished, one way or another: its status is written now.
-fn finished(status: &Status) -> bool {
-    matches!(status.phase.as_str(), "Succeeded" | "Failed")
-}
 
 /// One Event for the status write just made, when it moved a condition
 /// (`conditions::transition_event`): reason and message the condition's, the action its type.
@@ -478,6 +474,12 @@ pub fn recorded<'a>(status: &'a Status, rendered: &str) -> Recorded<'a> {
     if recorded_spec_hash(status, rendered).as_deref() != Some(this_spec.as_str()) {
         return Recorded::Open;
     }
+    recorded_outcome(status)
+}
+
+/// What the status's conditions record of the build they describe, whichever spec that was
+/// ([`recorded`] checks the spec first).
+fn recorded_outcome(status: &Status) -> Recorded<'_> {
     let find = |t: &str| conditions::find_condition(&status.conditions, t);
     if find(TYPE_BUILD_COMPLETED).is_some_and(|c| c.reason == REASON_BUILD_FAILED && !c.is_true()) {
         return Recorded::Done;
