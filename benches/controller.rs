@@ -14,6 +14,8 @@
 
 #[path = "../tests/argo/mod.rs"]
 mod argo;
+#[path = "../tests/scrape/mod.rs"]
+mod scrape;
 
 use base64::Engine as _;
 use buildplane::controller::openchoreo;
@@ -446,41 +448,15 @@ impl Drop for Replica {
 }
 
 impl Replica {
-    /// `GET /metrics` (empty when it does not answer).
-    fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
-            return String::new();
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-
     fn leads(&self) -> bool {
-        self.metrics().lines().any(|l| l == "buildplane_leader 1")
+        scrape::metrics(&self.addr)
+            .lines()
+            .any(|l| l == "buildplane_leader 1")
     }
 
     /// `buildplane_api_requests_total`: (cluster, kind) → requests.
-    fn api_requests(&self) -> std::collections::HashMap<(String, String), u64> {
-        let mut out = std::collections::HashMap::new();
-        for line in self.metrics().lines() {
-            let Some(rest) = line.strip_prefix("buildplane_api_requests_total{cluster=\"") else {
-                continue;
-            };
-            let Some((cluster, rest)) = rest.split_once("\",kind=\"") else {
-                continue;
-            };
-            let Some((kind, value)) = rest.split_once("\"} ") else {
-                continue;
-            };
-            if let Ok(v) = value.trim().parse() {
-                out.insert((cluster.to_owned(), kind.to_owned()), v);
-            }
-        }
-        out
+    fn api_requests(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        scrape::api_requests(&scrape::metrics(&self.addr))
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod argo;
 mod cluster;
+mod scrape;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -1966,24 +1967,9 @@ fn two_shards_split_the_builds_and_each_elects_on_its_own_lease() {
 
 /// `buildplane_api_requests_total` of the controller at `addr`: (cluster, kind) → count.
 fn api_requests(addr: &str) -> std::collections::BTreeMap<(String, String), u64> {
-    let out = Command::new("curl")
-        .args(["-sS", &format!("http://{addr}/metrics")])
-        .output()
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut counts = std::collections::BTreeMap::new();
-    for line in metrics.lines() {
-        let Some(rest) = line.strip_prefix("buildplane_api_requests_total{cluster=\"") else {
-            continue;
-        };
-        let (cluster, rest) = rest.split_once("\",kind=\"").unwrap();
-        let (kind, value) = rest.split_once("\"} ").unwrap();
-        counts.insert(
-            (cluster.to_owned(), kind.to_owned()),
-            value.parse().unwrap(),
-        );
-    }
-    assert!(!counts.is_empty(), "no request counts in:\n{metrics}");
+    let text = scrape::metrics(addr);
+    let counts = scrape::api_requests(&text);
+    assert!(!counts.is_empty(), "no request counts in:\n{text}");
     counts
 }
 
@@ -2027,13 +2013,7 @@ fn a_build_at_steady_state_is_four_requests_and_one_event() {
     let after = api_requests(&addr);
     // Every trigger was taken up: the queue drains to nothing (a last watch event may still
     // be on its way when the last Event is seen).
-    let metrics = || {
-        let out = Command::new("curl")
-            .args(["-sS", &format!("http://{addr}/metrics")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let metrics = || scrape::metrics(&addr);
     let drained = |m: &str| m.lines().any(|l| l == "buildplane_reconcile_queue_depth 0");
     let started = Instant::now();
     while !drained(&metrics()) && started.elapsed() < Duration::from_secs(10) {
