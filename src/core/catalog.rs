@@ -69,8 +69,8 @@ pub fn template_names() -> Vec<&'static str> {
 pub enum Source {
     /// One of the chart's four.
     Builtin,
-    /// `extraTemplates` in values.
-    Values,
+    /// `extraTemplates` in values; `allow_privileged` is its `allowPrivileged`.
+    Values { allow_privileged: bool },
     /// The live ClusterWorkflowTemplate on the build plane.
     Cluster,
 }
@@ -111,6 +111,19 @@ impl Declared {
             }
         }
         d
+    }
+
+    /// Whether its steps may run privileged (the lint's allowance): the built-in templates
+    /// (podman builds in the step pod) and an `extraTemplates` entry with `allowPrivileged`.
+    /// A live template's privilege is the cluster admin's: it is never linted for it.
+    pub fn privileged(&self) -> bool {
+        matches!(
+            self.source,
+            Source::Builtin
+                | Source::Values {
+                    allow_privileged: true
+                }
+        )
     }
 
     fn declares(&self, parameter: &str) -> bool {
@@ -160,10 +173,14 @@ impl Catalog {
                 continue;
             };
             if c.get(name).is_none() {
+                let allow_privileged = t
+                    .get("allowPrivileged")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 c.templates.push(Declared::from_arguments(
                     name,
                     t.get("parameters"),
-                    Source::Values,
+                    Source::Values { allow_privileged },
                 ));
             }
         }
@@ -304,7 +321,7 @@ mod tests {
         let maven = c.get("maven").unwrap();
         assert_eq!(maven.required, ["goals"]);
         assert_eq!(maven.optional, ["jdk"]);
-        assert_eq!(maven.source, Source::Values);
+        assert!(matches!(maven.source, Source::Values { .. }));
         let (o, b) = build("maven", &["goals"], None);
         check(&c, &o, &b).unwrap();
         let (o, b) = build("maven", &["goals", "jdk"], None);

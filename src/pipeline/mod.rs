@@ -2,7 +2,7 @@
 //! is read and validated before anything is produced, so bad input yields an error and no
 //! output (and, for the commands that talk to a cluster, no request).
 
-use crate::core::catalog::{self, Catalog};
+use crate::core::catalog::{self, Catalog, Declared};
 use crate::core::manifest::{self, Manifest, ObjectId};
 use crate::core::render::{self, Chart, RenderError};
 use crate::core::spec::{self, Build, Origin, SpecError};
@@ -367,28 +367,16 @@ impl Rendered {
 /// templates (podman builds in the step pod) and an `extraTemplates` entry with
 /// `allowPrivileged`; never a template added through `extraObjects`. The templates Builds may
 /// name (built-in and `extraTemplates`) also pass the step contract (`lint::contract`).
-pub fn lint_templates(bundle: &[Manifest], values: &Value) -> Result<(), PipelineError> {
-    let extra = values.get("extraTemplates").and_then(Value::as_array);
-    let declared = |name: &str| {
-        extra
-            .into_iter()
-            .flatten()
-            .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
-    };
+pub fn lint_templates(bundle: &[Manifest], catalog: &Catalog) -> Result<(), PipelineError> {
     let mut found = bundle
         .iter()
         .filter(|m| m.id.kind == "ClusterWorkflowTemplate")
         .flat_map(|m| {
-            let name = m.id.name.as_str();
-            let builtin = catalog::template(name).is_some();
-            let entry = declared(name);
-            let privileged = builtin
-                || entry
-                    .and_then(|t| t.get("allowPrivileged"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
+            // Only the templates Builds may name are in the catalog (never an `extraObjects` one).
+            let declared = catalog.get(&m.id.name);
+            let privileged = declared.is_some_and(Declared::privileged);
             let mut findings = crate::core::lint::lint_template(&m.object, privileged);
-            if builtin || entry.is_some() {
+            if declared.is_some() {
                 findings.extend(crate::core::lint::contract(&m.object));
             }
             findings
@@ -444,20 +432,21 @@ fn plan_render(chart: &Chart, req: &RenderRequest) -> Result<RenderPlan, Pipelin
         not_applicable,
     } = merged_values(chart, req)?;
     let with_chart = req.install || (req.builds.is_empty() && req.control_plane.is_none());
+    let catalog = Catalog::with_values(&values);
     let builds = if req.builds.is_empty() {
         Vec::new()
     } else {
         load_builds(
             &req.builds,
             req.default_namespace.as_deref(),
-            Some(&Catalog::with_values(&values)),
+            Some(&catalog),
         )?
     };
     let mut bundle = Vec::new();
     if with_chart || !builds.is_empty() {
         // Also without --install: the build objects carry the digests of their templates.
         bundle = render::render_chart(chart, &values)?;
-        lint_templates(&bundle, &values)?;
+        lint_templates(&bundle, &catalog)?;
     }
     let build_render = if builds.is_empty() {
         BuildRender::default()
