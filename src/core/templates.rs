@@ -190,6 +190,8 @@ const WORKLOAD_RULES: Invariants = Invariants {
 pub struct WorkloadEnvelope {
     env: Environment<'static>,
     origin: String,
+    /// Whether it reads `build` (the built-in one does not: no Build is serialized for it).
+    reads_build: bool,
 }
 
 impl Default for WorkloadEnvelope {
@@ -217,7 +219,14 @@ impl WorkloadEnvelope {
                 origin: origin.clone(),
                 message: render::error_chain(&e),
             })?;
-        Ok(WorkloadEnvelope { env, origin })
+        let reads_build = env
+            .get_template(WORKLOAD)
+            .is_ok_and(|t| t.undeclared_variables(false).contains("build"));
+        Ok(WorkloadEnvelope {
+            env,
+            origin,
+            reads_build,
+        })
     }
 
     /// `workload` (validated, provenance stamped) in its envelope, checked: the same name,
@@ -226,7 +235,7 @@ impl WorkloadEnvelope {
     pub fn wrap(
         &self,
         workload: &Value,
-        build: &Value,
+        build: &super::spec::Build,
         label: &str,
     ) -> Result<Value, TemplateError> {
         let fail = |message: String| TemplateError::Render {
@@ -234,8 +243,12 @@ impl WorkloadEnvelope {
             build: label.to_owned(),
             message,
         };
-        let ctx = minijinja::context! { workload => TplValue::from_serialize(workload),
-        build => TplValue::from_serialize(build) };
+        let build = if self.reads_build {
+            TplValue::from_serialize(build)
+        } else {
+            TplValue::UNDEFINED
+        };
+        let ctx = minijinja::context! { workload => TplValue::from_serialize(workload), build };
         let text = self
             .env
             .get_template(WORKLOAD)
@@ -373,6 +386,47 @@ mod tests {
         superset: &["/metadata/labels"],
         absent: &["/spec/templates"],
     };
+
+    #[test]
+    fn an_envelope_is_given_the_build_only_when_it_reads_it() {
+        assert!(
+            !WorkloadEnvelope::builtin().reads_build,
+            "no Build serialized per emit"
+        );
+        let origin = crate::core::spec::Origin {
+            file: "b.yaml".into(),
+            document: 1,
+            documents: 1,
+        };
+        let build = crate::core::spec::build_from_value(
+            &origin,
+            json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Build",
+                "metadata": {"name": "cart-1", "namespace": "acme"},
+                "spec": {"owner": {"projectName": "shop", "componentName": "cart"},
+                    "repository": {"url": "https://git.example.com/shop.git",
+                        "revision": {"branch": "main"}, "appPath": "/"},
+                    "templateRef": {"name": "docker"}}}),
+        )
+        .unwrap();
+        let workload = json!({"apiVersion": "openchoreo.dev/v1alpha1", "kind": "Workload",
+            "metadata": {"name": "cart", "namespace": "acme"},
+            "spec": {"owner": {"projectName": "shop", "componentName": "cart"}}});
+        let text = "apiVersion: [[ workload.apiVersion | tojson ]]\nkind: Workload\n\
+            metadata:\n  name: cart\n  namespace: acme\n\
+            \x20 labels: {team.example.com/build: [[ build.metadata.name | tojson ]]}\n\
+            spec: [[ workload.spec | tojson ]]\n";
+        let envelope = WorkloadEnvelope::new("envelope.yaml".into(), text.into()).unwrap();
+        assert!(envelope.reads_build);
+        let out = envelope.wrap(&workload, &build, "acme/cart-1").unwrap();
+        assert_eq!(
+            out["metadata"]["labels"]["team.example.com/build"],
+            "cart-1"
+        );
+        let plain = WorkloadEnvelope::builtin()
+            .wrap(&workload, &build, "acme/cart-1")
+            .unwrap();
+        assert_eq!(plain, workload);
+    }
 
     #[test]
     fn an_overlay_may_add_but_not_change_or_drop() {

@@ -265,8 +265,7 @@ impl Emitter {
         // The envelope first: what every target receives, or why none does.
         if let Some(w) = outcome.workload() {
             let label = format!("{}/{}", build.organization(), build.metadata.name);
-            let b = serde_json::to_value(build).unwrap_or_default();
-            outcome.harvest = match self.envelope.wrap(w, &b, &label) {
+            outcome.harvest = match self.envelope.wrap(w, build, &label) {
                 Ok(wrapped) => Harvest::Workload(wrapped),
                 Err(e) => Harvest::Unusable(escape_controls(&e.to_string()).into_owned()),
             };
